@@ -1,0 +1,58 @@
+# Two commands do all set-up on a fresh machine with Python 3.11+: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench notebooks lab app sandbox browser-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+## demo: the main job, end to end on the local sandbox
+demo: $(STAMP)
+	$(BIN)/python -m toolkit demo
+
+## test: every test (unit, sandbox over HTTP, doctests, notebooks with nbval, browser)
+test: $(STAMP) browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check toolkit tests bench
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check toolkit tests bench
+
+## browser-deps: Debian's chromium for the browser tests (installed when we are root)
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || { echo "could not install chromium"; [ "$$CI" != "true" ] || exit 1; }; \
+	else echo "chromium not found: browser tests will be skipped (sudo apt-get install chromium)"; fi
+
+## bench: performance figures side by side with their baselines
+bench: $(STAMP)
+	$(BIN)/python bench/plan_throughput.py
+
+## notebooks: re-execute the notebooks against a fresh sandbox to refresh their outputs
+notebooks: $(STAMP)
+	$(BIN)/python -m toolkit notebooks --refresh
+
+## lab: sandbox + JupyterLab on the notebooks
+lab: $(STAMP)
+	$(BIN)/python -m toolkit lab
+
+## app: the launch form as a stand-alone page (Voila), on the sandbox
+app: $(STAMP)
+	$(BIN)/python -m toolkit app
+
+## sandbox: the local platform API server alone
+sandbox: $(STAMP)
+	$(BIN)/toolkit sandbox
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,177 @@
+"""The toolkit's exception tree.
+
+Every error the toolkit raises on purpose is a :class:`ToolkitError`. Where an error
+also *means* a builtin, it inherits it too, so ``except ValueError`` keeps working::
+
+    ToolkitError
+    ├── InvalidArgumentError (ValueError)      a bad call, caught before anything is built
+    │   ├── ColumnNotFoundError (KeyError)      a mapped column is not in the frame
+    │   └── ConfigurationError                  a required setting (env var) is missing
+    ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
+    ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``)
+    ├── TransportError (ConnectionError)        the request could not be sent or answered
+    └── ApiError                                the platform answered ``error != 0``
+        ├── AuthError                           401 / 403: token missing or wrong
+        ├── RateLimited                         429: too many requests
+        └── RequestTooLarge                     400 "request body too large"
+
+Errors that come from an HTTP exchange carry ``.request`` (method and URL, never the
+token) and ``.response`` (status code and a short, token-free body excerpt).
+
+Example:
+    >>> from toolkit.errors import ColumnNotFoundError, ToolkitError
+    >>> err = ColumnNotFoundError("column 'emial' is not in the frame; did you mean 'email'?")
+    >>> isinstance(err, (ToolkitError, KeyError, ValueError))
+    True
+    >>> str(err)
+    "column 'emial' is not in the frame; did you mean 'email'?"
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "AlreadyLaunched",
+    "ApiError",
+    "AuthError",
+    "ColumnNotFoundError",
+    "ConfigurationError",
+    "InvalidArgumentError",
+    "RateLimited",
+    "RequestInfo",
+    "RequestTooLarge",
+    "ResponseInfo",
+    "SerializationError",
+    "ToolkitError",
+    "TransportError",
+    "did_you_mean",
+]
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What was asked: never holds the token or the body."""
+
+    method: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """What came back: the HTTP status and a short excerpt of the body."""
+
+    status_code: int
+    excerpt: str = ""
+
+
+class ToolkitError(Exception):
+    """Base of every error the toolkit raises on purpose."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        request: RequestInfo | None = None,
+        response: ResponseInfo | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request = request
+        self.response = response
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgumentError(ToolkitError, ValueError):
+    """A call the toolkit refuses before building or sending anything."""
+
+
+class ColumnNotFoundError(InvalidArgumentError, KeyError):
+    """A column named in a mapping or subscription is not in the frame."""
+
+    # KeyError quotes its message in str(); keep the plain sentence instead.
+    __str__ = ToolkitError.__str__
+
+
+class ConfigurationError(InvalidArgumentError):
+    """A required setting (such as ``TOOLKIT_API_URL``) is missing or malformed."""
+
+
+class SerializationError(ToolkitError, TypeError):
+    """A value (``content``, ``custom_data``, a cell) cannot be encoded in the body."""
+
+
+class AlreadyLaunched(ToolkitError, RuntimeError):
+    """Every batch of this plan was already sent for the same trigger and host.
+
+    ``previous`` holds the earlier launch's journal record (label, time, task ids).
+    Pass ``force=True`` to send again on purpose.
+    """
+
+    def __init__(self, message: str = "", *, previous: object = None) -> None:
+        super().__init__(message)
+        self.previous = previous
+
+
+class TransportError(ToolkitError, ConnectionError):
+    """The request could not be sent, or its answer was lost."""
+
+
+class ApiError(ToolkitError):
+    """The platform answered with ``error != 0`` (whatever the HTTP status).
+
+    Attributes:
+        code: the platform's ``error`` code (e.g. 400, 403).
+        text: its ``error_text``.
+        debug: its ``error_debug`` when given, else ``None``.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        text: str = "",
+        debug: str | None = None,
+        *,
+        request: RequestInfo | None = None,
+        response: ResponseInfo | None = None,
+    ) -> None:
+        message = f"platform error {code}: {text}" + (f" ({debug})" if debug else "")
+        if request is not None:
+            message += f" [{request.method} {request.url}]"
+        super().__init__(message, request=request, response=response)
+        self.code = code
+        self.text = text
+        self.debug = debug
+
+
+class AuthError(ApiError):
+    """The token is missing (401) or refused (403). Check ``TOOLKIT_API_TOKEN``."""
+
+
+class RateLimited(ApiError):
+    """The platform asked to slow down (429). ``retry_after`` is in seconds, if given."""
+
+    def __init__(self, *args: object, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class RequestTooLarge(ApiError):
+    """The body was over the platform's limit: plan with a smaller ``max_bytes``."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A ``"; did you mean 'x'?"`` hint, or ``""`` when nothing is close.
+
+    Example:
+        >>> did_you_mean("emial", ["email", "phone"])
+        "; did you mean 'email'?"
+        >>> did_you_mean("zzz", ["email"])
+        ''
+    """
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

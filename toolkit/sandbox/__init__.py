@@ -1,0 +1,1 @@
+"""Sandbox package placeholder."""
