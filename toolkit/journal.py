@@ -1,0 +1,639 @@
+"""The launch journal: a local SQLite record of what was sent, so nothing is sent twice.
+
+Every launch, every batch of it and every row it sent is written here *before* and
+*after* the request goes out. A re-run notebook cell, a crashed kernel or a killed
+process can then tell which batches were never sent (safe to send), which were sent
+(never send again: poll them), and which were caught in flight (``unknown``: the
+platform may or may not have them; only the user decides to re-send).
+
+What is stored, and what never is:
+
+* launches: id, label, trigger id, API host (scheme, host and port; no credentials,
+  no path), creation time, the plan's fingerprint and its summary (counts only);
+* batches: index, sha256 of the body, the input row positions, row count, state, task
+  id, attempts, times, remote status/progress and result counts;
+* sent rows: the sha256 of each row's match key (to answer "was this key sent?");
+* row results once a task completes: position, status, profile id, error code, text.
+
+Never the token, never a request body, never profile data (emails, names, phones).
+
+Batch states::
+
+    planned --> sending --> sent --> completed
+                   |          \\--> failed    (the task ran and failed: it was sent)
+                   |--> unknown              (the answer was lost after sending)
+                   \\--> failed               (refused / never delivered: task_id is NULL)
+
+The file is opened in WAL mode so a notebook and a CLI can read it while a launch
+writes; each write is one short transaction.
+
+Example:
+    >>> j = Journal(":memory:")
+    >>> lid = j.create_launch(label="demo", trigger_id=96, host="http://127.0.0.1:8080",
+    ...                       fingerprint="f" * 64, format="json", n_rows=2, summary={"rows": 2},
+    ...                       batches=[(0, "d" * 64, (0, 1))])
+    >>> j.mark_sending(lid, 0); j.mark_sent(lid, 0, "task-1", keys=["a@x.io", "b@x.io"])
+    >>> [(b.index, b.state, b.task_id, b.attempts) for b in j.batches(lid)]
+    [(0, 'sent', 'task-1', 1)]
+    >>> j.was_sent("a@x.io", trigger_id=96)
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from toolkit.errors import ConfigurationError, InvalidArgumentError
+
+__all__ = [
+    "ENV_JOURNAL",
+    "SENT_STATES",
+    "BatchRecord",
+    "BatchState",
+    "Journal",
+    "LaunchRecord",
+    "RowResult",
+    "api_host",
+    "key_hash",
+]
+
+ENV_JOURNAL: Final = "TOOLKIT_JOURNAL"
+
+BatchState = Literal["planned", "sending", "sent", "unknown", "completed", "failed"]
+#: States meaning "the platform has (or may have) this batch": never send it again by itself.
+SENT_STATES: Final = frozenset({"sending", "sent", "unknown", "completed"})
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS launches (
+    launch_id   TEXT PRIMARY KEY,
+    label       TEXT,
+    trigger_id  INTEGER,
+    host        TEXT NOT NULL,
+    created     TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    format      TEXT NOT NULL DEFAULT 'json',
+    n_rows      INTEGER NOT NULL DEFAULT 0,
+    summary     TEXT NOT NULL DEFAULT '{}',
+    forced      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS launches_identity ON launches (fingerprint, trigger_id, host);
+CREATE INDEX IF NOT EXISTS launches_label ON launches (label);
+CREATE TABLE IF NOT EXISTS batches (
+    launch_id   TEXT NOT NULL REFERENCES launches (launch_id),
+    batch_index INTEGER NOT NULL,
+    digest      TEXT NOT NULL,
+    rows        TEXT NOT NULL,
+    n_rows      INTEGER NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'planned',
+    task_id     TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    created     TEXT NOT NULL,
+    sent_at     TEXT,
+    finished_at TEXT,
+    status      TEXT,
+    progress    REAL,
+    n_imported  INTEGER,
+    n_failed    INTEGER,
+    error_code  INTEGER,
+    error       TEXT,
+    origin      TEXT,
+    PRIMARY KEY (launch_id, batch_index)
+);
+CREATE INDEX IF NOT EXISTS batches_digest ON batches (digest);
+CREATE TABLE IF NOT EXISTS sent_rows (
+    launch_id   TEXT NOT NULL,
+    batch_index INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    key_sha256  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_rows_key ON sent_rows (key_sha256);
+CREATE TABLE IF NOT EXISTS row_results (
+    launch_id   TEXT NOT NULL,
+    batch_index INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    profile_id  TEXT,
+    error_code  INTEGER,
+    error_text  TEXT,
+    PRIMARY KEY (launch_id, position)
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def key_hash(key: str) -> str:
+    """The sha256 hex of a match key: how the journal remembers a row without its data.
+
+    Example:
+        >>> key_hash("a@x.io")[:16]
+        'aa8a6b1226018606'
+    """
+    return hashlib.sha256(str(key).encode("utf-8")).hexdigest()
+
+
+def api_host(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: credentials, path and query dropped.
+
+    The journal keys idempotency on the host, so the same plan sent to the sandbox and
+    to production are two different launches.
+
+    Example:
+        >>> api_host("https://user:secret@API.example.com:8443/api/v1.1/?token=x")
+        'https://api.example.com:8443'
+        >>> api_host("http://127.0.0.1:5000")
+        'http://127.0.0.1:5000'
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        raise ConfigurationError(f"API URL {url!r} has no scheme or host; expected e.g. https://host:port")
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}"
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """One launch as the journal knows it."""
+
+    launch_id: str
+    label: str | None
+    trigger_id: int | None
+    host: str
+    created: str
+    fingerprint: str
+    format: str
+    n_rows: int
+    summary: dict[str, Any] = field(repr=False)
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch of a launch: its identity (digest, rows) and where it stands."""
+
+    launch_id: str
+    index: int
+    digest: str
+    rows: tuple[int, ...] = field(repr=False)
+    n_rows: int
+    state: str
+    task_id: str | None
+    attempts: int
+    created: str
+    sent_at: str | None
+    finished_at: str | None
+    status: str | None
+    progress: float | None
+    n_imported: int | None
+    n_failed: int | None
+    error_code: int | None
+    error: str | None
+    #: launch id this batch's task was first sent in, when it was sent by another launch
+    origin: str | None
+
+    @property
+    def was_sent(self) -> bool:
+        """True when the platform has or may have this batch (never re-send it by itself)."""
+        return self.state in SENT_STATES or (self.state == "failed" and self.task_id is not None)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """One input row's outcome after its task completed (no profile data)."""
+
+    position: int
+    batch: int
+    status: str
+    profile_id: str | None = None
+    error_code: int | None = None
+    error_text: str | None = None
+
+
+def _batch(row: sqlite3.Row) -> BatchRecord:
+    return BatchRecord(
+        launch_id=row["launch_id"],
+        index=row["batch_index"],
+        digest=row["digest"],
+        rows=tuple(json.loads(row["rows"])),
+        n_rows=row["n_rows"],
+        state=row["state"],
+        task_id=row["task_id"],
+        attempts=row["attempts"],
+        created=row["created"],
+        sent_at=row["sent_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        progress=row["progress"],
+        n_imported=row["n_imported"],
+        n_failed=row["n_failed"],
+        error_code=row["error_code"],
+        error=row["error"],
+        origin=row["origin"],
+    )
+
+
+def _launch(row: sqlite3.Row) -> LaunchRecord:
+    return LaunchRecord(
+        launch_id=row["launch_id"],
+        label=row["label"],
+        trigger_id=row["trigger_id"],
+        host=row["host"],
+        created=row["created"],
+        fingerprint=row["fingerprint"],
+        format=row["format"],
+        n_rows=row["n_rows"],
+        summary=json.loads(row["summary"] or "{}"),
+        forced=bool(row["forced"]),
+    )
+
+
+class Journal:
+    """The SQLite journal of launches, batches and sent rows (see the module docs).
+
+    ``path`` is a file path or ``":memory:"``. One connection is shared by the threads
+    of a launch, serialized by a lock; other processes coordinate through SQLite's own
+    locking (WAL, ``busy_timeout``).
+
+    Example:
+        >>> Journal(":memory:").history()
+        []
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(Path(self.path).expanduser())
+        self._lock = threading.RLock()
+        # check_same_thread=False: the launch's worker threads share the connection;
+        # the lock above serializes them. isolation_level=None: explicit transactions.
+        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    # --- opening -----------------------------------------------------------------------
+    @staticmethod
+    def default_path() -> Path:
+        """``$TOOLKIT_JOURNAL`` if set, else ``journal.sqlite`` in the user's data folder.
+
+        Example:
+            >>> Journal.default_path().name
+            'journal.sqlite'
+        """
+        env = os.environ.get(ENV_JOURNAL)
+        if env:
+            return Path(env).expanduser()
+        import platformdirs  # imported late: only needed when no path is given
+
+        return Path(platformdirs.user_data_dir("toolkit")) / "journal.sqlite"
+
+    @classmethod
+    def open(cls, journal: Journal | str | os.PathLike[str] | None = None) -> Journal:
+        """A Journal from a Journal (returned as is), a path, or ``None`` (the default path).
+
+        Example:
+            >>> j = Journal(":memory:"); Journal.open(j) is j
+            True
+        """
+        if isinstance(journal, Journal):
+            return journal
+        if journal is None:
+            return cls(cls.default_path())
+        if not isinstance(journal, (str, os.PathLike)):
+            raise InvalidArgumentError(
+                f"journal= must be a path or a Journal, got {type(journal).__name__}; "
+                "pass e.g. journal='launches.sqlite'"
+            )
+        return cls(journal)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.path!r})"
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # --- launches ------------------------------------------------------------------------
+    def create_launch(
+        self,
+        *,
+        label: str | None,
+        trigger_id: int | None,
+        host: str,
+        fingerprint: str,
+        format: str,
+        n_rows: int,
+        summary: dict[str, Any],
+        batches: Iterable[tuple[int, str, Sequence[int]]],
+        forced: bool = False,
+        linked: dict[int, BatchRecord] | None = None,
+    ) -> str:
+        """Record a new launch and its batches (``(index, digest, rows)``), all ``planned``.
+
+        ``linked`` maps a batch index to the earlier batch (same digest, same trigger and
+        host) that already carries it: that batch is recorded with the earlier task id and
+        state instead of being planned, so it is polled, not sent again.
+        """
+        launch_id = uuid.uuid4().hex[:12]
+        now = _now()
+        linked = linked or {}
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO launches VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    launch_id, label, trigger_id, host, now, fingerprint, format, int(n_rows),
+                    json.dumps(summary, default=str), int(forced),
+                ),
+            )  # fmt: skip
+            for index, digest, rows in batches:
+                rows_json = json.dumps([int(r) for r in rows])
+                prev = linked.get(index)
+                if prev is None:
+                    db.execute(
+                        "INSERT INTO batches (launch_id, batch_index, digest, rows, n_rows, created)"
+                        " VALUES (?,?,?,?,?,?)",
+                        (launch_id, index, digest, rows_json, len(rows), now),
+                    )
+                else:
+                    state = "unknown" if prev.state == "sending" else prev.state
+                    db.execute(
+                        "INSERT INTO batches (launch_id, batch_index, digest, rows, n_rows, created, state,"
+                        " task_id, sent_at, finished_at, status, progress, n_imported, n_failed,"
+                        " error_code, error, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            launch_id, index, digest, rows_json, len(rows), now, state, prev.task_id,
+                            prev.sent_at, prev.finished_at, prev.status, prev.progress, prev.n_imported,
+                            prev.n_failed, prev.error_code, prev.error, prev.origin or prev.launch_id,
+                        ),
+                    )  # fmt: skip
+        return launch_id
+
+    def launch(self, launch_id: str) -> LaunchRecord | None:
+        rows = self._query("SELECT * FROM launches WHERE launch_id = ?", (launch_id,))
+        return _launch(rows[0]) if rows else None
+
+    def find(self, label_or_id: str) -> LaunchRecord:
+        """The launch with this id, else the latest one with this label.
+
+        Raises ``InvalidArgumentError`` naming the known labels when there is none.
+        """
+        rec = self.launch(label_or_id)
+        if rec is not None:
+            return rec
+        rows = self._query(
+            "SELECT * FROM launches WHERE label = ? ORDER BY created DESC, rowid DESC LIMIT 1", (label_or_id,)
+        )
+        if rows:
+            return _launch(rows[0])
+        labels = [r["label"] for r in self._query("SELECT DISTINCT label FROM launches") if r["label"]]
+        from toolkit.errors import did_you_mean
+
+        raise InvalidArgumentError(
+            f"no launch labelled or numbered {label_or_id!r} in the journal {self.path}"
+            f"{did_you_mean(label_or_id, labels)}; `toolkit history` lists them"
+        )
+
+    def find_by_fingerprint(self, fingerprint: str, trigger_id: int | None, host: str) -> LaunchRecord | None:
+        """The latest launch of the same plan to the same trigger and host, if any."""
+        rows = self._query(
+            "SELECT * FROM launches WHERE fingerprint = ? AND trigger_id IS ? AND host = ?"
+            " ORDER BY created DESC, rowid DESC LIMIT 1",
+            (fingerprint, trigger_id, host),
+        )
+        return _launch(rows[0]) if rows else None
+
+    def sent_batches(
+        self, digests: Iterable[str], trigger_id: int | None, host: str
+    ) -> dict[str, BatchRecord]:
+        """For each digest, the latest batch with that body already sent (or maybe sent)
+        to the same trigger and host, in any launch. Missing digests were never sent."""
+        digests = list(dict.fromkeys(digests))
+        found: dict[str, BatchRecord] = {}
+        for start in range(0, len(digests), 500):  # stay under SQLite's parameter limit
+            chunk = digests[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT b.* FROM batches b JOIN launches l USING (launch_id)"
+                f" WHERE b.digest IN ({marks}) AND l.trigger_id IS ? AND l.host = ?"
+                f" ORDER BY b.created, b.rowid",
+                (*chunk, trigger_id, host),
+            )
+            for row in rows:
+                rec = _batch(row)
+                if rec.was_sent:
+                    found[rec.digest] = rec  # later rows win: the latest send
+        return found
+
+    def batches(self, launch_id: str) -> list[BatchRecord]:
+        rows = self._query("SELECT * FROM batches WHERE launch_id = ? ORDER BY batch_index", (launch_id,))
+        return [_batch(r) for r in rows]
+
+    def batch(self, launch_id: str, index: int) -> BatchRecord:
+        rows = self._query(
+            "SELECT * FROM batches WHERE launch_id = ? AND batch_index = ?", (launch_id, int(index))
+        )
+        if not rows:
+            raise InvalidArgumentError(f"launch {launch_id} has no batch {index}")
+        return _batch(rows[0])
+
+    # --- batch state transitions ----------------------------------------------------------
+    def _set(self, launch_id: str, index: int, **values: Any) -> None:
+        cols = ", ".join(f"{k} = ?" for k in values)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE batches SET {cols} WHERE launch_id = ? AND batch_index = ?",
+                (*values.values(), launch_id, int(index)),
+            )
+
+    def mark_sending(self, launch_id: str, index: int) -> None:
+        """Written *before* the request goes out: a crash from here on leaves ``sending``,
+        which a later launch reads as ``unknown`` (never re-sent by itself)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE batches SET state = 'sending', attempts = attempts + 1, sent_at = ?, error = NULL,"
+                " error_code = NULL WHERE launch_id = ? AND batch_index = ?",
+                (_now(), launch_id, int(index)),
+            )
+
+    def mark_sent(self, launch_id: str, index: int, task_id: str, keys: Iterable[str] = ()) -> None:
+        """The platform accepted the batch: keep its task id and the hashes of its keys."""
+        rec = self.batch(launch_id, index)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE batches SET state = 'sent', task_id = ?, status = NULL, progress = 0"
+                " WHERE launch_id = ? AND batch_index = ?",
+                (task_id, launch_id, int(index)),
+            )
+            db.executemany(
+                "INSERT INTO sent_rows VALUES (?,?,?,?)",
+                [(launch_id, int(index), pos, key_hash(k)) for pos, k in zip(rec.rows, keys, strict=False)],
+            )
+
+    def mark_unknown(self, launch_id: str, index: int, error: str) -> None:
+        """The request went out but its answer was lost: the platform may have it."""
+        self._set(launch_id, index, state="unknown", error=error)
+
+    def mark_failed(self, launch_id: str, index: int, error: str, *, code: int | None = None) -> None:
+        """Refused or never delivered (its ``task_id`` stays None: safe to send again later)."""
+        self._set(launch_id, index, state="failed", error=error, error_code=code, finished_at=_now())
+
+    def mark_planned(self, launch_id: str, index: int, error: str | None = None) -> None:
+        """Back to ``planned``: the request provably never reached the platform."""
+        self._set(launch_id, index, state="planned", error=error)
+
+    def reset_in_flight(self, launch_id: str) -> list[int]:
+        """Batches left ``sending`` by a process that died become ``unknown``; returns them."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT batch_index FROM batches WHERE launch_id = ? AND state = 'sending'", (launch_id,)
+            ).fetchall()
+            db.execute(
+                "UPDATE batches SET state = 'unknown', error = 'caught in flight: the process stopped"
+                " while sending' WHERE launch_id = ? AND state = 'sending'",
+                (launch_id,),
+            )
+        return [r[0] for r in rows]
+
+    def update_status(self, launch_id: str, index: int, status: str, progress: float | None) -> None:
+        self._set(launch_id, index, status=status, progress=progress)
+
+    def mark_finished(
+        self,
+        launch_id: str,
+        index: int,
+        *,
+        ok: bool,
+        status: str,
+        results: Sequence[RowResult] = (),
+        error: str | None = None,
+    ) -> None:
+        """The task reached a terminal state: keep counts and per-row results."""
+        n_imported = sum(r.status == "imported" for r in results)
+        n_failed = sum(r.status == "failed" for r in results)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE batches SET state = ?, status = ?, progress = 100, finished_at = ?, n_imported = ?,"
+                " n_failed = ?, error = ? WHERE launch_id = ? AND batch_index = ?",
+                (
+                    "completed" if ok else "failed", status, _now(), n_imported, n_failed, error,
+                    launch_id, int(index),
+                ),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT OR REPLACE INTO row_results VALUES (?,?,?,?,?,?,?)",
+                [
+                    (launch_id, int(index), r.position, r.status, r.profile_id, r.error_code, r.error_text)
+                    for r in results
+                ],
+            )
+
+    def row_results(self, launch_id: str) -> list[RowResult]:
+        rows = self._query("SELECT * FROM row_results WHERE launch_id = ? ORDER BY position", (launch_id,))
+        return [
+            RowResult(
+                position=r["position"], batch=r["batch_index"], status=r["status"],
+                profile_id=r["profile_id"], error_code=r["error_code"], error_text=r["error_text"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def was_sent(self, key: str, *, trigger_id: int | None = None) -> bool:
+        """True when a row with this match key was sent (to ``trigger_id``, if given).
+
+        Example:
+            >>> Journal(":memory:").was_sent("nobody@x.io")
+            False
+        """
+        sql = "SELECT 1 FROM sent_rows s JOIN launches l USING (launch_id) WHERE s.key_sha256 = ?"
+        params: list[Any] = [key_hash(key)]
+        if trigger_id is not None:
+            sql += " AND l.trigger_id = ?"
+            params.append(trigger_id)
+        return bool(self._query(sql + " LIMIT 1", params))
+
+    # --- history -----------------------------------------------------------------------------
+    def history(self) -> list[dict[str, Any]]:
+        """Past launches, newest first, with batch and row counts by state.
+
+        Example:
+            >>> j = Journal(":memory:")
+            >>> _ = j.create_launch(label="x", trigger_id=1, host="http://h", fingerprint="0" * 64,
+            ...                     format="json", n_rows=3, summary={}, batches=[(0, "a" * 64, (0, 1, 2))])
+            >>> h = j.history()[0]; h["label"], h["batches"], h["planned"], h["rows"]
+            ('x', 1, 1, 3)
+        """
+        rows = self._query(
+            """
+            SELECT l.launch_id, l.label, l.created, l.trigger_id, l.host, l.format, l.n_rows AS rows,
+                   l.fingerprint, l.forced,
+                   COUNT(b.batch_index) AS batches,
+                   COALESCE(SUM(b.n_rows), 0) AS batched_rows,
+                   COALESCE(SUM(b.state = 'planned'), 0) AS planned,
+                   COALESCE(SUM(b.state IN ('sending', 'sent')), 0) AS sent,
+                   COALESCE(SUM(b.state = 'completed'), 0) AS completed,
+                   COALESCE(SUM(b.state = 'failed'), 0) AS failed,
+                   COALESCE(SUM(b.state = 'unknown'), 0) AS unknown,
+                   COALESCE(SUM(b.n_imported), 0) AS imported_rows,
+                   COALESCE(SUM(b.n_failed), 0) AS failed_rows,
+                   GROUP_CONCAT(b.task_id, ' ') AS task_ids
+            FROM launches l LEFT JOIN batches b USING (launch_id)
+            GROUP BY l.launch_id
+            ORDER BY l.created DESC, l.rowid DESC
+            """
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["forced"] = bool(d["forced"])
+            d["task_ids"] = d["task_ids"].split() if d["task_ids"] else []
+            out.append(d)
+        return out
