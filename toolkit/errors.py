@@ -10,6 +10,7 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
     ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``)
     ├── TransportError (ConnectionError)        the request could not be sent or answered
+    │   └── OutcomeUnknown                      it was sent, but its answer was lost
     └── ApiError                                the platform answered ``error != 0``
         ├── AuthError                           401 / 403: token missing or wrong
         ├── RateLimited                         429: too many requests
@@ -40,6 +41,7 @@ __all__ = [
     "ColumnNotFoundError",
     "ConfigurationError",
     "InvalidArgumentError",
+    "OutcomeUnknown",
     "RateLimited",
     "RequestInfo",
     "RequestTooLarge",
@@ -119,6 +121,15 @@ class AlreadyLaunched(ToolkitError, RuntimeError):
 
 class TransportError(ToolkitError, ConnectionError):
     """The request could not be sent, or its answer was lost."""
+
+
+class OutcomeUnknown(TransportError):
+    """The request went out but no usable answer came back (read timeout, connection
+    reset after sending, HTTP 500 to a batch): the platform may or may not have acted on it.
+
+    A batch in this state is journalled as ``unknown`` and never re-sent by itself;
+    ``Launch.resend_unknown()`` sends it again once you have decided to.
+    """
 
 
 class ApiError(ToolkitError):
