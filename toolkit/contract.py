@@ -51,6 +51,7 @@ __all__ = [
     "is_xml_name",
     "loads_xml",
     "ok_envelope",
+    "xml_fragment",
     "xml_text",
 ]
 
@@ -237,6 +238,19 @@ def _xml_lines(key: str, value: Any, out: list[str]) -> None:
         out.append(f"<{key}>{xml_text(value)}</{key}>")
 
 
+def xml_fragment(obj: Mapping[str, Any]) -> str:
+    """The XML lines of a mapping's items without a root element (joined by newlines).
+
+    Example:
+        >>> xml_fragment({"status": "active", "cats": ["a"]})
+        "<status>active</status>\\n<cats array='true'>a</cats>"
+    """
+    out: list[str] = []
+    for key, value in obj.items():
+        _xml_lines(str(key), value, out)
+    return "\n".join(out)
+
+
 def dumps_xml(obj: Mapping[str, Any], root: str = "xml") -> bytes:
     """Encode a JSON-shaped mapping the way the platform writes XML (UTF-8 bytes).
 
@@ -252,11 +266,8 @@ def dumps_xml(obj: Mapping[str, Any], root: str = "xml") -> bytes:
         </xml>
         <BLANKLINE>
     """
-    out = [f"<{root}>"]
-    for key, value in obj.items():
-        _xml_lines(str(key), value, out)
-    out.append(f"</{root}>")
-    return ("\n".join(out) + "\n").encode("utf-8")
+    inner = xml_fragment(obj)
+    return (f"<{root}>\n{inner}\n</{root}>\n" if inner else f"<{root}>\n</{root}>\n").encode("utf-8")
 
 
 def _element_value(elem: Any, path: tuple[str, ...], list_paths: frozenset[tuple[str, ...]]) -> Any:
@@ -288,7 +299,9 @@ def _element_value(elem: Any, path: tuple[str, ...], list_paths: frozenset[tuple
     return result
 
 
-def loads_xml(body: bytes | str, list_paths: Iterable[tuple[str, ...]] = REQUEST_LIST_PATHS) -> dict[str, Any]:
+def loads_xml(
+    body: bytes | str, list_paths: Iterable[tuple[str, ...]] = REQUEST_LIST_PATHS
+) -> dict[str, Any]:
     """Parse a platform XML body into a JSON-shaped dict (values stay strings).
 
     Parsing is done with ``defusedxml``: entity expansion and external entities raise
@@ -304,4 +317,3 @@ def loads_xml(body: bytes | str, list_paths: Iterable[tuple[str, ...]] = REQUEST
     paths = frozenset(list_paths)
     value = _element_value(root, (), paths)
     return value if isinstance(value, dict) else {}
-

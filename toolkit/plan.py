@@ -1,13 +1,41 @@
-"""plan(): a segment becomes batches of request bodies under the platform's limits."""
+"""plan(): a segment becomes batches of request bodies under the platform's limits.
+
+Example:
+    >>> import polars as pl
+    >>> from toolkit.mapping import Mapping, Subscription, Trigger
+    >>> segment = pl.DataFrame({"email": ["ann@x.io", "bob@x.io", "bad@"], "name": ["Ann", "Bob", "Eve"]})
+    >>> p = plan(segment, Mapping({"email": "email", "name": "_fname"}), Trigger(96))
+    >>> p
+    Plan(rows=3, valid=2, rejected=1, batches=1, format='json', trigger_id=96)
+    >>> p.summary()["rejected_by_rule"]
+    {'invalid_email': 1}
+"""
 
 from __future__ import annotations
 
 import hashlib
+import html
+import itertools
+import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal, overload
 
-from toolkit.contract import Format
+import narwhals.stable.v2 as nw
+import numpy as np
+import orjson
+import phonenumbers
+import polars as pl
 
-__all__ = ["Batch"]
+from toolkit.contract import MAX_BODY_BYTES, Format
+from toolkit.encode import envelope, json_rows, rows
+from toolkit.errors import InvalidArgumentError, did_you_mean
+from toolkit.frames import SourceFrame
+from toolkit.mapping import Mapping, Trigger
+from toolkit.validate import KEY, POS, REASON, RULE, Prepared, prepare
+
+__all__ = ["Batch", "Plan", "plan"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,4 +67,351 @@ class Batch:
         return hashlib.sha256(self.body).hexdigest()
 
     def __repr__(self) -> str:
-        return f"Batch(index={self.index}, rows={len(self)}, bytes={len(self.body):,}, format={self.format!r})"
+        return (
+            f"Batch(index={self.index}, rows={len(self)}, bytes={len(self.body):,}, format={self.format!r})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A validated segment split into request bodies; nothing has been sent.
+
+    ``batches`` hold the exact bytes to send, ``rejected`` the rows left out (a frame of
+    the caller's kind: the original columns, ``position``, ``rule`` and ``reason``).
+    """
+
+    batches: tuple[Batch, ...]
+    rejected: Any
+    format: Format
+    mapping: Mapping
+    trigger: Trigger
+    options: dict[str, Any]
+    source: Any = field(repr=False)
+    n_rows: int
+    preview: list[dict[str, Any]] = field(repr=False)
+    _source: SourceFrame = field(repr=False)
+    _positions: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def n_valid(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+    @property
+    def n_rejected(self) -> int:
+        return self.n_rows - self.n_valid
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the trigger, the format and every body: the plan's identity."""
+        digest = hashlib.sha256(f"{self.trigger.trigger_id}:{self.format}:".encode())
+        for batch in self.batches:
+            digest.update(batch.digest.encode())
+        return digest.hexdigest()
+
+    def rejected_by_rule(self) -> dict[str, int]:
+        """Rejected row counts per rule, most common first."""
+        rules = nw.from_native(self.rejected, eager_only=True).get_column("rule").to_list()
+        return dict(Counter(rules).most_common())
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and sizes, as a dict (JSON-ready).
+
+        Example:
+            >>> import polars as pl
+            >>> from toolkit.mapping import Mapping, Trigger
+            >>> p = plan(pl.DataFrame({"email": ["a@x.io"]}), Mapping({"email": "email"}), Trigger(7))
+            >>> {k: p.summary()[k] for k in ("rows", "valid", "rejected", "batches")}
+            {'rows': 1, 'valid': 1, 'rejected': 0, 'batches': 1}
+        """
+        sizes = [len(b.body) for b in self.batches]
+        return {
+            "rows": self.n_rows,
+            "valid": self.n_valid,
+            "rejected": self.n_rejected,
+            "batches": len(self.batches),
+            "format": self.format,
+            "trigger_id": self.trigger.trigger_id,
+            "matching": self.mapping.matching,
+            "bytes": sum(sizes),
+            "largest_batch_bytes": max(sizes, default=0),
+            "largest_batch_rows": max((len(b) for b in self.batches), default=0),
+            "max_bytes": self.options["max_bytes"],
+            "max_rows": self.options["max_rows"],
+            "rejected_by_rule": self.rejected_by_rule(),
+        }
+
+    def records(self, n: int = 5) -> list[dict[str, Any]]:
+        """The first ``n`` profiles (at most 20) as they will be sent.
+
+        Example:
+            >>> import polars as pl
+            >>> from toolkit.mapping import Mapping, Trigger
+            >>> p = plan(pl.DataFrame({"email": [" A@X.IO"]}), Mapping({"email": "email"}), Trigger(7))
+            >>> p.records()
+            [{'email': 'a@x.io'}]
+        """
+        return [dict(r) for r in self.preview[:n]]
+
+    def subset(self, positions: Sequence[int]) -> Plan:
+        """Plan again, with the same options, only the rows at these input positions.
+
+        The new plan's ``rows`` and ``rejected.position`` keep the original positions.
+        """
+        wanted = np.unique(np.asarray(list(positions), dtype=np.int64))
+        if self._positions is not None:
+            local = np.searchsorted(self._positions, wanted)
+        else:
+            local = wanted
+        if len(local) and (local.max() >= self.n_rows or local.min() < 0):
+            raise InvalidArgumentError(f"positions must be between 0 and {self.n_rows - 1}")
+        native = self._source.take(local.tolist())
+        return _build(SourceFrame.wrap(native), self.mapping, self.trigger, self.options, positions=wanted)
+
+    def __repr__(self) -> str:
+        return (
+            f"Plan(rows={self.n_rows}, valid={self.n_valid}, rejected={self.n_rejected}, "
+            f"batches={len(self.batches)}, format={self.format!r}, trigger_id={self.trigger.trigger_id})"
+        )
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        esc = html.escape
+        rules = (
+            "".join(
+                f"<tr><td>{esc(rule)}</td><td style='text-align:right'>{count:,}</td></tr>"
+                for rule, count in s["rejected_by_rule"].items()
+            )
+            or "<tr><td colspan=2>none</td></tr>"
+        )
+        sizes = ", ".join(f"{len(b):,} rows / {len(b.body):,} B" for b in self.batches[:6])
+        more = f" ... ({len(self.batches) - 6} more)" if len(self.batches) > 6 else ""
+        records = esc(json.dumps(self.records(3), ensure_ascii=False, indent=2, sort_keys=True))
+        return (
+            f"<div><b>Plan</b> for trigger {s['trigger_id']} ({esc(s['format'])}, matching "
+            f"{esc(s['matching'])}): {s['rows']:,} rows, <b>{s['valid']:,} valid</b>, "
+            f"{s['rejected']:,} rejected, {s['batches']:,} batches, {s['bytes']:,} bytes."
+            f"<table><tr><th>rejected by rule</th><th>rows</th></tr>{rules}</table>"
+            f"<p>Batches: {esc(sizes)}{more}</p>"
+            f"<details><summary>first records as sent</summary><pre>{records}</pre></details></div>"
+        )
+
+
+Duplicates = Literal["first", "last", "keep"]
+# Room kept in every body for the token, should the client put it in the body.
+TOKEN_ROOM = 256
+
+
+@overload
+def plan(
+    frame: Any,
+    mapping: Mapping,
+    trigger: Trigger,
+    *,
+    format: Literal["json"] = "json",
+    max_bytes: int = 10_000_000,
+    max_rows: int = 10_000,
+    phone_region: str | None = "RU",
+    duplicates: Duplicates = "first",
+) -> Plan: ...
+@overload
+def plan(
+    frame: Any,
+    mapping: Mapping,
+    trigger: Trigger,
+    *,
+    format: Literal["xml"],
+    max_bytes: int = 10_000_000,
+    max_rows: int = 10_000,
+    phone_region: str | None = "RU",
+    duplicates: Duplicates = "first",
+) -> Plan: ...
+def plan(
+    frame: Any,
+    mapping: Mapping,
+    trigger: Trigger,
+    *,
+    format: Format = "json",
+    max_bytes: int = 10_000_000,
+    max_rows: int = 10_000,
+    phone_region: str | None = "RU",
+    duplicates: Duplicates = "first",
+) -> Plan:
+    """Validate a segment and split it into request bodies under the platform's limits.
+
+    Args:
+        frame: the segment: a pandas or polars frame (eager or lazy), or any frame narwhals reads.
+        mapping: columns -> profile fields, matching mode, subscriptions.
+        trigger: the trigger campaign and its options.
+        format: ``"json"`` or ``"xml"`` bodies.
+        max_bytes: the largest body, in bytes (the platform refuses over 10 MB).
+        max_rows: the most profiles in one body (the platform advises at most 10,000).
+        phone_region: the region national phone numbers are read in (``None``: only
+            international numbers are accepted).
+        duplicates: rows sharing a match key: ``"first"`` keeps the first and rejects the
+            rest, ``"last"`` keeps the last, ``"keep"`` sends them all.
+
+    Returns:
+        A :class:`Plan`: ``batches`` to send and ``rejected`` rows with their reasons.
+
+    Example:
+        >>> import pandas as pd
+        >>> from toolkit.mapping import Mapping, Trigger
+        >>> segment = pd.DataFrame({"email": ["ann@x.io", "BOB@X.IO ", "nope", "ann@x.io"]})
+        >>> p = plan(segment, Mapping({"email": "email"}), Trigger(96), max_rows=2)
+        >>> [b.rows for b in p.batches]
+        [(0, 1)]
+        >>> p.rejected[["position", "rule"]].to_dict("records")
+        [{'position': 2, 'rule': 'invalid_email'}, {'position': 3, 'rule': 'duplicate'}]
+        >>> p.batches[0].body
+        b'{"format":"json","matching":"email","trigger_id":96,"skip_triggers":false,"skip_invalid_subscriptions":false,"detect_geo":false,"data":[{"data":{"email":"ann@x.io"}},{"data":{"email":"bob@x.io"}}]}'
+    """
+    options = {
+        "format": format,
+        "max_bytes": max_bytes,
+        "max_rows": max_rows,
+        "phone_region": phone_region,
+        "duplicates": duplicates,
+    }
+    _check_options(mapping, trigger, options)
+    return _build(SourceFrame.wrap(frame), mapping, trigger, options, positions=None)
+
+
+def _check_options(mapping: Mapping, trigger: Trigger, options: dict[str, Any]) -> None:
+    if not isinstance(mapping, Mapping):
+        raise InvalidArgumentError(f"mapping must be a toolkit.Mapping, got {type(mapping).__name__}")
+    if not isinstance(trigger, Trigger):
+        raise InvalidArgumentError(f"trigger must be a toolkit.Trigger, got {type(trigger).__name__}")
+    if options["format"] not in ("json", "xml"):
+        raise InvalidArgumentError(f"format must be 'json' or 'xml', got {options['format']!r}")
+    for name in ("max_bytes", "max_rows"):
+        value = options[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    if options["max_bytes"] > MAX_BODY_BYTES:
+        raise InvalidArgumentError(
+            f"max_bytes={options['max_bytes']:,} is over the platform's body limit of {MAX_BODY_BYTES:,} bytes"
+        )
+    if options["duplicates"] not in ("first", "last", "keep"):
+        raise InvalidArgumentError(
+            f"duplicates must be 'first', 'last' or 'keep', got {options['duplicates']!r}"
+        )
+    region = options["phone_region"]
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidArgumentError(
+            f"phone_region {region!r} is not a region code{did_you_mean(str(region).upper(), phonenumbers.SUPPORTED_REGIONS)}"
+            " (use ISO 3166 codes such as 'RU', 'GB', 'US', or None)"
+        )
+    env = envelope(mapping, trigger, options["format"])
+    if env.overhead + TOKEN_ROOM + 16 > options["max_bytes"]:
+        raise InvalidArgumentError(
+            f"max_bytes={options['max_bytes']:,} leaves no room for profiles: the request envelope alone "
+            f"takes {env.overhead + TOKEN_ROOM:,} bytes (attachments count here); raise max_bytes"
+        )
+
+
+def _build(
+    source: SourceFrame,
+    mapping: Mapping,
+    trigger: Trigger,
+    options: dict[str, Any],
+    positions: np.ndarray | None,
+) -> Plan:
+    fmt: Format = options["format"]
+    prepared = prepare(
+        source.polars,
+        mapping,
+        trigger,
+        format=fmt,
+        phone_region=options["phone_region"],
+        duplicates=options["duplicates"],
+        positions=positions,
+    )
+    env = envelope(mapping, trigger, fmt)
+    frame = prepared.frame
+    valid_mask = frame.get_column(RULE).is_null()
+    valid = Prepared(frame.filter(valid_mask), prepared.fields, prepared.subscriptions)
+    fragments = rows(valid, mapping, fmt)
+    sizes = fragments.str.len_bytes().to_numpy().astype(np.int64)
+
+    budget = options["max_bytes"] - env.overhead - TOKEN_ROOM
+    fits = sizes <= budget
+    too_large = valid.frame.filter(~pl.Series(fits)).select(
+        POS,
+        pl.lit("too_large").alias(RULE),
+        pl.format(
+            "profile is {} bytes encoded; with the request envelope that is over max_bytes={}",
+            pl.lit(pl.Series(sizes[~fits])),
+            pl.lit(options["max_bytes"]),
+        ).alias(REASON),
+    )
+    if not fits.all():
+        keep = pl.Series(fits)
+        fragments, sizes = fragments.filter(keep), sizes[fits]
+        valid = Prepared(valid.frame.filter(keep), valid.fields, valid.subscriptions)
+
+    cuts = _cut_points(sizes, len(env.separator), budget, options["max_rows"])
+    row_positions = valid.frame.get_column(POS).to_numpy()
+    keys = valid.frame.get_column(KEY).to_list()
+    batches = []
+    for index, (start, stop) in enumerate(itertools.pairwise(cuts)):
+        joined = fragments.slice(start, stop - start).str.join(env.separator.decode()).item()
+        batches.append(
+            Batch(
+                index=index,
+                body=env.body(joined),
+                rows=tuple(row_positions[start:stop].tolist()),
+                keys=tuple(keys[start:stop]),
+                format=fmt,
+            )
+        )
+    preview = [orjson.loads(r)["data"] for r in json_rows(_head(valid, 20), mapping).to_list()]
+
+    rejected_rows = pl.concat(
+        [frame.filter(~valid_mask).select(POS, RULE, REASON), too_large], how="vertical_relaxed"
+    ).sort(POS)
+    return Plan(
+        batches=tuple(batches),
+        rejected=_rejected_frame(source, rejected_rows, positions),
+        format=fmt,
+        mapping=mapping,
+        trigger=trigger,
+        options=dict(options),
+        source=source.native,
+        n_rows=source.polars.height,
+        preview=preview,
+        _source=source,
+        _positions=positions,
+    )
+
+
+def _head(prepared: Prepared, n: int) -> Prepared:
+    return Prepared(prepared.frame.head(n), prepared.fields, prepared.subscriptions)
+
+
+def _cut_points(sizes: np.ndarray, separator: int, budget: int, max_rows: int) -> list[int]:
+    """Greedy split: each batch takes as many rows as fit both limits, in order.
+
+    ``cumulative[k]`` is the size of rows ``0..k-1`` each followed by a separator, so a
+    batch ``i..j`` needs ``cumulative[j] - cumulative[i] - separator <= budget``.
+    """
+    cumulative = np.concatenate([[0], np.cumsum(sizes + separator)])
+    cuts, start, n = [0], 0, len(sizes)
+    while start < n:
+        stop = int(np.searchsorted(cumulative, cumulative[start] + budget + separator, side="right")) - 1
+        stop = min(max(stop, start + 1), start + max_rows, n)
+        cuts.append(stop)
+        start = stop
+    return cuts
+
+
+def _rejected_frame(source: SourceFrame, rejected: pl.DataFrame, positions: np.ndarray | None) -> Any:
+    """The original columns of the rejected rows, with ``position``, ``rule`` and ``reason``."""
+    input_positions = rejected.get_column(POS).to_numpy()
+    if positions is None:
+        local = input_positions
+    else:  # a subset plan: find each input position's row in the subset frame
+        local = np.searchsorted(np.asarray(positions), input_positions)
+    extra = rejected.select(
+        pl.col(POS).alias("position"), pl.col(RULE).alias("rule"), pl.col(REASON).alias("reason")
+    )
+    return source.with_columns(source.take(local.tolist()), extra)
