@@ -1,0 +1,208 @@
+"""The launch journal on its own: schema, state transitions, idempotency look-ups, privacy."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from toolkit.errors import ConfigurationError, InvalidArgumentError
+from toolkit.journal import Journal, RowResult, api_host, key_hash
+
+HOST = "http://127.0.0.1:5000"
+
+
+def _launch(j: Journal, *, label: str = "spring", fingerprint: str = "f" * 64, trigger_id: int = 96,
+            host: str = HOST, batches=None) -> str:  # fmt: skip
+    batches = batches or [(0, "a" * 64, (0, 1)), (1, "b" * 64, (2, 3))]
+    return j.create_launch(
+        label=label,
+        trigger_id=trigger_id,
+        host=host,
+        fingerprint=fingerprint,
+        format="json",
+        n_rows=4,
+        summary={"rows": 4, "batches": len(batches)},
+        batches=batches,
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "j.sqlite")
+    yield j
+    j.close()
+
+
+def test_file_is_wal_and_schema_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "journal.sqlite"
+    j = Journal(path)
+    assert path.exists()
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    tables = {
+        r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert {"launches", "batches", "sent_rows", "row_results"} <= tables
+    j.close()
+
+
+def test_state_transitions(journal: Journal) -> None:
+    lid = _launch(journal)
+    assert [b.state for b in journal.batches(lid)] == ["planned", "planned"]
+    journal.mark_sending(lid, 0)
+    b0 = journal.batch(lid, 0)
+    assert (b0.state, b0.attempts) == ("sending", 1) and b0.sent_at
+    journal.mark_sent(lid, 0, "task-0", keys=["a@x.io", "b@x.io"])
+    journal.update_status(lid, 0, "processing", 40.0)
+    b0 = journal.batch(lid, 0)
+    assert (b0.state, b0.task_id, b0.status, b0.progress) == ("sent", "task-0", "processing", 40.0)
+    journal.mark_finished(
+        lid, 0, ok=True, status="completed",
+        results=[RowResult(0, 0, "imported", "p0"), RowResult(1, 0, "failed", None, 400, "bad phone")],
+    )  # fmt: skip
+    b0 = journal.batch(lid, 0)
+    assert (b0.state, b0.n_imported, b0.n_failed, b0.progress) == ("completed", 1, 1, 100)
+    assert [r.status for r in journal.row_results(lid)] == ["imported", "failed"]
+    journal.mark_sending(lid, 1)
+    journal.mark_unknown(lid, 1, "read timeout")
+    assert journal.batch(lid, 1).state == "unknown"
+    assert journal.batch(lid, 1).was_sent  # unknown: never re-sent by itself
+
+
+def test_refused_batch_is_not_counted_as_sent(journal: Journal) -> None:
+    lid = _launch(journal)
+    journal.mark_sending(lid, 0)
+    journal.mark_failed(lid, 0, "platform error 403", code=403)
+    b0 = journal.batch(lid, 0)
+    assert b0.state == "failed" and b0.task_id is None and not b0.was_sent
+    assert journal.sent_batches(["a" * 64], 96, HOST) == {}
+
+
+def test_in_flight_batches_become_unknown(journal: Journal) -> None:
+    lid = _launch(journal)
+    journal.mark_sending(lid, 1)
+    assert journal.reset_in_flight(lid) == [1]
+    assert journal.batch(lid, 1).state == "unknown"
+    assert journal.reset_in_flight(lid) == []
+
+
+def test_sent_batches_keyed_on_trigger_and_host(journal: Journal) -> None:
+    lid = _launch(journal)
+    journal.mark_sending(lid, 0)
+    journal.mark_sent(lid, 0, "t0")
+    assert set(journal.sent_batches(["a" * 64, "b" * 64], 96, HOST)) == {"a" * 64}
+    assert journal.sent_batches(["a" * 64], 97, HOST) == {}
+    assert journal.sent_batches(["a" * 64], 96, "https://prod.example.com") == {}
+    assert journal.find_by_fingerprint("f" * 64, 96, HOST).launch_id == lid
+    assert journal.find_by_fingerprint("f" * 64, 96, "https://prod.example.com") is None
+
+
+def test_linked_batches_copy_the_earlier_task(journal: Journal) -> None:
+    lid = _launch(journal)
+    journal.mark_sending(lid, 0)
+    journal.mark_sent(lid, 0, "t0")
+    earlier = journal.sent_batches(["a" * 64], 96, HOST)["a" * 64]
+    lid2 = _launch(journal, fingerprint="e" * 64, batches=[(0, "a" * 64, (0, 1)), (1, "c" * 64, (2,))],
+                   label="again")  # fmt: skip
+    # create_launch with linked
+    lid3 = journal.create_launch(
+        label="linked", trigger_id=96, host=HOST, fingerprint="d" * 64, format="json", n_rows=3, summary={},
+        batches=[(0, "a" * 64, (0, 1)), (1, "c" * 64, (2,))], linked={0: earlier},
+    )  # fmt: skip
+    b = journal.batches(lid3)
+    assert (b[0].state, b[0].task_id, b[0].origin) == ("sent", "t0", lid)
+    assert b[1].state == "planned"
+    assert lid2 != lid3
+
+
+def test_find_by_label_or_id_and_helpful_error(journal: Journal) -> None:
+    lid = _launch(journal, label="spring-promo")
+    assert journal.find("spring-promo").launch_id == lid
+    assert journal.find(lid).label == "spring-promo"
+    with pytest.raises(InvalidArgumentError, match="did you mean 'spring-promo'"):
+        journal.find("spring-prom")
+
+
+def test_latest_label_wins(journal: Journal) -> None:
+    _launch(journal, label="x", fingerprint="1" * 64)
+    second = _launch(journal, label="x", fingerprint="2" * 64)
+    assert journal.find("x").launch_id == second
+
+
+def test_history_counts(journal: Journal) -> None:
+    lid = _launch(journal)
+    journal.mark_sending(lid, 0)
+    journal.mark_sent(lid, 0, "t0")
+    journal.mark_sending(lid, 1)
+    journal.mark_unknown(lid, 1, "lost")
+    (h,) = journal.history()
+    assert (h["label"], h["batches"], h["sent"], h["unknown"], h["task_ids"]) == ("spring", 2, 1, 1, ["t0"])
+
+
+def test_was_sent_by_key_hash(journal: Journal) -> None:
+    lid = _launch(journal)
+    journal.mark_sending(lid, 0)
+    journal.mark_sent(lid, 0, "t0", keys=["ann@x.io", "bob@x.io"])
+    assert journal.was_sent("ann@x.io") and journal.was_sent("bob@x.io", trigger_id=96)
+    assert not journal.was_sent("ann@x.io", trigger_id=1) and not journal.was_sent("eve@x.io")
+
+
+def test_no_profile_data_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    lid = _launch(j)
+    j.mark_sending(lid, 0)
+    j.mark_sent(lid, 0, "t0", keys=["secret.person@example.com", "other.person@example.com"])
+    j.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"secret.person" not in raw and b"example.com" not in raw
+    assert key_hash("secret.person@example.com").encode() in raw
+
+
+def test_concurrent_writers(journal: Journal) -> None:
+    batches = [(i, f"{i:064x}", (i,)) for i in range(40)]
+    lid = _launch(journal, batches=batches)
+
+    def worker(i: int) -> None:
+        journal.mark_sending(lid, i)
+        journal.mark_sent(lid, i, f"t{i}", keys=[f"k{i}"])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {b.state for b in journal.batches(lid)} == {"sent"}
+
+
+def test_two_processes_share_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    a, b = Journal(path), Journal(path)
+    lid = _launch(a)
+    b.mark_sending(lid, 0)
+    assert a.batch(lid, 0).state == "sending"
+    a.close()
+    b.close()
+
+
+def test_open_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "env.sqlite"))
+    assert Journal.default_path() == tmp_path / "env.sqlite"
+    j = Journal.open(None)
+    assert Path(j.path) == tmp_path / "env.sqlite"
+    j.close()
+    monkeypatch.delenv("TOOLKIT_JOURNAL")
+    assert Journal.default_path().name == "journal.sqlite"
+    assert "toolkit" in str(Journal.default_path())
+    with pytest.raises(InvalidArgumentError, match="journal="):
+        Journal.open(42)  # type: ignore[arg-type]
+
+
+def test_api_host_drops_credentials_and_path() -> None:
+    assert api_host("https://u:p@Example.com/api/v1.1/?token=zzz") == "https://example.com"
+    assert api_host("http://[::1]:8080/x") == "http://[::1]:8080"
+    with pytest.raises(ConfigurationError):
+        api_host("example.com")

@@ -1,0 +1,681 @@
+"""Launch: send a plan's batches exactly once, follow their tasks, read the results.
+
+A launch is journalled (see :mod:`toolkit.journal`) around every request, which gives
+its three guarantees:
+
+* **nothing is sent twice**: a batch whose body (sha256 digest) was sent before to the
+  same trigger and host is never sent again by itself. Re-running a cell that launched
+  a plan raises :class:`~toolkit.errors.AlreadyLaunched` (``force=True`` sends again).
+* **nothing is lost**: a plan sent in part (a crash, a killed kernel, a refused batch)
+  is resumed by launching it again: only the batches never sent go out, the sent ones
+  are polled. A batch caught in flight, or whose answer was lost, is ``unknown``: it is
+  not re-sent until you call :meth:`Launch.resend_unknown`.
+* **results without the plan**: :meth:`Client.resume` (by label) polls and reads a
+  launch from the journal alone.
+
+Example:
+    >>> from toolkit.journal import Journal
+    >>> j = Journal(":memory:")
+    >>> history_frame(j, kind="polars").columns[:4]
+    ['launch_id', 'label', 'created', 'trigger_id']
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+import polars as pl
+
+from toolkit import contract
+from toolkit.errors import (
+    AlreadyLaunched,
+    ApiError,
+    AuthError,
+    ConfigurationError,
+    InvalidArgumentError,
+    OutcomeUnknown,
+    TransportError,
+)
+from toolkit.journal import BatchRecord, Journal, LaunchRecord, RowResult
+
+if TYPE_CHECKING:
+    from toolkit.client import Client, TaskStatus
+    from toolkit.plan import Plan
+
+__all__ = ["RESULT_COLUMNS", "Launch", "history_frame", "single_body", "start_launch"]
+
+log = logging.getLogger("toolkit.launch")
+
+#: The results frame's columns, in order (docs/ARCHITECTURE.md).
+RESULT_COLUMNS = ("position", "match_key", "batch", "task_id", "status", "profile_id", "error", "error_text")
+RESULT_SCHEMA = {
+    "position": pl.Int64,
+    "match_key": pl.String,
+    "batch": pl.Int64,
+    "task_id": pl.String,
+    "status": pl.String,
+    "profile_id": pl.String,
+    "error": pl.String,
+    "error_text": pl.String,
+}
+UNKNOWN_TEXT = (
+    "the platform may or may not have this batch (its answer was lost); check, then "
+    "Launch.resend_unknown() sends it again"
+)
+# polling: start fast (small tasks finish in a moment), slow down while nothing moves
+_POLL_MIN, _POLL_START, _POLL_MAX = 0.1, 0.25, 5.0
+# a task whose status keeps failing (e.g. unknown to the platform) stops being polled
+_MAX_POLL_ERRORS = 5
+
+
+def _tqdm(**kwargs: Any) -> Any:
+    from tqdm.auto import tqdm  # a widget in notebooks, text elsewhere
+
+    return tqdm(**kwargs)
+
+
+def _trigger_id(plan: Plan) -> int | None:
+    trigger = getattr(plan, "trigger", None)
+    value = getattr(trigger, "trigger_id", None)
+    return int(value) if value is not None else None
+
+
+def _already_message(prev: LaunchRecord, batches: Sequence[BatchRecord]) -> str:
+    tasks = [b.task_id for b in batches if b.task_id]
+    shown = ", ".join(tasks[:5]) + (f" and {len(tasks) - 5} more" if len(tasks) > 5 else "")
+    name = f"{prev.label!r}" if prev.label else "without a label"
+    return (
+        f"this plan was already sent to trigger {prev.trigger_id} on {prev.host}: launch {name} "
+        f"(id {prev.launch_id}) at {prev.created[:19].replace('T', ' ')} UTC, task(s) {shown or 'none'}. "
+        f"Nothing was sent now. To follow it: client.resume({(prev.label or prev.launch_id)!r}); "
+        "to send it again on purpose: client.launch(plan, force=True)"
+    )
+
+
+def start_launch(
+    client: Client,
+    plan: Plan,
+    *,
+    label: str | None = None,
+    force: bool = False,
+    concurrency: int = 4,
+    progress: bool = True,
+) -> Launch:
+    """What :meth:`Client.launch` does: decide what to send (journal), then send it."""
+    if concurrency < 1:
+        raise InvalidArgumentError(f"concurrency must be at least 1, got {concurrency}")
+    journal = client.journal
+    trigger_id = _trigger_id(plan)
+    record: LaunchRecord | None = None
+    if not force:
+        previous = journal.find_by_fingerprint(plan.fingerprint, trigger_id, client.host)
+        if previous is not None:
+            journal.reset_in_flight(previous.launch_id)  # its process is gone: in flight = unknown
+            earlier = journal.batches(previous.launch_id)
+            if plan.batches and all(b.was_sent for b in earlier):
+                raise AlreadyLaunched(_already_message(previous, earlier), previous=previous)
+            record = previous  # sent in part: resume it
+            log.info(
+                "resuming launch %s: %d batch(es) never sent",
+                previous.launch_id,
+                sum(not b.was_sent for b in earlier),
+            )
+    if record is None:
+        linked: dict[int, BatchRecord] = {}
+        if not force:
+            sent = journal.sent_batches([b.digest for b in plan.batches], trigger_id, client.host)
+            linked = {b.index: sent[b.digest] for b in plan.batches if b.digest in sent}
+            if plan.batches and len(linked) == len(plan.batches):
+                first = next(iter(linked.values()))
+                prev = journal.launch(first.launch_id)
+                assert prev is not None
+                raise AlreadyLaunched(_already_message(prev, list(linked.values())), previous=prev)
+        launch_id = journal.create_launch(
+            label=label,
+            trigger_id=trigger_id,
+            host=client.host,
+            fingerprint=plan.fingerprint,
+            format=plan.format,
+            n_rows=plan.n_rows,
+            summary=_plan_summary(plan),
+            batches=[(b.index, b.digest, b.rows) for b in plan.batches],
+            forced=force,
+            linked=linked,
+        )
+        if linked:
+            log.info("%d batch(es) of this plan were sent before: polling them, not re-sending", len(linked))
+        record = journal.launch(launch_id)
+        assert record is not None
+    launch = Launch(client, record, plan=plan)
+    to_send = [b.index for b in launch.batches if not b.was_sent]
+    launch._send(to_send, concurrency=concurrency, progress=progress)
+    return launch
+
+
+def _plan_summary(plan: Plan) -> dict[str, Any]:
+    """The plan's summary, counts only (it is journalled: no profile data)."""
+    try:
+        summary = plan.summary()
+    except Exception:  # a summary is a nicety: never block a launch on it
+        summary = {}
+    return {
+        k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool, dict, list, type(None)))
+    }
+
+
+class Launch:
+    """One launch of a plan: its batches' states, task progress, and per-row results.
+
+    Built by :meth:`Client.launch` (with the plan) or :meth:`Client.resume` (from the
+    journal; ``plan`` is then None unless given).
+    """
+
+    def __init__(self, client: Client, record: LaunchRecord, *, plan: Plan | None = None) -> None:
+        self._client = client
+        self._journal: Journal = client.journal
+        self._record = record
+        self.plan = plan
+        self.timed_out = False
+        self._history: list[dict[str, Any]] = []
+        self._history_lock = threading.Lock()
+        self._poll_errors: Counter[int] = Counter()
+
+    @classmethod
+    def from_journal(cls, client: Client, label: str, *, plan: Plan | None = None) -> Launch:
+        """The latest launch with this label (or id) in the client's journal."""
+        record = client.journal.find(label)
+        if record.host != client.host:
+            raise ConfigurationError(
+                f"launch {record.label or record.launch_id!r} was sent to {record.host}, but this client "
+                f"points at {client.host}: build a Client for {record.host} to follow it"
+            )
+        if plan is not None and plan.fingerprint != record.fingerprint:
+            raise InvalidArgumentError(
+                f"this plan is not the one launched as {label!r} (different batches); pass the same plan, "
+                "or none to read the launch from the journal alone"
+            )
+        client.journal.reset_in_flight(record.launch_id)
+        return cls(client, record, plan=plan)
+
+    # --- identity -------------------------------------------------------------------------
+    @property
+    def launch_id(self) -> str:
+        return self._record.launch_id
+
+    @property
+    def label(self) -> str | None:
+        return self._record.label
+
+    @property
+    def trigger_id(self) -> int | None:
+        return self._record.trigger_id
+
+    @property
+    def created(self) -> str:
+        return self._record.created
+
+    @property
+    def batches(self) -> list[BatchRecord]:
+        """Each batch's journal record (state, task id, attempts, progress), fresh from the journal."""
+        return self._journal.batches(self.launch_id)
+
+    def states(self) -> dict[str, int]:
+        """Number of batches in each state, e.g. ``{'completed': 3, 'unknown': 1}``."""
+        return dict(Counter(b.state for b in self.batches))
+
+    @property
+    def done(self) -> bool:
+        """True when no batch waits for sending or processing (``unknown`` ones excepted)."""
+        return all(b.state in ("completed", "failed", "unknown") for b in self.batches)
+
+    # --- sending ------------------------------------------------------------------------------
+    def _require_plan(self, what: str) -> Plan:
+        if self.plan is None:
+            raise InvalidArgumentError(
+                f"{what} needs the plan (the journal keeps no request bodies): "
+                f"client.resume({(self.label or self.launch_id)!r}, plan=plan)"
+            )
+        return self.plan
+
+    def _send(self, indices: Sequence[int], *, concurrency: int, progress: bool) -> None:
+        """Send these batches, journalling each before and after; at most ``concurrency`` at once."""
+        if not indices:
+            return
+        plan = self._require_plan("sending")
+        by_index = {b.index: b for b in plan.batches}
+        stop = threading.Event()
+        auth_errors: list[AuthError] = []
+        bar = _tqdm(
+            total=sum(len(by_index[i]) for i in indices),
+            unit="rows",
+            desc=f"sending {self.label or self.launch_id}",
+            disable=not progress,
+            leave=True,
+        )
+        lock = threading.Lock()
+
+        def send_one(index: int) -> None:
+            if stop.is_set():
+                return  # the token was refused: every other batch would be too
+            batch = by_index[index]
+            self._journal.mark_sending(self.launch_id, index)
+            try:
+                task_id = self._client.send_batch(batch)
+            except OutcomeUnknown as exc:
+                log.warning("batch %d: outcome unknown: %s", index, exc)
+                self._journal.mark_unknown(self.launch_id, index, str(exc))
+            except AuthError as exc:
+                self._journal.mark_failed(self.launch_id, index, str(exc), code=exc.code)
+                auth_errors.append(exc)
+                stop.set()
+            except ApiError as exc:
+                log.warning("batch %d refused: %s", index, exc)
+                self._journal.mark_failed(self.launch_id, index, str(exc), code=exc.code)
+            except TransportError as exc:  # never reached the platform (OutcomeUnknown is above)
+                log.warning("batch %d not sent: %s", index, exc)
+                self._journal.mark_failed(self.launch_id, index, str(exc))
+            except BaseException as exc:
+                # anything unexpected after mark_sending: the request may have gone out
+                self._journal.mark_unknown(self.launch_id, index, f"{type(exc).__name__}: {exc}")
+                raise
+            else:
+                self._journal.mark_sent(self.launch_id, index, task_id, batch.keys)
+                log.info("batch %d sent: task %s", index, task_id)
+            with lock:
+                bar.update(len(batch))
+
+        pool = ThreadPoolExecutor(
+            max_workers=min(concurrency, len(indices)), thread_name_prefix="toolkit-send"
+        )
+        try:
+            futures = [pool.submit(send_one, i) for i in indices]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in done:
+                f.result()  # re-raise an unexpected error at once
+            for f in futures:
+                f.result()
+        except BaseException:
+            # Ctrl-C or a bug: start nothing new; batches in flight finish and are journalled
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            bar.close()
+        if auth_errors:
+            raise auth_errors[0]
+
+    def resend_unknown(self, *, concurrency: int = 4, progress: bool = True) -> Launch:
+        """Send again the batches whose outcome is ``unknown``, once you decided to.
+
+        Check on the platform first (were these profiles imported?): a re-send of a batch
+        the platform did get starts the trigger for its profiles a second time.
+        """
+        self._require_plan("resend_unknown()")
+        unknown = [b.index for b in self.batches if b.state == "unknown"]
+        self._send(unknown, concurrency=concurrency, progress=progress)
+        return self
+
+    # --- polling --------------------------------------------------------------------------------
+    def wait(self, timeout: float | None = None, progress: bool = True) -> Launch:
+        """Poll ``tasks/status`` of unfinished tasks until all are done or ``timeout`` seconds pass.
+
+        Never raises on timeout: it returns with the state so far (``timed_out`` is True),
+        and a later ``wait()`` goes on. The poll interval shrinks while tasks progress and
+        grows while they stand still. Returns the launch, for ``launch.wait().results()``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.timed_out = False
+        records = [b for b in self.batches if b.task_id and b.state in ("sent", "completed", "failed")]
+        total = sum(b.n_rows for b in records)
+        done_rows: dict[int, float] = {
+            b.index: (b.n_rows if b.finished else b.n_rows * (b.progress or 0) / 100) for b in records
+        }
+        bar = _tqdm(
+            total=total,
+            unit="rows",
+            desc=f"processing {self.label or self.launch_id}",
+            disable=not progress,
+            leave=True,
+        )
+        shown = sum(done_rows.values())
+        bar.update(int(shown))
+        interval = _POLL_START
+        fmt: contract.Format = "xml" if self._record.format == "xml" else "json"
+        workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="toolkit-poll")
+        try:
+            while True:
+                pending = [
+                    b
+                    for b in self.batches
+                    if b.state == "sent" and b.task_id and self._poll_errors[b.index] < _MAX_POLL_ERRORS
+                ]
+                if not pending:
+                    break
+                before = sum(done_rows.values())
+                statuses = list(workers.map(lambda b: (b, self._poll(b, fmt)), pending))
+                for b, status in statuses:
+                    if status is not None:
+                        done_rows[b.index] = b.n_rows if status.finished else b.n_rows * status.progress / 100
+                now_done = sum(done_rows.values())
+                if int(now_done) > int(shown):
+                    bar.update(int(now_done) - int(shown))
+                    shown = now_done
+                if all(s is not None and s.finished for _, s in statuses):
+                    continue  # everything polled just finished: the loop ends on the next pass
+                interval = (
+                    max(_POLL_MIN, interval * 0.7) if now_done > before else min(_POLL_MAX, interval * 1.5)
+                )
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self.timed_out = True
+                        log.info("wait() timed out with %s", self.states())
+                        break
+                    time.sleep(min(interval, left))
+                else:
+                    time.sleep(interval)
+        finally:
+            workers.shutdown(wait=True)
+            bar.close()
+        return self
+
+    def _poll(self, batch: BatchRecord, fmt: contract.Format) -> TaskStatus | None:
+        """One status poll; journals the state. Returns None when the poll itself failed."""
+        assert batch.task_id is not None
+        try:
+            status = self._client.task_status(batch.task_id, format=fmt)
+        except AuthError:
+            raise
+        except (ApiError, TransportError) as exc:
+            self._poll_errors[batch.index] += 1
+            log.warning("status of task %s (batch %d) not read: %s", batch.task_id, batch.index, exc)
+            return None
+        self._poll_errors[batch.index] = 0
+        with self._history_lock:
+            self._history.append(
+                {
+                    "time": datetime.now(UTC),
+                    "task_id": batch.task_id,
+                    "batch": batch.index,
+                    "status": status.status,
+                    "progress": status.progress,
+                }
+            )
+        if status.finished:
+            results, error = _row_results(batch, status)
+            self._journal.mark_finished(
+                self.launch_id,
+                batch.index,
+                ok=status.done,
+                status=status.status,
+                results=results,
+                error=error,
+            )
+        else:
+            self._journal.update_status(self.launch_id, batch.index, status.status, status.progress)
+        return status
+
+    def progress_history(self) -> list[dict[str, Any]]:
+        """Every status read by ``wait()``: time, task_id, batch, status (raw), progress (0-100)."""
+        with self._history_lock:
+            return [dict(h) for h in self._history]
+
+    # --- results --------------------------------------------------------------------------------
+    def _columns(self) -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {name: [] for name in RESULT_COLUMNS}
+        row_results = {r.position: r for r in self._journal.row_results(self.launch_id)}
+        keys = {b.index: b.keys for b in self.plan.batches} if self.plan is not None else {}
+
+        def add(
+            pos: int, key: Any, batch: Any, task: Any, status: str, pid: Any, err: Any, text: Any
+        ) -> None:
+            for name, value in zip(
+                RESULT_COLUMNS, (pos, key, batch, task, status, pid, err, text), strict=True
+            ):
+                cols[name].append(value)
+
+        for b in self.batches:
+            batch_keys = keys.get(b.index) or (None,) * b.n_rows
+            for i, pos in enumerate(b.rows):
+                key = batch_keys[i] if i < len(batch_keys) else None
+                r = row_results.get(pos)
+                if r is not None and b.state in ("completed", "failed"):
+                    code = None if r.error_code is None else str(r.error_code)
+                    add(pos, key, b.index, b.task_id, r.status, r.profile_id, code, r.error_text)
+                elif b.state == "failed":
+                    code = str(b.error_code) if b.error_code is not None else "not_sent"
+                    add(pos, key, b.index, b.task_id, "failed", None, code, b.error)
+                elif b.state == "completed":  # completed but no per-row answer kept
+                    add(pos, key, b.index, b.task_id, "unknown", None, None, "no per-profile result")
+                elif b.state == "unknown":
+                    add(pos, key, b.index, b.task_id, "unknown", None, None, UNKNOWN_TEXT)
+                else:
+                    add(pos, key, b.index, b.task_id, "pending", None, None, None)
+        if self.plan is not None:
+            rejected = _polars(self.plan.rejected)
+            if rejected is not None and rejected.height:
+                rule = rejected["rule"] if "rule" in rejected.columns else [None] * rejected.height
+                reason = rejected["reason"] if "reason" in rejected.columns else [None] * rejected.height
+                for pos, ru, re_ in zip(
+                    rejected["position"].to_list(), list(rule), list(reason), strict=True
+                ):
+                    add(int(pos), None, None, None, "rejected", None, ru, re_)
+        return cols
+
+    def results(self, join: bool = False) -> Any:
+        """One row per input row: ``position, match_key, batch, task_id, status, profile_id,
+        error, error_text`` (``status``: imported, failed, rejected, unknown, pending).
+
+        The frame is of the plan's kind (pandas or polars; pandas after a resume without
+        the plan). ``join=True`` appends the segment's own columns (needs the plan).
+        """
+        frame = pl.DataFrame(self._columns(), schema=RESULT_SCHEMA).sort("position")
+        if self.plan is None:
+            if join:
+                self._require_plan("results(join=True)")
+            return frame.to_pandas()
+        from toolkit.frames import SourceFrame
+
+        source = SourceFrame.wrap(self.plan.source)
+        if join:
+            segment = source.polars.with_row_index("position").with_columns(pl.col("position").cast(pl.Int64))
+            frame = frame.join(segment, on="position", how="left", suffix="_segment")
+        return source.back(frame)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by status, failures by error text, rejections by rule, batches by state.
+
+        ``{'rows': 5, 'imported': 3, 'failed': 1, 'rejected': 1, 'unknown': 0, 'pending': 0,
+        'failures': {'invalid phone': 1}, 'rejections': {'invalid_email': 1}, 'batches': {...}}``
+        """
+        cols = self._columns()
+        statuses = Counter(cols["status"])
+        failures = Counter(
+            t or "unknown error"
+            for s, t in zip(cols["status"], cols["error_text"], strict=True)
+            if s == "failed"
+        )
+        rejections = Counter(
+            e or "rejected" for s, e in zip(cols["status"], cols["error"], strict=True) if s == "rejected"
+        )
+        out: dict[str, Any] = {"rows": len(cols["status"])}
+        for name in ("imported", "failed", "rejected", "unknown", "pending"):
+            out[name] = statuses.get(name, 0)
+        out["failures"] = dict(failures.most_common())
+        out["rejections"] = dict(rejections.most_common())
+        out["batches"] = self.states()
+        return out
+
+    def failed_positions(self) -> list[int]:
+        """Input positions of the rows that failed (sent and refused, or never delivered)."""
+        cols = self._columns()
+        return sorted(p for p, s in zip(cols["position"], cols["status"], strict=True) if s == "failed")
+
+    def retry_failed(self, frame: Any = None) -> Plan:
+        """A plan of the failed rows only, to launch after the data is fixed.
+
+        Without ``frame`` the rows are re-planned from the plan's own source; with
+        ``frame`` (the corrected segment, same row order) they are taken from it.
+        """
+        plan = self._require_plan("retry_failed()")
+        positions = self.failed_positions()
+        if not positions:
+            raise InvalidArgumentError(
+                "no row failed in this launch: nothing to retry (see launch.summary())"
+            )
+        if frame is None:
+            return plan.subset(positions)
+        from toolkit.plan import plan as make_plan
+
+        return make_plan(frame, plan.mapping, plan.trigger, **dict(plan.options)).subset(positions)
+
+    # --- display ------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        batches = self.batches
+        states = Counter(b.state for b in batches)
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        rows = sum(b.n_rows for b in batches)
+        name = repr(self.label) if self.label else "(no label)"
+        return (
+            f"<Launch {name} id={self.launch_id} trigger={self.trigger_id} host={self._record.host}: "
+            f"{len(batches)} batches ({shown or 'none'}), {rows:,} rows"
+            + (", timed out" if self.timed_out else "")
+            + ">"
+        )
+
+    def _repr_html_(self) -> str:
+        batches = self.batches
+        esc = html.escape
+        head = (
+            f"<b>Launch {esc(self.label or '(no label)')}</b> <code>{esc(self.launch_id)}</code> "
+            f"to trigger {self.trigger_id} on {esc(self._record.host)}, {esc(self.created[:19])} UTC"
+        )
+        rows = "".join(
+            f"<tr><td>{b.index}</td><td>{b.n_rows:,}</td><td>{esc(b.state)}</td>"
+            f"<td><code>{esc(b.task_id or '')}</code></td><td>{esc(b.status or '')}</td>"
+            f"<td>{'' if b.progress is None else f'{b.progress:.0f}%'}</td><td>{b.attempts}</td>"
+            f"<td>{esc((b.error or '')[:120])}</td></tr>"
+            for b in batches[:50]
+        )
+        more = f"<p>... and {len(batches) - 50} more batches</p>" if len(batches) > 50 else ""
+        return (
+            f"<div>{head}<table><thead><tr><th>batch</th><th>rows</th><th>state</th><th>task</th>"
+            f"<th>status</th><th>progress</th><th>attempts</th><th>error</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{more}</div>"
+        )
+
+
+def _polars(frame: Any) -> pl.DataFrame | None:
+    if frame is None:
+        return None
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    from toolkit.frames import SourceFrame
+
+    return SourceFrame.wrap(frame).polars
+
+
+def _row_results(batch: BatchRecord, status: TaskStatus) -> tuple[list[RowResult], str | None]:
+    """Per-row outcomes of a finished task, in the batch's row order, and a batch error."""
+    rows = batch.rows
+    items = status.results
+    if items is not None and len(items) == len(rows):
+        out = []
+        for pos, item in zip(rows, items, strict=True):
+            code = item.get("error")
+            if code not in (None, 0, "0", ""):
+                out.append(
+                    RowResult(pos, batch.index, "failed", None, _int(code), str(item.get("error_text") or ""))
+                )
+            else:
+                pid = item.get("profile_id")
+                out.append(RowResult(pos, batch.index, "imported", None if pid is None else str(pid)))
+        return out, None
+    if status.failed:
+        code = _int(status.result.get("error"))
+        text = str(status.result.get("error_text") or f"the task ended {status.status!r}")
+        return [RowResult(pos, batch.index, "failed", None, code, text) for pos in rows], text
+    if items is None and not status.errors:
+        # the platform's short form ({captured, errors: [], status}): nothing failed
+        return [RowResult(pos, batch.index, "imported") for pos in rows], None
+    text = f"the platform gave {len(items or [])} results and {len(status.errors or [])} errors for {len(rows)} rows"
+    return [RowResult(pos, batch.index, "unknown", None, None, text) for pos in rows], text
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def history_frame(journal: Journal, *, kind: Literal["pandas", "polars"] = "pandas") -> Any:
+    """The journal's launches, newest first, as a pandas (default) or polars frame."""
+    if kind not in ("pandas", "polars"):
+        raise InvalidArgumentError(f"kind must be 'pandas' or 'polars', got {kind!r}")
+    schema = {
+        "launch_id": pl.String, "label": pl.String, "created": pl.String, "trigger_id": pl.Int64,
+        "host": pl.String, "format": pl.String, "rows": pl.Int64, "batches": pl.Int64,
+        "planned": pl.Int64, "sent": pl.Int64, "completed": pl.Int64, "failed": pl.Int64,
+        "unknown": pl.Int64, "imported_rows": pl.Int64, "failed_rows": pl.Int64, "forced": pl.Boolean,
+        "task_ids": pl.List(pl.String), "fingerprint": pl.String,
+    }  # fmt: skip
+    rows = [{k: r.get(k) for k in schema} for r in journal.history()]
+    frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    frame = frame.with_columns(pl.col("created").str.to_datetime(time_zone="UTC", strict=False))
+    return frame if kind == "polars" else frame.to_pandas()
+
+
+def single_body(record_or_row: Any, mapping: Any, trigger: Any, *, format: contract.Format = "json") -> bytes:
+    """The body of ``campaigns/triggers/import_and_start`` for one row, built by the plan
+    machinery (same validation and encoding as a launch), without the token.
+
+    The single call takes the profile as ``data`` (an object, not a list) and names the
+    match key at the top level (``email``, ``phone``, ``profile_id`` or ``field_value``).
+    """
+    import polars as pl
+
+    from toolkit.plan import plan as make_plan
+
+    frame = pl.DataFrame([dict(record_or_row)]) if isinstance(record_or_row, AbcMapping) else record_or_row
+    planned = make_plan(frame, mapping, trigger, format="json")
+    if planned.n_rows != 1:
+        raise InvalidArgumentError(
+            f"import_and_start sends one profile, got {planned.n_rows} rows: launch a plan for many"
+        )
+    if not planned.batches:
+        rejected = _polars(planned.rejected)
+        reason = rejected["reason"][0] if rejected is not None and rejected.height else "rejected"
+        raise InvalidArgumentError(f"the profile was not sent: {reason}")
+    batch = planned.batches[0]
+    envelope = orjson.loads(batch.body)
+    items = envelope.pop("data")
+    item = items[0]
+    profile = item.get("data", item) if isinstance(item, dict) else item
+    body: dict[str, Any] = {**envelope, "data": profile}
+    key = batch.keys[0] if batch.keys else None
+    rule = contract.MATCHING_MODES.get(str(body.get("matching", "email")))
+    if key is not None and rule is not None:
+        needs = rule.needs
+        if needs == "email_or_phone":
+            needs = "email" if "@" in key else "phone"
+        top = {"email": "email", "phone": "phone", "profile_id": "profile_id", "field": "field_value"}.get(
+            needs
+        )
+        if top:
+            body.setdefault(top, key)
+    if format == "xml":
+        body["format"] = "xml"
+        return contract.dumps_xml(body)
+    return orjson.dumps(body)
