@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 # module -> the sub-commands it registers; imported lazily so `toolkit --help` stays fast
 _COMMAND_MODULES = (
-    "toolkit.cli.plan",  # plan, demo
+    "toolkit.cli.plan",  # plan
+    "toolkit.cli.demo",  # demo: the main job, end to end on the sandbox
     "toolkit.cli.launch",  # launch, status, history, resume
     "toolkit.cli.notebooks",  # notebooks, lab, app
     "toolkit.sandbox.cli",  # sandbox
