@@ -1,0 +1,162 @@
+"""Realism knobs: pacing, latency, rate limit and faults, reproducible with a seed.
+
+All knobs are off by default. They apply to the platform routes only, never to
+``/_sandbox/*``, so a test can always inspect the state a faulty run left behind.
+
+Example:
+    >>> faults = Faults(Knobs(fail_rate=0.5, seed=1))
+    >>> [faults.draw().kind for _ in range(6)]
+    ['fail', 'fail', 'ok', 'ok', 'fail', 'ok']
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Fault", "Faults", "IdSource", "Knobs", "RateLimiter"]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How the sandbox departs from an ideal platform. Every field is off by default.
+
+    Example:
+        >>> Knobs(fail_rate=0.1, drop_rate=0.1).faulty
+        True
+        >>> Knobs(fail_rate=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: fail_rate must be between 0 and 1, not 1.5
+    """
+
+    #: Profiles per second a task advances (None: as fast as possible, still in the background).
+    processing_rate: float | None = None
+    #: Milliseconds added before each platform request is handled.
+    latency_ms: float = 0.0
+    #: Platform requests per second allowed (token bucket, burst of one second); then 429.
+    rate_limit: float | None = None
+    #: Fraction of platform requests answered 500/502/503 before anything is done.
+    fail_rate: float = 0.0
+    #: Fraction of platform requests whose connection is closed before anything is done.
+    drop_rate: float = 0.0
+    #: Fraction of platform requests handled in full whose answer is lost (connection closed).
+    lose_response_rate: float = 0.0
+    #: Seed for task ids, profile ids and fault draws (None: unpredictable).
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("fail_rate", "drop_rate", "lose_response_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+        if self.fail_rate + self.drop_rate + self.lose_response_rate > 1.0 + 1e-9:
+            raise ValueError("fail_rate + drop_rate + lose_response_rate must not exceed 1")
+        for name in ("processing_rate", "rate_limit"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive (or None for off), not {value}")
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must not be negative, not {self.latency_ms}")
+
+    @property
+    def faulty(self) -> bool:
+        """True when any fault knob is on."""
+        return bool(self.fail_rate or self.drop_rate or self.lose_response_rate)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do with one platform request."""
+
+    kind: Literal["ok", "fail", "drop", "lose"]
+    #: The HTTP status of a ``fail``.
+    status: int = 0
+
+
+class Faults:
+    """Draws a :class:`Fault` per platform request; one seeded stream, so a run repeats exactly."""
+
+    _FAIL_STATUSES = (500, 502, 503)
+
+    def __init__(self, knobs: Knobs) -> None:
+        self._knobs = knobs
+        self._rng = random.Random(f"{knobs.seed}:faults") if knobs.seed is not None else random.Random()
+        self._lock = threading.Lock()
+
+    def draw(self) -> Fault:
+        """The fate of the next request (always two draws, so knobs do not shift the stream)."""
+        with self._lock:
+            u, pick = self._rng.random(), self._rng.random()
+        k = self._knobs
+        if u < k.fail_rate:
+            return Fault("fail", self._FAIL_STATUSES[int(pick * len(self._FAIL_STATUSES))])
+        if u < k.fail_rate + k.drop_rate:
+            return Fault("drop")
+        if u < k.fail_rate + k.drop_rate + k.lose_response_rate:
+            return Fault("lose")
+        return Fault("ok")
+
+
+class RateLimiter:
+    """A token bucket: ``rate`` requests per second, bursts of up to one second's worth.
+
+    Example:
+        >>> limiter = RateLimiter(2, clock=lambda: 0.0)
+        >>> limiter.acquire(), limiter.acquire(), limiter.acquire()
+        (None, None, 1)
+    """
+
+    def __init__(self, rate: float, clock: object = time.monotonic) -> None:
+        self._rate = rate
+        self._capacity = max(1.0, rate)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._last = clock()  # type: ignore[operator]
+        self._lock = threading.Lock()
+
+    def acquire(self) -> int | None:
+        """None when the request may go on, else the whole seconds to wait (``Retry-After``)."""
+        with self._lock:
+            now = self._clock()  # type: ignore[operator]
+            self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return None
+            return max(1, math.ceil((1.0 - self._tokens) / self._rate))
+
+
+class IdSource:
+    """Task ids (uuid4 strings) and profile ids (24 hex digits), seeded or not.
+
+    Example:
+        >>> a, b = IdSource(7), IdSource(7)
+        >>> a.task_id() == b.task_id(), len(a.profile_id())
+        (True, 24)
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        # Separate streams: the order of profile creation never shifts the task ids.
+        if seed is None:
+            self._tasks: random.Random = random.SystemRandom()
+            self._profiles: random.Random = random.SystemRandom()
+        else:
+            self._tasks = random.Random(f"{seed}:tasks")
+            self._profiles = random.Random(f"{seed}:profiles")
+        self._lock = threading.Lock()
+
+    def task_id(self) -> str:
+        """A new uuid4 string."""
+        with self._lock:
+            return str(uuid.UUID(int=self._tasks.getrandbits(128), version=4))
+
+    def profile_id(self) -> str:
+        """A new 24-hex-digit profile id (the platform's ObjectId-like shape)."""
+        with self._lock:
+            return f"{self._profiles.getrandbits(96):024x}"

@@ -1,0 +1,298 @@
+"""One profile's import: validation, match keys, merge. Pure functions; the store does I/O.
+
+Example:
+    >>> env = ImportEnvelope(trigger_id=1, matching="email", profiles=[])
+    >>> checked = check_profile({"email": "A@Example.com", "_fname": "Ann"}, env)
+    >>> checked.keys
+    [(('email', 'sub_email'), 'a@example.com')]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from toolkit.contract import CHANNELS, DATE_FIELDS, EMAIL_FIELD, IP_FIELDS, MATCHING_MODES, PHONE_FIELD
+
+from .envelope import ImportEnvelope
+from .validators import is_date, is_email, is_ipv4, normalize_phone
+
+__all__ = ["Checked", "ProfileError", "check_profile", "index_keys", "merge"]
+
+#: A lookup: the index kinds to search, and the normalized value to find.
+Lookup = tuple[tuple[str, ...], str]
+
+_DIGITS: Final = re.compile(r"^[+-]?\d{1,18}$")
+# Values longer than this are not indexed for custom matching: nobody matches on a novel.
+_MAX_INDEXED: Final = 512
+
+
+class ProfileError(Exception):
+    """A problem with one profile: it fails alone, the rest of the batch goes on."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@dataclass
+class Checked:
+    """A valid profile, split into what is stored and what it is matched by."""
+
+    fields: dict[str, Any]
+    subscriptions: list[dict[str, Any]]
+    keys: list[Lookup] = field(default_factory=list)
+    profile_id: str | None = None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _scalar_key(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        text = str(value).strip()
+        return text if text and len(text) <= _MAX_INDEXED else None
+    return None
+
+
+def _phones(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    phones = []
+    for item in items:
+        if item is None or item == "":
+            continue
+        phone = normalize_phone(item)
+        if phone is None:
+            raise ProfileError(
+                400, f"invalid phone {_short(item)}: must be international, '+' then 8 to 15 digits"
+            )
+        phones.append(phone)
+    return phones
+
+
+def _subscription(sub: Any, i: int) -> dict[str, Any]:
+    if not isinstance(sub, dict):
+        raise ValueError(f"subscriptions[{i}] must be an object")
+    channel = sub.get("channel")
+    rule = CHANNELS.get(channel) if isinstance(channel, str) else None
+    if rule is None:
+        raise ValueError(
+            f"subscriptions[{i}] has unknown channel {_short(channel)}; one of: {', '.join(CHANNELS)}"
+        )
+    contact = sub.get(rule.contact_field)
+    clean = dict(sub)
+    if rule.kind == "email":
+        if not is_email(contact):
+            raise ValueError(f"subscriptions[{i}] ({channel}) has an invalid email {_short(contact)}")
+        clean["email"] = contact.strip()
+    elif rule.kind == "phone":
+        phone = normalize_phone(contact)
+        if phone is None:
+            raise ValueError(
+                f"subscriptions[{i}] ({channel}) has an invalid phone {_short(contact)}: "
+                "must be international, '+' then 8 to 15 digits"
+            )
+        clean["phone"] = phone
+    elif rule.kind == "id":
+        if not isinstance(contact, (str, int)) or isinstance(contact, bool) or not str(contact).strip():
+            raise ValueError(f"subscriptions[{i}] ({channel}) needs a {rule.contact_field}")
+    elif not isinstance(contact, dict) or not contact:
+        raise ValueError(f"subscriptions[{i}] ({channel}) needs {rule.contact_field} (an object)")
+    resource = sub.get("resource_id")
+    if resource is not None and resource != "":
+        if isinstance(resource, str) and _DIGITS.match(resource.strip()):
+            resource = int(resource)  # XML sends every value as text
+        if not isinstance(resource, int) or isinstance(resource, bool):
+            raise ValueError(
+                f"subscriptions[{i}] ({channel}) has a non-integer resource_id {_short(resource)}"
+            )
+        clean["resource_id"] = resource
+    return clean
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    email = fields.get(EMAIL_FIELD)
+    if email not in (None, "") and not is_email(email):
+        raise ProfileError(400, f"invalid email {_short(email)}")
+    _phones(fields.get(PHONE_FIELD))
+    for name in sorted(IP_FIELDS):
+        value = fields.get(name)
+        if value not in (None, "") and not is_ipv4(value):
+            raise ProfileError(400, f"invalid {name} {_short(value)}: must be an IPv4 address")
+    for name in sorted(DATE_FIELDS):
+        value = fields.get(name)
+        if value not in (None, "") and not is_date(value):
+            raise ProfileError(
+                400, f"invalid {name} {_short(value)}: must be YYYY-MM-DD or an RFC 3339 date-time"
+            )
+
+
+def _sub_values(subs: list[dict[str, Any]], kind: str) -> list[str]:
+    out = []
+    for sub in subs:
+        rule = CHANNELS[sub["channel"]]
+        if rule.kind == kind:
+            value = sub[rule.contact_field]
+            out.append(value.lower() if kind == "email" else str(value).strip())
+    return out
+
+
+def _lookups(fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnvelope) -> list[Lookup]:
+    mode = env.matching
+    email = fields.get(EMAIL_FIELD)
+    email = email.strip().lower() if isinstance(email, str) and email.strip() else None
+    phones = _phones(fields.get(PHONE_FIELD))
+    sub_emails, sub_phones = _sub_values(subs, "email"), _sub_values(subs, "phone")
+    if mode == "email":  # profile data first, else the first email subscription
+        key = email or (sub_emails[0] if sub_emails else None)
+        return [(("email", "sub_email"), key)] if key else []
+    if mode == "email_profile":
+        return [(("email",), email)] if email else []
+    if mode == "email_sub":
+        return [(("sub_email",), e) for e in sub_emails]
+    if mode == "phone":
+        key = phones[0] if phones else (sub_phones[0] if sub_phones else None)
+        return [(("phone", "sub_phone"), key)] if key else []
+    if mode == "phone_sub":
+        return [(("sub_phone",), p) for p in sub_phones]
+    if mode == "push_sub":
+        return [(("sub_push",), p) for p in _sub_values(subs, "id")]
+    if mode == "email_phone":
+        return ([(("email",), email)] if email else []) + ([(("phone",), phones[0])] if phones else [])
+    if mode == "email_phone_sub":
+        return [(("sub_email",), e) for e in sub_emails] + [(("sub_phone",), p) for p in sub_phones]
+    name = env.field_name or ""
+    if mode == "custom":
+        key = _scalar_key(fields.get(name))
+        return [((f"field:{name}",), key)] if key else []
+    if mode == "custom_sub":
+        values = [_scalar_key((s.get("custom_fields") or {}).get(name)) for s in subs]
+        return [((f"subfield:{name}",), v) for v in values if v]
+    raise AssertionError(f"unhandled matching mode {mode}")
+
+
+_NEEDS_TEXT: Final = {
+    "email": "an 'email' field or an email subscription",
+    "email_profile": "an 'email' field",
+    "email_sub": "an email subscription",
+    "phone": "a 'phones' field or a phone subscription",
+    "phone_sub": "a phone (sms) subscription",
+    "push_sub": "a push subscription with a subscription_id",
+    "email_phone": "an 'email' or a 'phones' field",
+    "email_phone_sub": "an email or phone subscription",
+    "custom": "the custom field named by field_name",
+    "custom_sub": "a subscription whose custom_fields hold the field named by field_name",
+}
+
+
+def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
+    """Validate one profile and find what it is matched by; raises :class:`ProfileError`.
+
+    Example:
+        >>> env = ImportEnvelope(trigger_id=1, matching="phone", profiles=[])
+        >>> check_profile({"email": "a@b.co"}, env)
+        Traceback (most recent call last):
+        ...
+        toolkit.sandbox.profiles.ProfileError: no key to match on: matching 'phone' needs a 'phones' field or a phone subscription
+    """
+    own = {k: v for k, v in fields.items() if k != "subscriptions"}
+    _check_fields(own)
+    raw_subs = fields.get("subscriptions")
+    if raw_subs in (None, ""):
+        raw_subs = []
+    if isinstance(raw_subs, dict):  # one XML <subscriptions> element
+        raw_subs = [raw_subs]
+    if not isinstance(raw_subs, list):
+        raise ProfileError(400, "subscriptions must be a list of objects")
+    subs = []
+    for i, sub in enumerate(raw_subs):
+        try:
+            subs.append(_subscription(sub, i))
+        except ValueError as exc:
+            if not env.skip_invalid_subscriptions:
+                raise ProfileError(400, str(exc)) from None
+    if env.matching == "profile_id":
+        pid = own.pop("profile_id", None)
+        if not isinstance(pid, str) or not pid.strip():
+            raise ProfileError(400, "no key to match on: matching 'profile_id' needs a 'profile_id' field")
+        return Checked(own, subs, profile_id=pid.strip())
+    keys = _lookups(own, subs, env)
+    if not keys:
+        raise ProfileError(
+            400, f"no key to match on: matching {env.matching!r} needs {_NEEDS_TEXT[env.matching]}"
+        )
+    assert MATCHING_MODES[env.matching].creates
+    return Checked(own, subs, keys=keys)
+
+
+def index_keys(fields: dict[str, Any], subs: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Every (kind, value) a stored profile can be found by, for all matching modes.
+
+    Example:
+        >>> sorted(index_keys({"email": "A@b.co", "CRM": 7}, [{"channel": "sms", "phone": "+79000000000"}]))
+        [('email', 'a@b.co'), ('field:CRM', '7'), ('field:email', 'A@b.co'), ('sub_phone', '+79000000000')]
+    """
+    keys: set[tuple[str, str]] = set()
+    email = fields.get(EMAIL_FIELD)
+    if isinstance(email, str) and email.strip():
+        keys.add(("email", email.strip().lower()))
+    with contextlib.suppress(ProfileError):  # an invalid phone is simply not findable
+        keys.update(("phone", p) for p in _phones(fields.get(PHONE_FIELD)))
+    for name, value in fields.items():
+        key = _scalar_key(value)
+        if key is not None:
+            keys.add((f"field:{name}", key))
+    for sub in subs:
+        rule = CHANNELS.get(sub.get("channel", ""))
+        if rule is None:
+            continue
+        contact = sub.get(rule.contact_field)
+        if rule.kind == "email" and isinstance(contact, str):
+            keys.add(("sub_email", contact.strip().lower()))
+        elif rule.kind == "phone" and isinstance(contact, str):
+            keys.add(("sub_phone", contact))
+        elif rule.kind == "id" and contact is not None:
+            keys.add(("sub_push", str(contact).strip()))
+        for name, value in (sub.get("custom_fields") or {}).items():
+            key = _scalar_key(value)
+            if key is not None:
+                keys.add((f"subfield:{name}", key))
+    return keys
+
+
+def _sub_identity(sub: dict[str, Any]) -> tuple[Any, ...]:
+    rule = CHANNELS[sub["channel"]]
+    contact = sub.get(rule.contact_field)
+    # sms and the seed's "phone" are one channel
+    channel = "sms" if sub["channel"] == "phone" else sub["channel"]
+    return (channel, repr(contact).lower(), sub.get("resource_id"))
+
+
+def merge(
+    old_fields: dict[str, Any], old_subs: list[dict[str, Any]], new: Checked
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An update: new field values win, subscriptions are merged by channel, contact and resource.
+
+    Example:
+        >>> new = Checked({"_fname": "Bo"}, [{"channel": "email", "email": "x@y.co", "status": "active"}])
+        >>> merge({"_fname": "Al", "CRM": 1}, [{"channel": "email", "email": "x@y.co"}], new)
+        ({'_fname': 'Bo', 'CRM': 1}, [{'channel': 'email', 'email': 'x@y.co', 'status': 'active'}])
+    """
+    fields = {**old_fields, **new.fields}
+    subs = list(old_subs)
+    where = {_sub_identity(s): i for i, s in enumerate(subs)}
+    for sub in new.subscriptions:
+        ident = _sub_identity(sub)
+        if ident in where:
+            subs[where[ident]] = {**subs[where[ident]], **sub}
+        else:
+            where[ident] = len(subs)
+            subs.append(sub)
+    return fields, subs
