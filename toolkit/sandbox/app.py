@@ -214,6 +214,17 @@ def _check_token(expected: str, given: object) -> None:
         raise ApiFailure(403, "forbidden: the token is wrong")
 
 
+# Module level, so the dependency's annotations resolve (this module uses postponed annotations).
+_BEARER = HTTPBearer(auto_error=False, description="The sandbox token")
+
+
+async def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+) -> None:
+    """FastAPI dependency of the inspection routes: Bearer token required."""
+    _check_token(request.app.state.sandbox.token, credentials.credentials if credentials else None)
+
+
 Handler = Callable[[dict[str, Any], bool, Format], Awaitable[Response]]
 
 
@@ -319,7 +330,7 @@ def create_app(
     app.state.sandbox = SandboxState(token, store, engine, knobs, max_body_bytes)
     app.add_middleware(PlatformFaults, knobs=knobs)
     app.add_middleware(AccessLog)
-    bearer = HTTPBearer(auto_error=False, description="The sandbox token")
+    bearer = _BEARER
     defs: dict[str, Any] = {}
 
     @app.exception_handler(ApiFailure)
@@ -405,14 +416,6 @@ def create_app(
         return await _platform_call(request, STATUS_LISTS, handle)
 
     # --- inspection routes ---------------------------------------------------------------
-    async def require_token(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-    ) -> None:
-        _check_token(state_token(request), credentials.credentials if credentials else None)
-
-    def state_token(request: Request) -> str:
-        return request.app.state.sandbox.token  # type: ignore[no-any-return]
-
     def _json(data: Any) -> Response:
         return Response(orjson.dumps(data), media_type="application/json")
 
