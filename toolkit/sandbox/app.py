@@ -34,6 +34,7 @@ from toolkit.contract import (
     API_PREFIX,
     BATCH_PATH,
     MAX_BODY_BYTES,
+    MAX_FILE_BYTES,
     SINGLE_PATH,
     STATUS_PATH,
     Format,
@@ -78,6 +79,7 @@ class SandboxState:
     engine: Engine
     knobs: Knobs
     max_body_bytes: int
+    max_file_bytes: int
 
 
 def _respond(body: bytes, fmt: Format, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -297,10 +299,12 @@ def create_app(
     db: str | Path | None = None,
     knobs: Knobs | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> FastAPI:
     """Build the sandbox application (the store opens now; the worker runs with the app's lifespan).
 
-    ``db`` is a SQLite file to keep state across restarts (None: in memory).
+    ``db`` is a SQLite file to keep state across restarts (None: in memory). The two limits
+    default to the platform's (contract.MAX_BODY_BYTES, MAX_FILE_BYTES); tests lower them.
     """
     knobs = knobs or Knobs()
     store = Store(str(db) if db else ":memory:")
@@ -327,7 +331,7 @@ def create_app(
         ),
         lifespan=lifespan,
     )
-    app.state.sandbox = SandboxState(token, store, engine, knobs, max_body_bytes)
+    app.state.sandbox = SandboxState(token, store, engine, knobs, max_body_bytes, max_file_bytes)
     app.add_middleware(PlatformFaults, knobs=knobs)
     app.add_middleware(AccessLog)
     bearer = _BEARER
@@ -359,7 +363,9 @@ def create_app(
         background. Per-profile problems fail only that profile (see `tasks/status`)."""
 
         async def handle(body: dict[str, Any], xml: bool, fmt: Format) -> Response:
-            env = await run_in_threadpool(lambda: parse_import(body, xml=xml, single=False))
+            env = await run_in_threadpool(
+                lambda: parse_import(body, xml=xml, single=False, max_file_bytes=max_file_bytes)
+            )
             task_id = await run_in_threadpool(engine.submit, env)
             return _envelope(ok_envelope(task_id=task_id), fmt)
 
@@ -381,7 +387,9 @@ def create_app(
         with the profile's own error (400 invalid, 404 unknown profile_id, 409 ambiguous match)."""
 
         async def handle(body: dict[str, Any], xml: bool, fmt: Format) -> Response:
-            env = await run_in_threadpool(lambda: parse_import(body, xml=xml, single=True))
+            env = await run_in_threadpool(
+                lambda: parse_import(body, xml=xml, single=True, max_file_bytes=max_file_bytes)
+            )
             result = await run_in_threadpool(engine.import_one, env, env.profiles[0])
             if "profile_id" in result:
                 return _envelope(ok_envelope(profile_id=result["profile_id"]), fmt)

@@ -235,7 +235,9 @@ def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str
     return profiles
 
 
-def parse_import(body: dict[str, Any], *, xml: bool, single: bool) -> ImportEnvelope:
+def parse_import(
+    body: dict[str, Any], *, xml: bool, single: bool, max_file_bytes: int = MAX_FILE_BYTES
+) -> ImportEnvelope:
     """Check an import request's envelope; per-profile problems are left to processing.
 
     Example:
@@ -268,7 +270,7 @@ def parse_import(body: dict[str, Any], *, xml: bool, single: bool) -> ImportEnve
         if not isinstance(item, dict):
             raise ApiFailure(400, "each attach item must be an object {data, name}")
         try:
-            found = parse_data_uri(item.get("data"), item.get("name"), MAX_FILE_BYTES)
+            found = parse_data_uri(item.get("data"), item.get("name"), max_file_bytes)
         except ValueError as exc:
             raise ApiFailure(400, str(exc)) from None
         attachments.append({"name": found.name, "mime": found.mime, "size": found.size})

@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from toolkit.contract import MAX_BODY_BYTES
+from toolkit.contract import MAX_BODY_BYTES, MAX_FILE_BYTES
 
 from .app import ABORT_EXTENSION, create_app
 from .knobs import Knobs
@@ -85,9 +85,16 @@ class SandboxServer:
 
 
 def _config(
-    token: str, db: str | Path | None, knobs: Knobs, max_body_bytes: int, log_level: str
+    token: str,
+    db: str | Path | None,
+    knobs: Knobs,
+    log_level: str,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> uvicorn.Config:
-    app = create_app(token=token, db=db, knobs=knobs, max_body_bytes=max_body_bytes)
+    app = create_app(
+        token=token, db=db, knobs=knobs, max_body_bytes=max_body_bytes, max_file_bytes=max_file_bytes
+    )
     return uvicorn.Config(
         app,
         http=AbortableH11Protocol,
@@ -125,6 +132,7 @@ def serve(
     drop_rate: float = 0.0,
     lose_response_rate: float = 0.0,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_file_bytes: int = MAX_FILE_BYTES,
     log_level: str = "warning",
     startup_timeout: float = 15.0,
 ) -> Iterator[SandboxServer]:
@@ -132,7 +140,8 @@ def serve(
 
     ``port=0`` picks a free port (read back from the bound socket); ``token=None`` generates
     one. The knobs are those of :class:`~toolkit.sandbox.knobs.Knobs`; ``max_body_bytes``
-    lowers the body limit (tests). Example (not run here: it starts a server)::
+    and ``max_file_bytes`` lower the body and attachment limits (tests). Example (not run
+    as a doctest: it starts a server)::
 
         with serve(seed=1, processing_rate=50) as sandbox:
             requests.post(sandbox.url + "/api/v1.1/tasks/status",
@@ -149,7 +158,7 @@ def serve(
         seed=seed,
     )
     token = token or secrets.token_urlsafe(24)
-    server = uvicorn.Server(_config(token, db, knobs, max_body_bytes, log_level))
+    server = uvicorn.Server(_config(token, db, knobs, log_level, max_body_bytes, max_file_bytes))
     sock = _bind(host, port)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{sock.getsockname()[1]}", daemon=True
@@ -190,7 +199,7 @@ def run_forever(
     """
     knobs = knobs or Knobs()
     token = token or secrets.token_urlsafe(24)
-    server = uvicorn.Server(_config(token, db, knobs, MAX_BODY_BYTES, log_level))
+    server = uvicorn.Server(_config(token, db, knobs, log_level))
     sock = _bind(host, port)
     handle = SandboxServer(host, sock.getsockname()[1], token, knobs)
     if announce is not None:
