@@ -1,3 +1,62 @@
-"""toolkit: segments to validated trigger-campaign launches."""
+"""toolkit: audience segments to validated, journaled trigger-campaign launches.
+
+The public API, in the order an analyst meets it::
+
+    segment = toolkit.sample_customers(5000)                  # or your own pandas/polars frame
+    mapping = toolkit.Mapping({"email": "email", "first_name": "_fname"},
+                              subscriptions=[toolkit.Subscription("email", "email", 21)])
+    plan = toolkit.plan(segment, mapping, toolkit.Trigger(96))  # validate, normalize, split
+    launch = toolkit.Client.from_env().launch(plan)           # send each batch exactly once
+    launch.wait(); launch.results(join=True)                  # per-profile results
+
+Errors are one tree under :class:`ToolkitError` (see :mod:`toolkit.errors`).
+
+Example:
+    >>> import toolkit
+    >>> p = toolkit.plan(toolkit.sample_customers(50, kind="polars"),
+    ...                  toolkit.Mapping({"email": "email"}), toolkit.Trigger(96))
+    >>> p.n_rows
+    50
+"""
+
+from toolkit.errors import (
+    AlreadyLaunched,
+    ApiError,
+    AuthError,
+    ColumnNotFoundError,
+    ConfigurationError,
+    InvalidArgumentError,
+    RateLimited,
+    RequestTooLarge,
+    SerializationError,
+    ToolkitError,
+    TransportError,
+)
+from toolkit.mapping import Attachment, Mapping, Subscription, Trigger
+from toolkit.plan import Batch, Plan, plan
+from toolkit.sample import sample_customers
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyLaunched",
+    "ApiError",
+    "Attachment",
+    "AuthError",
+    "Batch",
+    "ColumnNotFoundError",
+    "ConfigurationError",
+    "InvalidArgumentError",
+    "Mapping",
+    "Plan",
+    "RateLimited",
+    "RequestTooLarge",
+    "SerializationError",
+    "Subscription",
+    "ToolkitError",
+    "TransportError",
+    "Trigger",
+    "__version__",
+    "plan",
+    "sample_customers",
+]

@@ -4,8 +4,9 @@ Each valid row becomes one fragment: ``{"data":{...}}`` in JSON, ``<data>...</da
 XML. A body is ``prefix + separator.join(fragments) + suffix``, so its size is known
 exactly from the fragments' byte lengths before any body is built.
 
-Null fields are left out of a profile (never sent as ``null``); floats holding whole
-numbers are written as integers (a Go-style decoder refuses ``1.0`` for an int field).
+Null fields are left out of a profile (never sent as ``null``). A float column whose
+values are all whole numbers (pandas' integers with NaN) is written as integers: a strict
+decoder refuses ``1.0`` for an int field.
 
 Example:
     >>> import polars as pl
@@ -51,24 +52,26 @@ _JSON_ESCAPES = (
 )
 # \r is escaped so that it survives XML's line-end normalization
 _XML_ESCAPES = (["&", "<", ">", "\r"], ["&amp;", "&lt;", "&gt;", "&#13;"])
-_MAX_EXACT_INT = 2**53
 
 
-def _json_string(expr: pl.Expr) -> pl.Expr:
-    return pl.lit('"') + expr.str.replace_many(*_JSON_ESCAPES) + pl.lit('"')
+_NEEDS_JSON_ESCAPE = '["\\\\\x00-\x1f]'
+_NEEDS_XML_ESCAPE = "[&<>\r]"
+
+
+def _json_string(expr: pl.Expr, clean: bool = False) -> pl.Expr:
+    # most columns (emails, phones, dates, names) hold nothing to escape: skip the pass
+    escaped = expr if clean else expr.str.replace_many(*_JSON_ESCAPES)
+    return pl.lit('"') + escaped + pl.lit('"')
 
 
 def _number_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    if dtype.is_float():
-        whole = (expr == expr.round(0)) & (expr.abs() < _MAX_EXACT_INT)
-        return pl.when(whole).then(expr.cast(pl.Int64).cast(pl.String)).otherwise(expr.cast(pl.String))
     return expr.cast(pl.String)
 
 
-def _json_value(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _json_value(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Expr:
     """A column's values as JSON literals (null stays null)."""
     if dtype == pl.String:
-        return _json_string(expr)
+        return _json_string(expr, clean)
     if dtype == pl.Boolean:
         return pl.when(expr).then(pl.lit("true")).otherwise(pl.lit("false"))
     if dtype.is_numeric():
@@ -78,11 +81,17 @@ def _json_value(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return pl.when(expr.is_not_null()).then(wrapped.str.slice(5, wrapped.str.len_bytes() - 6))
 
 
-def _xml_escape(expr: pl.Expr) -> pl.Expr:
-    return expr.str.replace_many(*_XML_ESCAPES)
+def _xml_escape(expr: pl.Expr, clean: bool = False) -> pl.Expr:
+    return expr if clean else expr.str.replace_many(*_XML_ESCAPES)
 
 
-def _xml_value(expr: pl.Expr, dtype: pl.DataType, tag: str) -> pl.Expr:
+def _clean(frame: pl.DataFrame, column: str, pattern: str) -> bool:
+    """True when no value of a text column needs escaping (checked once per column)."""
+    series = frame.get_column(column)
+    return series.dtype == pl.String and not series.str.contains(pattern).any()
+
+
+def _xml_value(expr: pl.Expr, dtype: pl.DataType, tag: str, clean: bool = False) -> pl.Expr:
     """A column's values as complete XML elements ``<tag>...</tag>`` (null stays null)."""
     if isinstance(dtype, pl.List):
         inner = dtype.inner
@@ -104,12 +113,12 @@ def _xml_value(expr: pl.Expr, dtype: pl.DataType, tag: str) -> pl.Expr:
     if isinstance(dtype, pl.Struct):
         # nested objects are rare in segments: the exact (per-row) encoder is fine here
         return expr.map_elements(lambda v: xml_fragment({tag: v}), return_dtype=pl.String)
-    return pl.lit(f"<{tag}>") + _xml_scalar(expr, dtype) + pl.lit(f"</{tag}>")
+    return pl.lit(f"<{tag}>") + _xml_scalar(expr, dtype, clean) + pl.lit(f"</{tag}>")
 
 
-def _xml_scalar(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _xml_scalar(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Expr:
     if dtype == pl.String:
-        return _xml_escape(expr)
+        return _xml_escape(expr, clean)
     if dtype == pl.Boolean:
         return pl.when(expr).then(pl.lit("true")).otherwise(pl.lit("false"))
     return _number_text(expr, dtype)
@@ -120,7 +129,8 @@ def _subscription_json(mapping: Mapping, prepared: Prepared, frame: pl.DataFrame
     for sub, column in zip(mapping.subscriptions, prepared.subscriptions, strict=True):
         head = orjson.dumps({"channel": sub.channel}).decode()[:-1] + f',"{sub.contact_field}":'
         tail = orjson.dumps({"resource_id": sub.resource_id, **sub.extra}).decode()[1:]
-        value = _json_value(pl.col(column), frame.schema[column])
+        clean = _clean(frame, column, _NEEDS_JSON_ESCAPE)
+        value = _json_value(pl.col(column), frame.schema[column], clean)
         parts.append(pl.lit(head) + value + pl.lit("," + tail))
     if not parts:
         return None
@@ -132,7 +142,8 @@ def _subscription_xml(mapping: Mapping, prepared: Prepared, frame: pl.DataFrame)
     parts = []
     for sub, column in zip(mapping.subscriptions, prepared.subscriptions, strict=True):
         rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
-        value = _xml_value(pl.col(column), frame.schema[column], sub.contact_field)
+        clean = _clean(frame, column, _NEEDS_XML_ESCAPE)
+        value = _xml_value(pl.col(column), frame.schema[column], sub.contact_field, clean)
         parts.append(
             pl.lit(f"<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n")
             + value
@@ -148,7 +159,8 @@ def json_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
     """One ``{"data":{...}}`` JSON fragment per row of ``prepared.frame``."""
     frame = prepared.frame
     parts = [
-        pl.lit(orjson.dumps(field).decode() + ":") + _json_value(pl.col(column), frame.schema[column])
+        pl.lit(orjson.dumps(field).decode() + ":")
+        + _json_value(pl.col(column), frame.schema[column], _clean(frame, column, _NEEDS_JSON_ESCAPE))
         for field, column in prepared.fields
     ]
     subs = _subscription_json(mapping, prepared, frame)
@@ -166,7 +178,10 @@ def xml_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
             raise InvalidArgumentError(
                 f"profile field {field!r} cannot be an XML element name; rename it or plan with format='json'"
             )
-    parts = [_xml_value(pl.col(column), frame.schema[column], field) for field, column in prepared.fields]
+    parts = [
+        _xml_value(pl.col(column), frame.schema[column], field, _clean(frame, column, _NEEDS_XML_ESCAPE))
+        for field, column in prepared.fields
+    ]
     subs = _subscription_xml(mapping, prepared, frame)
     if subs is not None:
         parts.append(subs)

@@ -29,7 +29,7 @@ import phonenumbers
 import polars as pl
 
 from toolkit.contract import MAX_BODY_BYTES, Format
-from toolkit.encode import envelope, json_rows, rows
+from toolkit.encode import Envelope, envelope, json_rows, rows
 from toolkit.errors import InvalidArgumentError, did_you_mean
 from toolkit.frames import SourceFrame
 from toolkit.mapping import Mapping, Trigger
@@ -38,9 +38,33 @@ from toolkit.validate import KEY, POS, REASON, RULE, Prepared, prepare
 __all__ = ["Batch", "Plan", "plan"]
 
 
-@dataclass(frozen=True, eq=False)
+class _Bodies:
+    """The encoded profiles of a plan, one fragment per valid row, shared by its batches.
+
+    A batch's body is built from its slice when asked for, so a plan of a million rows
+    holds its profiles once, and a launch holds only the bodies in flight.
+    """
+
+    def __init__(self, fragments: pl.Series, env: Envelope, positions: np.ndarray, keys: pl.Series) -> None:
+        self.fragments = fragments
+        self.env = env
+        self.positions = positions
+        self.keys = keys
+
+    def body(self, start: int, stop: int) -> bytes:
+        joined = self.fragments.slice(start, stop - start).str.join(self.env.separator.decode())
+        return self.env.prefix + joined.cast(pl.Binary).item() + self.env.suffix
+
+
 class Batch:
     """One request body: the exact bytes sent (without the token) and the rows it holds.
+
+    Attributes:
+        index: the batch's place in its plan (0-based).
+        body: the exact request bytes, without the token.
+        rows: the input positions (0-based) of its profiles, in order.
+        keys: each profile's normalized match key, in the same order.
+        format: ``"json"`` or ``"xml"``.
 
     Example:
         >>> b = Batch(index=0, body=b'{"data":[]}', rows=(3, 5), keys=("a@x.io", "b@x.io"), format="json")
@@ -48,13 +72,56 @@ class Batch:
         (2, 'application/json', '8fe32e407a10')
     """
 
-    index: int
-    body: bytes = field(repr=False)
-    rows: tuple[int, ...] = field(repr=False)
-    keys: tuple[str, ...] = field(repr=False)
-    format: Format = "json"
+    __slots__ = ("_bodies", "_body", "_digest", "_keys", "_rows", "_span", "format", "index", "nbytes")
+
+    def __init__(
+        self,
+        index: int,
+        body: bytes | None = None,
+        rows: Sequence[int] = (),
+        keys: Sequence[str] = (),
+        format: Format = "json",
+        *,
+        _bodies: _Bodies | None = None,
+        _span: tuple[int, int] = (0, 0),
+        _nbytes: int | None = None,
+    ) -> None:
+        self.index = index
+        self.format = format
+        self._body = body
+        self._bodies = _bodies
+        self._span = _span
+        self._rows = tuple(rows) if _bodies is None else None
+        self._keys = tuple(keys) if _bodies is None else None
+        self._digest: str | None = None
+        #: the body's size in bytes
+        self.nbytes = len(body) if body is not None else int(_nbytes or 0)
+
+    @property
+    def body(self) -> bytes:
+        if self._body is not None:
+            return self._body
+        assert self._bodies is not None
+        return self._bodies.body(*self._span)
+
+    @property
+    def rows(self) -> tuple[int, ...]:
+        if self._rows is None:
+            assert self._bodies is not None
+            self._rows = tuple(self._bodies.positions[slice(*self._span)].tolist())
+        return self._rows
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        if self._keys is None:
+            assert self._bodies is not None
+            start, stop = self._span
+            self._keys = tuple(self._bodies.keys.slice(start, stop - start).to_list())
+        return self._keys
 
     def __len__(self) -> int:
+        if self._bodies is not None:
+            return self._span[1] - self._span[0]
         return len(self.rows)
 
     @property
@@ -64,12 +131,12 @@ class Batch:
     @property
     def digest(self) -> str:
         """sha256 of the body: the batch's identity in the journal."""
-        return hashlib.sha256(self.body).hexdigest()
+        if self._digest is None:
+            self._digest = hashlib.sha256(self.body).hexdigest()
+        return self._digest
 
     def __repr__(self) -> str:
-        return (
-            f"Batch(index={self.index}, rows={len(self)}, bytes={len(self.body):,}, format={self.format!r})"
-        )
+        return f"Batch(index={self.index}, rows={len(self)}, bytes={self.nbytes:,}, format={self.format!r})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +190,7 @@ class Plan:
             >>> {k: p.summary()[k] for k in ("rows", "valid", "rejected", "batches")}
             {'rows': 1, 'valid': 1, 'rejected': 0, 'batches': 1}
         """
-        sizes = [len(b.body) for b in self.batches]
+        sizes = [b.nbytes for b in self.batches]
         return {
             "rows": self.n_rows,
             "valid": self.n_valid,
@@ -183,7 +250,7 @@ class Plan:
             )
             or "<tr><td colspan=2>none</td></tr>"
         )
-        sizes = ", ".join(f"{len(b):,} rows / {len(b.body):,} B" for b in self.batches[:6])
+        sizes = ", ".join(f"{len(b):,} rows / {b.nbytes:,} B" for b in self.batches[:6])
         more = f" ... ({len(self.batches) - 6} more)" if len(self.batches) > 6 else ""
         records = esc(json.dumps(self.records(3), ensure_ascii=False, indent=2, sort_keys=True))
         return (
@@ -327,50 +394,43 @@ def _build(
         positions=positions,
     )
     env = envelope(mapping, trigger, fmt)
-    frame = prepared.frame
-    valid_mask = frame.get_column(RULE).is_null()
-    valid = Prepared(frame.filter(valid_mask), prepared.fields, prepared.subscriptions)
+    valid = prepared
     fragments = rows(valid, mapping, fmt)
     sizes = fragments.str.len_bytes().to_numpy().astype(np.int64)
 
     budget = options["max_bytes"] - env.overhead - TOKEN_ROOM
     fits = sizes <= budget
-    too_large = valid.frame.filter(~pl.Series(fits)).select(
-        POS,
-        pl.lit("too_large").alias(RULE),
-        pl.format(
-            "profile is {} bytes encoded; with the request envelope that is over max_bytes={}",
-            pl.lit(pl.Series(sizes[~fits])),
-            pl.lit(options["max_bytes"]),
-        ).alias(REASON),
-    )
+    rejected_rows = prepared.rejected
     if not fits.all():
         keep = pl.Series(fits)
+        too_large = valid.frame.filter(~keep).select(
+            POS,
+            pl.lit("too_large").alias(RULE),
+            pl.format(
+                "profile is {} bytes encoded; with the request envelope that is over max_bytes={}",
+                pl.lit(pl.Series(sizes[~fits])),
+                pl.lit(options["max_bytes"]),
+            ).alias(REASON),
+        )
+        rejected_rows = pl.concat([rejected_rows, too_large], how="vertical_relaxed").sort(POS)
         fragments, sizes = fragments.filter(keep), sizes[fits]
-        valid = Prepared(valid.frame.filter(keep), valid.fields, valid.subscriptions)
+        valid = Prepared(valid.frame.filter(keep), valid.rejected, valid.fields, valid.subscriptions)
 
     cuts = _cut_points(sizes, len(env.separator), budget, options["max_rows"])
-    row_positions = valid.frame.get_column(POS).to_numpy()
-    keys = valid.frame.get_column(KEY).to_list()
-    batches = []
-    for index, (start, stop) in enumerate(itertools.pairwise(cuts)):
-        joined = fragments.slice(start, stop - start).str.join(env.separator.decode()).item()
-        batches.append(
-            Batch(
-                index=index,
-                body=env.body(joined),
-                rows=tuple(row_positions[start:stop].tolist()),
-                keys=tuple(keys[start:stop]),
-                format=fmt,
-            )
+    bodies = _Bodies(fragments, env, valid.frame.get_column(POS).to_numpy(), valid.frame.get_column(KEY))
+    batches = tuple(
+        Batch(
+            index,
+            format=fmt,
+            _bodies=bodies,
+            _span=(start, stop),
+            _nbytes=env.overhead + int(sizes[start:stop].sum()) + (stop - start - 1) * len(env.separator),
         )
+        for index, (start, stop) in enumerate(itertools.pairwise(cuts))
+    )
     preview = [orjson.loads(r)["data"] for r in json_rows(_head(valid, 20), mapping).to_list()]
-
-    rejected_rows = pl.concat(
-        [frame.filter(~valid_mask).select(POS, RULE, REASON), too_large], how="vertical_relaxed"
-    ).sort(POS)
     return Plan(
-        batches=tuple(batches),
+        batches=batches,
         rejected=_rejected_frame(source, rejected_rows, positions),
         format=fmt,
         mapping=mapping,
@@ -385,7 +445,7 @@ def _build(
 
 
 def _head(prepared: Prepared, n: int) -> Prepared:
-    return Prepared(prepared.frame.head(n), prepared.fields, prepared.subscriptions)
+    return Prepared(prepared.frame.head(n), prepared.rejected, prepared.fields, prepared.subscriptions)
 
 
 def _cut_points(sizes: np.ndarray, separator: int, budget: int, max_rows: int) -> list[int]:

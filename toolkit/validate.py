@@ -27,8 +27,10 @@ Example:
     >>> from toolkit.mapping import Mapping, Trigger
     >>> df = pl.DataFrame({"email": ["  Ann@X.io ", "bad@", None], "phone": ["8 (900) 123-45-67", None, "+7 900 1"]})
     >>> prepared = prepare(df, Mapping({"email": "email", "phone": "phones"}), Trigger(1))
-    >>> prepared.frame.select("__tk_f0", "__tk_f1", RULE).rows()
-    [('ann@x.io', '+79001234567', None), (None, None, 'invalid_email'), (None, None, 'invalid_phone')]
+    >>> prepared.frame.select("__tk_f0", "__tk_f1").rows()
+    [('ann@x.io', '+79001234567')]
+    >>> prepared.rejected.get_column(RULE).to_list()
+    ['invalid_email', 'invalid_phone']
 """
 
 from __future__ import annotations
@@ -75,9 +77,13 @@ _RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 
 @dataclass(frozen=True)
 class Check:
-    """A failed check: rows where ``failed`` is true get ``rule`` and ``reason``."""
+    """A check: rows where ``failed`` is true get ``rule`` and ``reason``.
 
-    failed: pl.Expr
+    ``reason`` is an expression over the original columns (and detail columns); it is
+    evaluated on the rejected rows only, so clean rows never pay for the sentence.
+    """
+
+    failed: pl.Series
     rule: str
     reason: pl.Expr
 
@@ -86,12 +92,13 @@ class Check:
 class Prepared:
     """The segment after validation: what the encoder needs, row for row.
 
-    ``frame`` has ``POS`` (input position), one normalized column per field (``__tk_f0``, ...
-    in mapping order), one per subscription contact (``__tk_s0``, ...), the match key ``KEY``,
-    and ``RULE`` / ``REASON`` (null for valid rows).
+    ``frame`` holds the valid rows: ``POS`` (input position), one normalized column per field
+    (``__tk_f0``, ... in mapping order), one per subscription contact (``__tk_s0``, ...) and
+    the match key ``KEY``. ``rejected`` holds ``POS``, ``RULE`` and ``REASON`` of the others.
     """
 
     frame: pl.DataFrame
+    rejected: pl.DataFrame
     fields: tuple[tuple[str, str], ...]  # (profile field, column in frame)
     subscriptions: tuple[str, ...]  # column in frame per mapping.subscriptions entry
 
@@ -156,12 +163,12 @@ class _Builder:
         self.df = df
         self.format = format
         self.phone_region = phone_region
-        self.columns: dict[str, pl.Series] = {}
+        self.details: dict[str, pl.Series] = {}
         self.checks: list[Check] = []
         self._cache: dict[tuple[str, str], tuple[pl.Series, pl.Series, pl.Series]] = {}
 
     # -- contacts: (normalized, failed, reason) per (column, kind), computed once -----------
-    def contact(self, column: str, kind: str, label: str) -> tuple[pl.Series, pl.Series, pl.Series]:
+    def contact(self, column: str, kind: str, label: str) -> tuple[pl.Series, pl.Series, pl.Expr]:
         cached = self._cache.get((column, kind))
         if cached is None:
             source = self.df.get_column(column)
@@ -184,17 +191,17 @@ class _Builder:
                 )
             self._cache[(column, kind)] = cached
         normalized, failed, detail = cached
-        reason = self.df.select(
-            pl.format(
-                "{}: {} is not a valid {}{}",
-                pl.lit(label),
-                _quoted(pl.col(column)),
-                pl.lit({"email": "email address", "phone": "phone number"}.get(kind, "value")),
-                pl.when(detail.is_not_null())
-                .then(pl.lit(" (") + pl.lit(detail) + pl.lit(")"))
-                .otherwise(pl.lit("")),
-            )
-        ).to_series()
+        detail_name = f"__tk_d{len(self.details)}"
+        self.details[detail_name] = detail.alias(detail_name)
+        reason = pl.format(
+            "{}: {} is not a valid {}{}",
+            pl.lit(label),
+            _quoted(pl.col(column)),
+            pl.lit({"email": "email address", "phone": "phone number"}.get(kind, "value")),
+            pl.when(pl.col(detail_name).is_not_null())
+            .then(pl.lit(" (") + pl.col(detail_name) + pl.lit(")"))
+            .otherwise(pl.lit("")),
+        )
         return normalized, failed, reason
 
     def _text(self, source: pl.Series) -> pl.Series:
@@ -254,11 +261,11 @@ class _Builder:
             return source.cast(pl.String)
         if field == EMAIL_FIELD:
             value, failed, reason = self.contact(column, "email", label)
-            self.checks.append(Check(pl.lit(failed), "invalid_email", pl.lit(reason)))
+            self.checks.append(Check(failed, "invalid_email", reason))
             return value
         if field == PHONE_FIELD and not isinstance(dtype, pl.List):
             value, failed, reason = self.contact(column, "phone", label)
-            self.checks.append(Check(pl.lit(failed), "invalid_phone", pl.lit(reason)))
+            self.checks.append(Check(failed, "invalid_phone", reason))
             return value
         if field in IP_FIELDS:
             text = self._text(source)
@@ -271,7 +278,7 @@ class _Builder:
 
     def _add(self, failed: pl.Series, rule: str, column: str, what: str) -> None:
         reason = pl.format("column {}: {} {}", pl.lit(repr(column)), _quoted(pl.col(column)), pl.lit(what))
-        self.checks.append(Check(pl.lit(failed), rule, reason))
+        self.checks.append(Check(failed, rule, reason))
 
     def _date_field(self, source: pl.Series, column: str, field: str) -> pl.Series:
         dtype = source.dtype
@@ -301,9 +308,14 @@ class _Builder:
             return text
         if dtype.is_float():
             value = source.fill_nan(None)
-            self._add(
-                value.is_infinite().fill_null(False), "invalid_number", column, "is not a finite number"
-            )
+            infinite = value.is_infinite().fill_null(False)
+            self._add(infinite, "invalid_number", column, "is not a finite number")
+            finite = value.filter(~infinite).drop_nulls()
+            whole = len(finite) > 0 and bool((finite == finite.round(0)).all())
+            if whole and float(finite.abs().max()) < 2**53:  # type: ignore[arg-type]
+                # integers that went through NaN (pandas): send them as integers again
+                value = pl.select(pl.when(pl.lit(infinite)).then(None).otherwise(pl.lit(value))).to_series()
+                return value.cast(pl.Int64)
             return value
         if dtype.is_integer() or dtype == pl.Boolean or dtype.is_decimal():
             return source
@@ -386,7 +398,7 @@ def prepare(
         if trigger.skip_invalid_subscriptions:
             value = pl.select(pl.when(pl.lit(failed)).then(None).otherwise(pl.lit(value))).to_series()
         else:
-            builder.checks.append(Check(pl.lit(failed), "invalid_subscription", pl.lit(reason)))
+            builder.checks.append(Check(failed, "invalid_subscription", reason))
         out[f"__tk_s{j}"] = value.alias(f"__tk_s{j}")
         sub_columns.append(f"__tk_s{j}")
         if sub.kind == "email":
@@ -397,22 +409,31 @@ def prepare(
             contacts["push"].append(value)
 
     key, missing_what = _match_key(mapping, by_field, contacts, df.height)
-    # the original columns ride along so that reasons can quote the values as given
-    frame = pl.concat(
-        [pl.DataFrame(out).with_columns(key.alias(KEY)), df.select(mapping.columns)], how="horizontal"
-    )
-    # the first failed check names the row's rule and reason
-    checks = [
-        *builder.checks,
-        Check(pl.col(KEY).is_null(), "missing_key", pl.lit(missing_what)),
-    ]
+    checks = [*builder.checks, Check(key.is_null(), "missing_key", pl.lit(missing_what))]
+    flags = [c.failed.fill_null(False).alias(f"__tk_c{i}") for i, c in enumerate(checks)]
+    frame = pl.DataFrame([*out.values(), key.alias(KEY), *flags])
+    # the first failed check names the row's rule
     frame = frame.with_columns(
-        pl.coalesce([pl.when(c.failed).then(pl.lit(c.rule)) for c in checks]).alias(RULE),
-        pl.coalesce([pl.when(c.failed).then(c.reason) for c in checks]).alias(REASON),
-    ) if checks else frame  # fmt: skip
-    frame = _mark_duplicates(frame, duplicates, mapping)
-    frame = frame.drop(mapping.columns)
-    return Prepared(frame=frame, fields=tuple(field_columns), subscriptions=tuple(sub_columns))
+        pl.coalesce(
+            [pl.when(pl.col(f.name)).then(pl.lit(c.rule)) for f, c in zip(flags, checks, strict=True)]
+        ).alias(RULE)
+    )
+    bad = frame.get_column(RULE).is_not_null()
+    # reasons quote the original values: computed for the rejected rows only
+    context = pl.DataFrame([*df.select(mapping.columns), *builder.details.values()]).filter(bad)
+    rejected = pl.concat([frame.filter(bad), context], how="horizontal").select(
+        POS,
+        RULE,
+        pl.coalesce(
+            [pl.when(pl.col(f.name)).then(c.reason) for f, c in zip(flags, checks, strict=True)]
+        ).alias(REASON),
+    )
+    valid = frame.filter(~bad).drop(RULE, *(f.name for f in flags))
+    valid, duplicate_rows = _split_duplicates(valid, duplicates, mapping)
+    rejected = pl.concat([rejected, duplicate_rows], how="vertical_relaxed").sort(POS)
+    return Prepared(
+        frame=valid, rejected=rejected, fields=tuple(field_columns), subscriptions=tuple(sub_columns)
+    )
 
 
 def _match_key(
@@ -459,22 +480,25 @@ def _match_key(
     return key, what
 
 
-def _mark_duplicates(frame: pl.DataFrame, duplicates: Duplicates, mapping: Mapping) -> pl.DataFrame:
+def _split_duplicates(
+    valid: pl.DataFrame, duplicates: Duplicates, mapping: Mapping
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Valid rows sharing a match key: keep one, reject the rest (unless ``"keep"``)."""
+    empty = pl.DataFrame(schema={POS: pl.Int64, RULE: pl.String, REASON: pl.String})
     if duplicates == "keep":
-        return frame
-    candidate = pl.col(RULE).is_null() & pl.col(KEY).is_not_null()
-    keep = pl.col(KEY).is_first_distinct() if duplicates == "first" else pl.col(KEY).is_last_distinct()
+        return valid, empty
+    keys = valid.get_column(KEY)
+    kept = keys.is_first_distinct() if duplicates == "first" else keys.is_last_distinct()
+    if kept.all():
+        return valid, empty
     pick = "first" if duplicates == "first" else "last"
-    kept_pos = getattr(pl.col(POS).filter(candidate), pick)().over(KEY)
-    # distinctness is judged among the candidates only: an invalid row never "keeps" a key
-    marked = frame.with_columns(
-        (candidate & ~keep.over(candidate)).alias("__tk_dup"),
-        kept_pos.alias("__tk_kept"),
-    )
-    return marked.with_columns(
-        pl.when(pl.col("__tk_dup")).then(pl.lit("duplicate")).otherwise(pl.col(RULE)).alias(RULE),
-        pl.when(pl.col("__tk_dup"))
-        .then(
+    kept_pos = getattr(pl.col(POS), pick)().over(KEY)
+    dups = (
+        valid.with_columns(kept_pos.alias("__tk_kept"))
+        .filter(~kept)
+        .select(
+            POS,
+            pl.lit("duplicate").alias(RULE),
             pl.format(
                 "duplicate of row {} (same {} {}); the {} one is kept (duplicates='{}')",
                 pl.col("__tk_kept"),
@@ -482,8 +506,7 @@ def _mark_duplicates(frame: pl.DataFrame, duplicates: Duplicates, mapping: Mappi
                 _quoted(pl.col(KEY)),
                 pl.lit(pick),
                 pl.lit(duplicates),
-            )
+            ).alias(REASON),
         )
-        .otherwise(pl.col(REASON))
-        .alias(REASON),
-    ).drop("__tk_dup", "__tk_kept")
+    )
+    return valid.filter(kept), dups
