@@ -19,6 +19,7 @@ Example:
     50
 """
 
+from toolkit.client import Client
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -32,6 +33,7 @@ from toolkit.errors import (
     ToolkitError,
     TransportError,
 )
+from toolkit.launch import Launch
 from toolkit.mapping import Attachment, Mapping, Subscription, Trigger
 from toolkit.plan import Batch, Plan, plan
 from toolkit.sample import sample_customers
@@ -44,9 +46,11 @@ __all__ = [
     "Attachment",
     "AuthError",
     "Batch",
+    "Client",
     "ColumnNotFoundError",
     "ConfigurationError",
     "InvalidArgumentError",
+    "Launch",
     "Mapping",
     "Plan",
     "RateLimited",
