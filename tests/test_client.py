@@ -1,0 +1,461 @@
+"""The HTTP client against the real sandbox over HTTP: auth, errors, retries, rate limits, faults.
+
+Requests are counted with the sandbox's own access log (logger ``toolkit.sandbox``), fault
+sequences are chosen with the sandbox's seeded fault stream (``toolkit.sandbox.knobs.Faults``).
+A few shapes the sandbox never produces (an error with HTTP 200, a malformed answer) are
+served by a tiny stdlib HTTP server.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import pickle
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+import requests
+
+import toolkit
+from toolkit import contract
+from toolkit.client import Client, TaskStatus, splice_token
+from toolkit.errors import (
+    ApiError,
+    AuthError,
+    ConfigurationError,
+    InvalidArgumentError,
+    OutcomeUnknown,
+    RateLimited,
+    RequestTooLarge,
+    ToolkitError,
+    TransportError,
+)
+from toolkit.sandbox import serve
+from toolkit.sandbox.knobs import Faults, Knobs
+
+EXAMPLES = Path(__file__).parent / "fixtures" / "examples"
+MAPPING = toolkit.Mapping({"email": "email", "name": "_fname"})
+TRIGGER = toolkit.Trigger(96)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # never touch the user's real journal from a test
+    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[object]:
+    with serve(seed=11) as server:
+        yield server
+
+
+def _client(server: object, tmp_path: Path, **kwargs: object) -> Client:
+    kwargs.setdefault("journal", tmp_path / "journal.sqlite")
+    return Client(server.url, server.token, **kwargs)  # type: ignore[attr-defined]
+
+
+def _batch(n: int = 3, *, fmt: str = "json", start: int = 0) -> toolkit.Batch:
+    frame = pl.DataFrame({"email": [f"c{start + i}@client.test" for i in range(n)], "name": ["Ann"] * n})
+    return toolkit.plan(frame, MAPPING, TRIGGER, format=fmt).batches[0]  # type: ignore[call-overload]
+
+
+def _inspect(server: object, route: str) -> list[dict]:
+    r = requests.get(
+        f"{server.url}/_sandbox/{route}",  # type: ignore[attr-defined]
+        headers={"Authorization": f"Bearer {server.token}"},  # type: ignore[attr-defined]
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()
+
+
+def _calls(caplog: pytest.LogCaptureFixture, path: str) -> list[str]:
+    """The sandbox's access-log outcomes for requests to ``path`` (e.g. '-> 503 (failed)')."""
+    return [
+        r.getMessage().split("->", 1)[1].rsplit(" in ", 1)[0].strip()
+        for r in caplog.records
+        if r.name == "toolkit.sandbox" and f"POST {path} ->" in r.getMessage()
+    ]
+
+
+def _seed_for(pattern: list[str], **knobs: float) -> int:
+    """A seed whose first fault draws are ``pattern`` ('ok', 'drop', 'lose', '500', '502', ...)."""
+    for seed in range(20_000):
+        faults = Faults(Knobs(seed=seed, **knobs))
+        drawn = []
+        for _ in pattern:
+            f = faults.draw()
+            drawn.append(str(f.status) if f.kind == "fail" else f.kind)
+        if drawn == pattern:
+            return seed
+    raise AssertionError(f"no seed gives {pattern}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _fixed_server(status: int, body: bytes, content_type: str = "application/json") -> Iterator[str]:
+    """A stdlib server answering every POST with the same status and body."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# --- configuration -----------------------------------------------------------------------------
+def test_from_env_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOOLKIT_API_URL", raising=False)
+    monkeypatch.delenv("TOOLKIT_API_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError, match="TOOLKIT_API_URL and TOOLKIT_API_TOKEN are not set"):
+        Client.from_env()
+    monkeypatch.setenv("TOOLKIT_API_URL", "http://127.0.0.1:1")
+    with pytest.raises(ConfigurationError, match=r"^TOOLKIT_API_TOKEN is not set") as info:
+        Client.from_env()
+    assert isinstance(info.value, (ToolkitError, ValueError))
+
+
+def test_from_env_reads_url_token_and_journal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TOOLKIT_API_URL", "https://api.example.com/api/v1.1/")
+    monkeypatch.setenv("TOOLKIT_API_TOKEN", "tok-from-env")
+    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "env-journal.sqlite"))
+    client = Client.from_env(rate_limit=3)
+    assert client.base_url == "https://api.example.com" and client.host == "https://api.example.com"
+    assert Path(client.journal.path) == tmp_path / "env-journal.sqlite"
+    assert "tok-from-env" not in repr(client)
+    client.close()
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="http"):
+        Client("api.example.com", "t")
+    with pytest.raises(ConfigurationError, match="token is empty"):
+        Client("https://api.example.com", " ")
+    with pytest.raises(ConfigurationError, match="not in the URL"):
+        Client("https://user:secret@api.example.com", "t")
+    with pytest.raises(InvalidArgumentError):
+        Client("https://api.example.com", "t", timeout=0)
+
+
+def test_token_hidden_from_repr_vars_and_pickle() -> None:
+    client = Client("https://api.example.com", "SUPERSECRET-1", journal=":memory:", rate_limit=2)
+    shown = repr(client) + str(client) + repr(vars(client)) + str(vars(client))
+    assert "SUPERSECRET" not in shown
+    assert "token='***'" in repr(client)
+    with pytest.raises(TypeError, match="pickle"):
+        pickle.dumps(client)
+
+
+# --- the calls -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_send_batch_and_poll_status(sb: object, tmp_path: Path, fmt: str) -> None:
+    client = _client(sb, tmp_path)
+    batch = _batch(3, fmt=fmt, start=100 if fmt == "json" else 200)
+    task_id = client.send_batch(batch)
+    deadline = time.monotonic() + 10
+    while not (status := client.task_status(task_id, format=fmt)).finished:  # type: ignore[arg-type]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert status.done and status.progress == 100
+    assert status.results is not None and len(status.results) == 3
+    assert all(r.get("profile_id") for r in status.results)
+    client.close()
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_token_in_body(sb: object, tmp_path: Path, fmt: str) -> None:
+    client = _client(sb, tmp_path, token_in_body=True)
+    task_id = client.send_batch(_batch(2, fmt=fmt, start=300 if fmt == "json" else 400))
+    assert client.task_status(task_id, format=fmt).task_id == task_id  # type: ignore[arg-type]
+    client.close()
+
+
+def test_splice_token_keeps_the_rows_bytes() -> None:
+    body = _batch(2).body
+    spliced = splice_token(body, "json", 'to"k')
+    assert next(iter(orjson.loads(spliced))) == "token" and orjson.loads(spliced)["token"] == 'to"k'
+    assert spliced.endswith(body[1:])  # the rest is byte-identical
+    xml = _batch(2, fmt="xml").body
+    spliced_xml = splice_token(xml, "xml", "a&b")
+    parsed = contract.loads_xml(spliced_xml)
+    assert next(iter(parsed)) == "token" and parsed["token"] == "a&b"
+    assert (
+        splice_token(b'<?xml version="1.0"?><xml/>', "xml", "t")
+        == b'<?xml version="1.0"?><xml><token>t</token></xml>'
+    )
+
+
+def test_status_parsing_of_the_seed_examples() -> None:
+    as_json = TaskStatus.from_payload(
+        "t", orjson.loads((EXAMPLES / "status_response_completed.json").read_bytes())
+    )
+    assert as_json.done and as_json.progress == 100
+    assert as_json.results == [
+        {"profile_id": "61e947333f62fc26d384452c"},
+        {"profile_id": "61e947333f62fc26d384452e"},
+    ]
+    xml = contract.loads_xml(
+        (EXAMPLES / "status_response_completed.xml").read_bytes(), contract.STATUS_LIST_PATHS
+    )
+    as_xml = TaskStatus.from_payload("t", xml)
+    assert as_xml.done and as_xml.progress == 100 and as_xml.results is None and as_xml.errors == []
+    odd = TaskStatus.from_payload("t", {"data": {"status": "Verifying", "progress": "n/a"}})
+    assert (odd.status, odd.progress, odd.finished) == ("Verifying", 0.0, False)  # kept raw, still running
+
+
+def test_import_and_start_one_profile(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    answer = client.import_and_start({"email": " Solo@Client.TEST ", "name": "Solo"}, MAPPING, TRIGGER)
+    assert answer["error"] == 0 and answer["profile_id"]
+    stored = {p["profile_id"]: p["fields"] for p in _inspect(sb, "profiles")}
+    assert stored[answer["profile_id"]]["email"] == "solo@client.test"  # normalized like a plan
+    xml_answer = client.import_and_start(pl.DataFrame({"email": ["x1@client.test"], "name": ["X"]}), MAPPING,
+                                         TRIGGER, format="xml")  # fmt: skip
+    assert int(xml_answer["error"]) == 0 and xml_answer["profile_id"]
+    with pytest.raises(InvalidArgumentError, match="not sent"):
+        client.import_and_start({"email": "not-an-email", "name": "N"}, MAPPING, TRIGGER)
+    client.close()
+
+
+# --- errors ----------------------------------------------------------------------------------------
+def test_wrong_token_is_auth_error_without_the_token(sb: object, tmp_path: Path) -> None:
+    secret = "WRONG-SECRET-TOKEN-123"
+    client = Client(sb.url, secret, journal=tmp_path / "j.sqlite")  # type: ignore[attr-defined]
+    with pytest.raises(AuthError) as info:
+        client.send_batch(_batch(1, start=500))
+    err = info.value
+    assert err.code == 403 and isinstance(err, ApiError) and err.response.status_code == 403
+    assert "TOOLKIT_API_TOKEN" in str(err)  # says what to do
+    everything = " ".join([str(err), repr(err), repr(err.args), repr(err.request), repr(err.response)])
+    assert secret not in everything
+    client.close()
+
+
+def test_request_too_large(tmp_path: Path) -> None:
+    with serve(max_body_bytes=300) as server:
+        client = _client(server, tmp_path)
+        with pytest.raises(RequestTooLarge) as info:
+            client.send_batch(_batch(20, start=600))
+        assert info.value.code == 400 and "too large" in (info.value.debug or "")
+        assert "max_bytes" in str(info.value)
+        client.close()
+
+
+def test_error_with_http_200_is_an_api_error(tmp_path: Path) -> None:
+    body = orjson.dumps({"error": 409, "error_text": "more than one profile matches"})
+    with _fixed_server(200, body) as url:
+        client = Client(url, "t", journal=tmp_path / "j.sqlite", max_retries=0)
+        with pytest.raises(ApiError) as info:
+            client.task_status("x")
+        assert (info.value.code, info.value.text) == (409, "more than one profile matches")
+        client.close()
+    xml = b"<xml>\n<error>403</error>\n<error_text>Forbidden</error_text>\n</xml>\n"
+    with _fixed_server(200, xml, "application/xml") as url:
+        client = Client(url, "t", journal=tmp_path / "j.sqlite", max_retries=0)
+        with pytest.raises(AuthError):
+            client.send_batch(_batch(1, fmt="xml"))
+        client.close()
+
+
+def test_unreadable_answer_is_an_api_error(tmp_path: Path) -> None:
+    with _fixed_server(200, b"<html>proxy login</html", "text/html") as url:
+        client = Client(url, "t", journal=tmp_path / "j.sqlite")
+        with pytest.raises(ApiError, match="unreadable"):
+            client.task_status("x")
+        client.close()
+
+
+# --- retries -----------------------------------------------------------------------------------------
+def test_502_503_are_retried_then_succeed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    seed = _seed_for(["502", "503", "ok"], fail_rate=0.5)
+    with serve(seed=seed, fail_rate=0.5) as server:
+        client = _client(server, tmp_path)
+        client._backoff = type(client._backoff)(base=0.01, cap=0.05)  # keep the test fast
+        task_id = client.send_batch(_batch(2, start=700))
+        assert task_id
+        assert _calls(caplog, contract.BATCH_PATH) == ["502 (failed)", "503 (failed)", "200"]
+        assert len(_inspect(server, "tasks")) == 1  # sent three times, accepted once
+        client.close()
+
+
+def test_500_to_a_batch_is_unknown_not_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    seed = _seed_for(["500", "ok"], fail_rate=0.5)
+    with serve(seed=seed, fail_rate=0.5) as server:
+        client = _client(server, tmp_path)
+        with pytest.raises(OutcomeUnknown, match="500") as info:
+            client.send_batch(_batch(2, start=800))
+        assert isinstance(info.value, TransportError) and info.value.response.status_code == 500
+        assert _calls(caplog, contract.BATCH_PATH) == ["500 (failed)"]
+        client.close()
+
+
+def test_status_polls_retry_500_and_dropped_connections(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    seed = _seed_for(["ok", "drop", "500", "ok"], fail_rate=0.3, drop_rate=0.3)
+    with serve(seed=seed, fail_rate=0.3, drop_rate=0.3) as server:
+        client = _client(server, tmp_path)
+        client._backoff = type(client._backoff)(base=0.01, cap=0.05)
+        task_id = client.send_batch(_batch(1, start=900))
+        assert client.task_status(task_id).task_id == task_id
+        assert _calls(caplog, contract.STATUS_PATH) == ["no answer (dropped)", "500 (failed)", "200"]
+        client.close()
+
+
+def test_dropped_or_lost_batch_is_unknown_and_not_resent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client cannot tell a connection closed before handling from an answer lost after it:
+    both are OutcomeUnknown for a batch, sent once. The sandbox shows which it was."""
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    seed = _seed_for(["drop", "lose"], drop_rate=0.4, lose_response_rate=0.4)
+    with serve(seed=seed, drop_rate=0.4, lose_response_rate=0.4) as server:
+        client = _client(server, tmp_path)
+        with pytest.raises(OutcomeUnknown, match="resend_unknown"):
+            client.send_batch(_batch(2, start=1000))
+        assert _inspect(server, "tasks") == []  # dropped: nothing was done
+        with pytest.raises(OutcomeUnknown):
+            client.send_batch(_batch(2, start=1010))
+        assert len(_inspect(server, "tasks")) == 1  # lost: the platform has it
+        assert _calls(caplog, contract.BATCH_PATH) == ["no answer (dropped)", "no answer (answer lost)"]
+        client.close()
+
+
+def test_429_waits_for_retry_after(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    with serve(rate_limit=1) as server:
+        client = _client(server, tmp_path)
+        task_id = client.send_batch(_batch(1, start=1100))
+        started = time.monotonic()
+        client.task_status(task_id)  # over the limit: 429, Retry-After: 1, then ok
+        assert time.monotonic() - started >= 0.8
+        outcomes = _calls(caplog, contract.STATUS_PATH)
+        assert outcomes[0].startswith("429") and outcomes[-1] == "200"
+        assert any("retrying" in r.getMessage() for r in caplog.records if r.name == "toolkit.client")
+        client.close()
+
+
+def test_429_gives_up_after_max_retries(tmp_path: Path) -> None:
+    with serve(rate_limit=0.2) as server:
+        client = _client(server, tmp_path, max_retries=0)
+        with pytest.raises(ApiError):  # the first call spends the burst (404: unknown task)
+            client.task_status("unknown-task")
+        with pytest.raises(RateLimited) as info:
+            client.task_status("unknown-task")
+        assert info.value.retry_after is not None and info.value.retry_after > 0
+        client.close()
+
+
+def test_client_rate_limit_keeps_under_the_server_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    with serve(rate_limit=10) as server:
+        client = _client(server, tmp_path, rate_limit=8)
+        started = time.monotonic()
+
+        def poll() -> None:
+            with pytest.raises(ApiError):  # 404: unknown task, fine: only the pace matters
+                client.task_status("x")
+
+        threads = [threading.Thread(target=poll) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        assert elapsed >= 0.8  # 16 requests at 8/s with a burst of 8
+        assert not [o for o in _calls(caplog, contract.STATUS_PATH) if o.startswith("429")]
+        client.close()
+
+
+def test_connection_refused_is_retried_until_the_server_is_up(tmp_path: Path) -> None:
+    port = _free_port()
+    ready = threading.Event()
+    stop = threading.Event()
+
+    def late_server() -> None:
+        time.sleep(0.4)
+        with serve(port=port, token="late-token"):
+            ready.set()
+            stop.wait(10)
+
+    thread = threading.Thread(target=late_server, daemon=True)
+    thread.start()
+    try:
+        client = Client(
+            f"http://127.0.0.1:{port}", "late-token", journal=tmp_path / "j.sqlite", max_retries=8
+        )
+        client._backoff = type(client._backoff)(base=0.1, cap=0.2)
+        assert client.send_batch(_batch(1, start=1200))  # a batch: safe, it was never sent
+        assert ready.is_set()
+        client.close()
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_unreachable_host_is_a_transport_error(tmp_path: Path) -> None:
+    client = Client(f"http://127.0.0.1:{_free_port()}", "t", journal=tmp_path / "j.sqlite", max_retries=1)
+    client._backoff = type(client._backoff)(base=0.01, cap=0.01)
+    with pytest.raises(TransportError, match="TOOLKIT_API_URL") as info:
+        client.send_batch(_batch(1))
+    assert not isinstance(info.value, OutcomeUnknown)  # never sent: safe to send later
+    client.close()
+
+
+def test_read_timeout_on_a_batch_is_unknown(tmp_path: Path) -> None:
+    with serve(latency_ms=600) as server:
+        client = _client(server, tmp_path, timeout=0.2)
+        with pytest.raises(OutcomeUnknown, match="answer was lost"):
+            client.send_batch(_batch(1, start=1300))
+        client.close()
+
+
+def test_logs_never_show_the_token(sb: object, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, urllib3 included
+    client = _client(sb, tmp_path)
+    task_id = client.send_batch(_batch(2, start=1400))
+    client.task_status(task_id)
+    with pytest.raises(ApiError):
+        client.task_status("unknown-task-id")
+    bad = Client(sb.url, "LEAKY-TOKEN-XYZ", journal=tmp_path / "j.sqlite")  # type: ignore[attr-defined]
+    with pytest.raises(AuthError):
+        bad.task_status(task_id)
+    text = caplog.text + json.dumps([r.getMessage() for r in caplog.records])
+    assert "toolkit.client" in {r.name for r in caplog.records}
+    assert sb.token not in text and "LEAKY-TOKEN-XYZ" not in text  # type: ignore[attr-defined]
+    client.close()
+    bad.close()
