@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m toolkit demo
 
-## test: every test (unit, sandbox over HTTP, doctests, notebooks with nbval, browser)
+## test: every test (unit, sandbox over HTTP, doctests, browser), then the notebooks with nbval
+## (a second pytest session, so the notebooks get a fresh sandbox and journal of their own)
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check toolkit tests bench
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check toolkit tests bench
