@@ -1,0 +1,428 @@
+"""Launches end to end against the real sandbox over HTTP: exactly-once sending, resume,
+faults, waiting, results frames, and the token kept out of everything a user sees."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pytest
+import requests
+
+import toolkit
+from toolkit.client import Client
+from toolkit.errors import AlreadyLaunched, AuthError, ConfigurationError, InvalidArgumentError
+from toolkit.launch import RESULT_COLUMNS, Launch
+from toolkit.sandbox import serve
+from toolkit.sandbox.knobs import Faults, Knobs
+
+MAPPING = toolkit.Mapping({"email": "email", "name": "_fname"})
+TRIGGER = toolkit.Trigger(96)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
+
+
+@pytest.fixture
+def sb() -> Iterator[object]:
+    with serve(seed=5) as server:
+        yield server
+
+
+def _client(server: object, tmp_path: Path, **kwargs: object) -> Client:
+    kwargs.setdefault("journal", tmp_path / "journal.sqlite")
+    return Client(server.url, server.token, **kwargs)  # type: ignore[attr-defined]
+
+
+def _segment(n: int, *, start: int = 0, kind: str = "polars", bad: tuple[int, ...] = ()) -> object:
+    emails = [f"p{start + i}@launch.test" if i not in bad else f"broken-{i}" for i in range(n)]
+    frame = pl.DataFrame({"email": emails, "name": [f"N{start + i}" for i in range(n)]})
+    return frame.to_pandas() if kind == "pandas" else frame
+
+
+def _inspect(server: object, route: str) -> list[dict]:
+    r = requests.get(
+        f"{server.url}/_sandbox/{route}",  # type: ignore[attr-defined]
+        headers={"Authorization": f"Bearer {server.token}"},  # type: ignore[attr-defined]
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()
+
+
+def _sends_by_email(server: object) -> Counter[str]:
+    emails = {p["profile_id"]: p["fields"].get("email") for p in _inspect(server, "profiles")}
+    return Counter(emails[s["profile_id"]] for s in _inspect(server, "sends"))
+
+
+def _seed_for(pattern: list[str], **knobs: float) -> int:
+    for seed in range(20_000):
+        faults = Faults(Knobs(seed=seed, **knobs))
+        drawn = [(lambda f: str(f.status) if f.kind == "fail" else f.kind)(faults.draw()) for _ in pattern]
+        if drawn == pattern:
+            return seed
+    raise AssertionError(f"no seed gives {pattern}")
+
+
+# --- the happy path, both frame kinds ------------------------------------------------------------
+def test_launch_wait_results_pandas(sb: object, tmp_path: Path) -> None:
+    segment = _segment(250, kind="pandas", bad=(3, 77))
+    plan = toolkit.plan(segment, MAPPING, TRIGGER, max_rows=100)
+    client = _client(sb, tmp_path)
+    launch = client.launch(plan, label="spring", progress=False)
+    assert isinstance(launch, Launch) and launch.plan is plan and launch.label == "spring"
+    assert {b.state for b in launch.batches} == {"sent"} and all(b.task_id for b in launch.batches)
+    assert launch.wait(progress=False) is launch and not launch.timed_out
+    results = launch.results()
+    assert isinstance(results, pd.DataFrame)
+    assert tuple(results.columns) == RESULT_COLUMNS and len(results) == 250
+    assert results["position"].tolist() == list(range(250))
+    by_status = results["status"].value_counts().to_dict()
+    assert by_status == {"imported": 248, "rejected": 2}
+    rejected = results[results["status"] == "rejected"]
+    assert rejected["position"].tolist() == [3, 77] and set(rejected["error"]) == {"invalid_email"}
+    assert results.loc[0, "match_key"] == "p0@launch.test" and results.loc[0, "profile_id"]
+    joined = launch.results(join=True)
+    assert list(joined.columns) == [*RESULT_COLUMNS, "email", "name"] and len(joined) == 250
+    assert joined.loc[5, "name"] == "N5"
+    summary = launch.summary()
+    assert (summary["rows"], summary["imported"], summary["rejected"], summary["failed"]) == (250, 248, 2, 0)
+    assert summary["rejections"] == {"invalid_email": 2} and summary["batches"] == {"completed": 3}
+    assert sum(_sends_by_email(sb).values()) == 248
+    client.close()
+
+
+def test_failures_polars_and_retry_failed(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    first = client.launch(toolkit.plan(_segment(4), MAPPING, TRIGGER), progress=False).wait(progress=False)
+    ids = first.results()["profile_id"].to_list()
+    frame = pl.DataFrame({"pid": [ids[0], "0" * 24, ids[1], "f" * 24]})
+    plan = toolkit.plan(frame, toolkit.Mapping({"pid": "profile_id"}, matching="profile_id"), TRIGGER)
+    launch = client.launch(plan, label="by-id", progress=False).wait(progress=False)
+    results = launch.results()
+    assert isinstance(results, pl.DataFrame) and results.columns == list(RESULT_COLUMNS)
+    assert results["status"].to_list() == ["imported", "failed", "imported", "failed"]
+    assert results["error"].to_list() == [None, "404", None, "404"]
+    summary = launch.summary()
+    assert summary["failed"] == 2 and sum(summary["failures"].values()) == 2
+    assert launch.failed_positions() == [1, 3]
+    retry = launch.retry_failed()
+    assert [list(b.rows) for b in retry.batches] == [[1, 3]]
+    fixed = pl.DataFrame({"pid": [ids[0], ids[2], ids[1], ids[3]]})  # the corrected segment
+    retry_fixed = launch.retry_failed(fixed)
+    again = client.launch(retry_fixed, progress=False).wait(progress=False)
+    assert again.results()["status"].to_list() == ["imported", "imported"]
+    client.close()
+
+
+def test_xml_plan_gives_the_same_results_as_json(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    segment = _segment(120, bad=(10,))
+    as_json = client.launch(toolkit.plan(segment, MAPPING, TRIGGER, max_rows=50), progress=False)
+    as_xml = client.launch(toolkit.plan(segment, MAPPING, TRIGGER, max_rows=50, format="xml"), progress=False)
+    assert as_json.launch_id != as_xml.launch_id  # different bodies: not "already launched"
+    a = as_json.wait(progress=False).results().drop("task_id")
+    b = as_xml.wait(progress=False).results().drop("task_id")
+    assert a.equals(b)  # profiles are upserted by email: same profile ids too
+    assert a["status"].value_counts().sort("status").rows() == [("imported", 119), ("rejected", 1)]
+    client.close()
+
+
+# --- exactly once -----------------------------------------------------------------------------------
+def test_rerun_raises_already_launched_and_force_sends_again(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    plan = toolkit.plan(_segment(60), MAPPING, TRIGGER, max_rows=25)
+    launch = client.launch(plan, label="promo", progress=False).wait(progress=False)
+    task_ids = [b.task_id for b in launch.batches]
+    with pytest.raises(AlreadyLaunched) as info:
+        client.launch(plan, label="promo again", progress=False)
+    message = str(info.value)
+    assert "'promo'" in message and task_ids[0] in message and "force=True" in message
+    assert info.value.previous.launch_id == launch.launch_id
+    # a new plan object from the same data is the same plan; a new client too
+    other = _client(sb, tmp_path)
+    with pytest.raises(AlreadyLaunched):
+        other.launch(toolkit.plan(_segment(60), MAPPING, TRIGGER, max_rows=25), progress=False)
+    assert sum(_sends_by_email(sb).values()) == 60  # nobody mailed twice
+    forced = client.launch(plan, label="promo", force=True, progress=False).wait(progress=False)
+    assert forced.launch_id != launch.launch_id
+    assert set(_sends_by_email(sb).values()) == {2}
+    assert len(client.history()) == 2
+    client.close()
+    other.close()
+
+
+def test_the_same_plan_on_another_host_is_another_launch(tmp_path: Path) -> None:
+    plan = toolkit.plan(_segment(5), MAPPING, TRIGGER)
+    with serve() as one, serve() as two:
+        a, b = _client(one, tmp_path), _client(two, tmp_path)
+        a.launch(plan, progress=False)
+        b.launch(plan, progress=False)  # not AlreadyLaunched: another platform
+        with pytest.raises(AlreadyLaunched):
+            a.launch(plan, progress=False)
+        a.close()
+        b.close()
+
+
+def test_partly_sent_plan_sends_only_the_rest(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    client.launch(toolkit.plan(_segment(200), MAPPING, TRIGGER, max_rows=100), progress=False)
+    full = toolkit.plan(_segment(300), MAPPING, TRIGGER, max_rows=100)  # same first two batches
+    launch = client.launch(full, label="grown", progress=False)
+    batches = launch.batches
+    assert [b.origin is not None for b in batches] == [True, True, False]
+    assert sum(_sends_by_email(sb).values()) <= 300
+    launch.wait(progress=False)
+    assert launch.summary()["imported"] == 300
+    assert set(_sends_by_email(sb).values()) == {1} and len(_sends_by_email(sb)) == 300
+    client.close()
+
+
+def test_refused_token_stops_the_launch_and_a_rerun_sends(sb: object, tmp_path: Path) -> None:
+    plan = toolkit.plan(_segment(40), MAPPING, TRIGGER, max_rows=10)
+    bad = Client(sb.url, "WRONG-TOKEN-0000", journal=tmp_path / "journal.sqlite")  # type: ignore[attr-defined]
+    with pytest.raises(AuthError, match="TOOLKIT_API_TOKEN"):
+        bad.launch(plan, label="auth", concurrency=1, progress=False)
+    states = Counter(b.state for b in Launch.from_journal(bad, "auth").batches)
+    assert states["failed"] >= 1 and states["sent"] == 0  # refused: safe to send again
+    good = _client(sb, tmp_path)
+    launch = good.launch(plan, label="auth", progress=False).wait(progress=False)
+    assert launch.summary()["imported"] == 40
+    bad.close()
+    good.close()
+
+
+def test_lost_answer_is_unknown_never_resent_until_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # batch 1's connection is dropped (the sandbox did nothing); batch 3's answer is lost
+    # (the sandbox did import it). Both are unknown to the client.
+    pattern = ["ok", "drop", "ok", "lose", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]
+    seed = _seed_for(pattern, drop_rate=0.15, lose_response_rate=0.15)
+    with serve(seed=seed, drop_rate=0.15, lose_response_rate=0.15) as server:
+        client = _client(server, tmp_path)
+        plan = toolkit.plan(_segment(40), MAPPING, TRIGGER, max_rows=10)
+        launch = client.launch(plan, label="lossy", concurrency=1, progress=False)
+        assert [b.state for b in launch.batches] == ["sent", "unknown", "sent", "unknown"]
+        with pytest.raises(AlreadyLaunched):  # re-running the cell sends nothing
+            client.launch(plan, label="lossy", progress=False)
+        assert len(_inspect(server, "tasks")) == 3
+        launch.wait(progress=False)
+        results = launch.results()
+        assert results.group_by("status").len().sort("status").rows() == [("imported", 20), ("unknown", 20)]
+        assert "resend_unknown" in results.filter(pl.col("status") == "unknown")["error_text"][0]
+        # the user checks the platform: batch 1 never arrived, batch 3 did. Re-send both
+        # anyway to show what resend_unknown does (it is the user's call).
+        launch.resend_unknown(progress=False)
+        assert [b.state for b in launch.batches] == ["completed", "sent", "completed", "sent"]
+        assert [b.attempts for b in launch.batches] == [1, 2, 1, 2]
+        launch.wait(progress=False)
+        assert launch.summary()["imported"] == 40
+        sends = _sends_by_email(server)
+        assert len(sends) == 40 and sorted(Counter(sends.values()).items()) == [(1, 30), (2, 10)]
+        client.close()
+
+
+def test_wait_timeout_returns_the_state_so_far(tmp_path: Path) -> None:
+    with serve(processing_rate=300) as server:
+        client = _client(server, tmp_path)
+        launch = client.launch(toolkit.plan(_segment(300), MAPPING, TRIGGER, max_rows=100), progress=False)
+        started = time.monotonic()
+        assert launch.wait(timeout=0.3, progress=False) is launch
+        assert time.monotonic() - started < 1.0 and launch.timed_out
+        summary = launch.summary()
+        assert summary["pending"] > 0 and summary["imported"] + summary["pending"] == 300
+        history = launch.progress_history()
+        assert history and set(history[0]) == {"time", "task_id", "batch", "status", "progress"}
+        assert any(h["progress"] < 100 for h in history)
+        launch.wait(progress=False)
+        assert not launch.timed_out and launch.summary()["imported"] == 300
+        progress = [h["progress"] for h in launch.progress_history() if h["batch"] == 2]
+        assert progress == sorted(progress) and progress[-1] == 100
+        client.close()
+
+
+def test_resume_by_label_without_the_plan(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    plan = toolkit.plan(_segment(30, bad=(0,)), MAPPING, TRIGGER, max_rows=10)
+    client.launch(plan, label="nightly", progress=False)
+    client.close()
+    later = _client(sb, tmp_path)  # a new session: only the journal is left
+    launch = later.resume("nightly")
+    assert launch.plan is None and launch.label == "nightly"
+    launch.wait(progress=False)
+    results = launch.results()
+    assert isinstance(results, pd.DataFrame) and tuple(results.columns) == RESULT_COLUMNS
+    assert results["status"].value_counts().to_dict() == {"imported": 29}  # rejections need the plan
+    assert results["match_key"].isna().all()  # the journal keeps no keys, only their hashes
+    with pytest.raises(InvalidArgumentError, match="plan=plan"):
+        launch.retry_failed()
+    with pytest.raises(InvalidArgumentError, match="did you mean 'nightly'"):
+        later.resume("nightly2")
+    with_plan = later.resume("nightly", plan=plan)
+    assert with_plan.summary()["rejected"] == 1
+    with pytest.raises(InvalidArgumentError, match="not the one"):
+        later.resume("nightly", plan=toolkit.plan(_segment(5), MAPPING, TRIGGER))
+    with serve() as elsewhere, pytest.raises(ConfigurationError, match="was sent to"):
+        _client(elsewhere, tmp_path).resume("nightly")
+    later.close()
+
+
+def test_history_frames(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    empty = client.history()
+    assert isinstance(empty, pd.DataFrame) and len(empty) == 0
+    client.launch(toolkit.plan(_segment(10), MAPPING, TRIGGER), label="one", progress=False).wait(
+        progress=False
+    )
+    client.launch(toolkit.plan(_segment(10, start=50), MAPPING, TRIGGER), label="two", progress=False)
+    hist = client.history(kind="polars")
+    assert isinstance(hist, pl.DataFrame) and hist["label"].to_list() == ["two", "one"]
+    assert hist["completed"].to_list()[1] == 1 and hist["imported_rows"].to_list()[1] == 10
+    assert hist.schema["created"] == pl.Datetime(time_zone="UTC")
+    assert client.history()["label"].tolist() == ["two", "one"]
+    with pytest.raises(InvalidArgumentError):
+        client.history(kind="arrow")  # type: ignore[arg-type]
+    client.close()
+
+
+def test_rate_limit_is_shared_by_all_launches_of_a_client(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    with serve(rate_limit=12) as server:
+        client = _client(server, tmp_path, rate_limit=10)
+        plans = [toolkit.plan(_segment(40, start=s), MAPPING, TRIGGER, max_rows=4) for s in (0, 100)]
+        launches: list[Launch] = []
+        started = time.monotonic()
+        threads = [
+            threading.Thread(
+                target=lambda p=p: launches.append(client.launch(p, concurrency=4, progress=False))
+            )
+            for p in plans
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        assert len(launches) == 2 and elapsed >= 0.9  # 20 sends at 10/s with a burst of 10
+        assert not [r for r in caplog.records if r.name == "toolkit.sandbox" and "-> 429" in r.getMessage()]
+        client.close()
+
+
+# --- the token, nowhere ---------------------------------------------------------------------------------
+def test_token_never_shown(sb: object, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                           caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)
+    token = sb.token  # type: ignore[attr-defined]
+    client = _client(sb, tmp_path)
+    plan = toolkit.plan(_segment(30), MAPPING, TRIGGER, max_rows=10)
+    launch = client.launch(plan, label="secretive", progress=True).wait(progress=True)
+    with pytest.raises(AlreadyLaunched) as info:
+        client.launch(plan, progress=True)
+    bars = capsys.readouterr()
+    assert "sending secretive" in bars.err and "processing secretive" in bars.err  # the bars did render
+    shown = [
+        repr(client), str(client), repr(launch), str(launch), launch._repr_html_(), str(launch.summary()),
+        str(launch.results()), str(launch.results(join=True)), str(client.history()), str(info.value),
+        repr(info.value.previous), str(launch.progress_history()), str(launch.batches), bars.out, bars.err,
+        caplog.text,
+    ]  # fmt: skip
+    for text in shown:
+        assert token not in text
+    client.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("journal"))
+    assert raw and token.encode() not in raw
+    assert b"p1@launch.test" not in raw  # no profile data in the journal either
+
+
+def test_repr_is_readable(sb: object, tmp_path: Path) -> None:
+    client = _client(sb, tmp_path)
+    launch = client.launch(
+        toolkit.plan(_segment(12), MAPPING, TRIGGER, max_rows=5), label="q<3", progress=False
+    )
+    launch.wait(progress=False)
+    text = repr(launch)
+    assert text.startswith("<Launch 'q<3'") and "3 batches (3 completed)" in text and "12 rows" in text
+    html = launch._repr_html_()
+    assert "q&lt;3" in html and html.count("<tr>") == 4
+    client.close()
+
+
+# --- a real crash ------------------------------------------------------------------------------------------
+CHILD = textwrap.dedent(
+    """
+    import polars as pl, toolkit
+    from toolkit.client import Client
+    frame = pl.DataFrame({"email": [f"crash{i}@launch.test" for i in range(120)], "name": ["C"] * 120})
+    plan = toolkit.plan(frame, toolkit.Mapping({"email": "email", "name": "_fname"}), toolkit.Trigger(96),
+                        max_rows=10)
+    Client.from_env().launch(plan, label="crash", concurrency=1, progress=False)
+    print("finished", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_launch_then_relaunch_sends_each_profile_once(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite"
+    with serve(latency_ms=150) as server:
+        env = {
+            **os.environ,
+            "TOOLKIT_API_URL": server.url,
+            "TOOLKIT_API_TOKEN": server.token,
+            "TOOLKIT_JOURNAL": str(journal),
+        }
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 60
+        sent = 0
+        while sent < 3:  # kill once a few batches are through and more are to come
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+            if journal.exists():
+                with sqlite3.connect(journal) as db:
+                    try:
+                        sent = db.execute("SELECT COUNT(*) FROM batches WHERE state = 'sent'").fetchone()[0]
+                    except sqlite3.OperationalError:  # schema not there yet
+                        sent = 0
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        with sqlite3.connect(journal) as db:
+            before = dict(db.execute("SELECT state, COUNT(*) FROM batches GROUP BY state").fetchall())
+        assert before.get("planned", 0) > 0  # killed mid-launch
+
+        frame = pl.DataFrame({"email": [f"crash{i}@launch.test" for i in range(120)], "name": ["C"] * 120})
+        plan = toolkit.plan(frame, MAPPING, TRIGGER, max_rows=10)
+        client = Client(server.url, server.token, journal=journal)
+        launch = client.launch(plan, label="crash", progress=False)  # same plan: resume it
+        assert launch.label == "crash" and len(client.history()) == 1
+        states = Counter(b.state for b in launch.batches)
+        assert states["planned"] == 0 and states["unknown"] <= 1 and states["sent"] + states["unknown"] == 12
+        launch.wait(progress=False)
+        results = launch.results()
+        sends = _sends_by_email(server)
+        assert max(sends.values()) == 1  # nobody twice
+        imported = results.filter(pl.col("status") == "imported")["match_key"].to_list()
+        assert all(sends[e] == 1 for e in imported)
+        unknown = results.filter(pl.col("status") == "unknown")["match_key"].to_list()
+        assert len(imported) + len(unknown) == 120  # everyone sent once, or flagged unknown
+        assert set(sends) <= set(imported) | set(unknown)
+        client.close()
