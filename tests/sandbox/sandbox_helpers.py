@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 
 from toolkit.contract import BATCH_PATH, SINGLE_PATH, STATUS_PATH
@@ -47,6 +48,8 @@ class Api:
         timeout: float = 15,
     ) -> requests.Response:
         all_headers = {**(self.auth if auth else {}), **(headers or {})}
+        if json is not None:  # UTF-8 as-is (requests would \u-escape: 6 bytes per non-ASCII char)
+            data, json = orjson.dumps(json), None
         if data is not None:
             all_headers.setdefault("Content-Type", "application/xml" if xml else "application/json")
         return self.http.post(self.url + path, json=json, data=data, headers=all_headers, timeout=timeout)

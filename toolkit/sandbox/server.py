@@ -113,6 +113,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listen now: a client told the URL before uvicorn is up waits in the backlog instead of
+    # being refused (uvicorn's own listen() later is harmless).
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

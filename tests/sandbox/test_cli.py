@@ -1,0 +1,87 @@
+"""`toolkit sandbox` as a user runs it: a subprocess that prints its URL and token."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from toolkit.contract import STATUS_PATH
+
+TOOLKIT = [sys.executable, "-m", "toolkit"]
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str, str]:
+    proc = subprocess.Popen(
+        [*TOOLKIT, "sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Token:"):
+            break
+    text = "".join(lines)
+    url = re.search(r"http://127\.0\.0\.1:\d+", text)
+    token = re.search(r"^Token: (\S+)$", text, re.M)
+    assert url and token, text
+    return proc, url.group(0), token.group(1)
+
+
+def test_cli_prints_url_and_token_serves_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    proc, url, token = start("--token", "cli-secret", "--db", str(tmp_path / "s.sqlite"), "--seed", "1")
+    try:
+        assert token == "cli-secret"
+        assert requests.get(url + "/_sandbox/health", timeout=5).json() == {"status": "ok"}
+        answer = requests.post(
+            url + STATUS_PATH, json={"task_id": "x"}, headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert answer.status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert "tasks/status" in stderr  # the access log
+    assert token not in stderr  # printed once for the user, never logged
+    assert (tmp_path / "s.sqlite").exists()
+
+
+def test_cli_generates_a_token_and_stops_on_ctrl_c() -> None:
+    proc, url, token = start()
+    try:
+        assert len(token) >= 20
+        assert requests.get(
+            url + "/_sandbox/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        ).ok
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_cli_rejects_bad_knobs() -> None:
+    done = subprocess.run(
+        [*TOOLKIT, "sandbox", "--fail-rate", "2"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2 and "between 0 and 1" in done.stderr
+    helped = subprocess.run([*TOOLKIT, "sandbox", "--help"], capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0
+    for flag in ("--processing-rate", "--latency-ms", "--rate-limit", "--drop-rate", "--lose-response-rate"):
+        assert flag in helped.stdout
