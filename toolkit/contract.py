@@ -182,6 +182,8 @@ STATUS_LIST_PATHS: Final = frozenset({("data", "result", "result"), ("data", "re
 # Arrays the platform knows by name are written as plain repeated elements; any other
 # one-item or empty array carries array='true' so a reader knows it is an array.
 _IMPLICIT_ARRAYS: Final = frozenset({"data", "subscriptions"})
+# Arrays the platform writes empty as a bare element (the seed's ``<errors/>``).
+_BARE_EMPTY_ARRAYS: Final = frozenset({"errors"})
 
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -223,7 +225,7 @@ def _xml_lines(key: str, value: Any, out: list[str]) -> None:
         out.append(f"</{key}>")
     elif isinstance(value, (list, tuple)):
         if not value:
-            out.append(f"<{key} array='true'/>")
+            out.append(f"<{key}/>" if key in _BARE_EMPTY_ARRAYS else f"<{key} array='true'/>")
             return
         marker = " array='true'" if len(value) == 1 and key not in _IMPLICIT_ARRAYS else ""
         for item in value:
