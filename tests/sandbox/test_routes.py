@@ -172,3 +172,10 @@ def test_sends_filter_by_trigger(api: Api) -> None:
     api.run([{"email": "b@example.com"}], trigger_id=2)
     assert [s["trigger_id"] for s in api.inspect("sends", trigger_id=2)] == [2]
     assert len(api.inspect("sends")) == 2
+
+
+def test_unknown_paths_and_methods_answer_in_the_envelope(api: Api) -> None:
+    missing = api.post("/api/v1.1/profiles/nope", {"x": 1})
+    assert missing.status_code == 404 and missing.json()["error"] == 404
+    wrong_method = api.http.get(api.url + STATUS_PATH, headers=api.auth, timeout=5)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == 405

@@ -26,6 +26,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -340,6 +341,14 @@ def create_app(
     @app.exception_handler(ApiFailure)
     async def _failure(request: Request, exc: ApiFailure) -> Response:
         return _envelope(error_envelope(exc.code, exc.text, exc.debug), "json")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown paths and wrong methods answer in the platform's envelope too.
+        response = _envelope(error_envelope(exc.status_code, str(exc.detail)), "json")
+        response.status_code = exc.status_code
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
