@@ -1,0 +1,362 @@
+"""Browser tests: the launch form in JupyterLab and in Voila, driven through Debian's chromium.
+
+Each server (JupyterLab or Voila) runs in its own process group, on 127.0.0.1, with a random
+token, isolated ``JUPYTER_CONFIG_DIR`` / ``JUPYTER_DATA_DIR`` / ``JUPYTER_RUNTIME_DIR`` (the
+venv's ``share/jupyter`` stays on the data path, so the ipywidgets extension loads), a copy of
+``notebooks/`` as its root, and a dedicated sandbox (``toolkit.sandbox.serve``) reached through
+``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN`` plus a fresh ``TOOLKIT_JOURNAL``, which the kernel
+inherits.
+
+Chromium: ``shutil.which("chromium")``; Playwright never downloads a browser here. Without it
+the tests are skipped with a message saying how to enable them, except under ``CI=true``,
+where a missing browser fails the run.
+
+Fixtures: ``chromium`` (session), ``page`` (per test; a failure leaves a ``*-FAILED.png``
+screenshot plus the browser console and the server log in the report), ``lab_server``,
+``voila_server`` (per module, each with its own sandbox), and ``screenshot(page, name)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from toolkit.sandbox import SandboxServer, serve
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+LAUNCH_NOTEBOOK = "03_launch.ipynb"
+SCREENSHOTS = REPO / "out" / "screenshots"
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ENABLE_HINT = (
+    "chromium not found: browser tests skipped. Enable them with `sudo apt-get install chromium` "
+    "(or `make browser-deps` as root); under CI=true a missing chromium fails the run"
+)
+SERVER_START_TIMEOUT = 60.0  # seconds; a cold JupyterLab on 2 busy cores takes ~5 s
+VIEWPORT = {"width": 1280, "height": 2400}  # tall: JupyterLab renders only what is on screen
+
+# JupyterLab settings for a quiet, deterministic page: no news/update toast (it would cover the
+# form), every cell rendered (no windowing), no autosave writing outputs back into the notebook.
+LAB_OVERRIDES: dict[str, dict[str, Any]] = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+}
+
+
+# --- chromium -----------------------------------------------------------------------------------
+def chromium_executable() -> str:
+    """Debian's chromium, or skip (developer machine) / fail (``CI=true``) with how to get it."""
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(ENABLE_HINT.replace("skipped", "cannot run"), pytrace=False)
+        pytest.skip(ENABLE_HINT)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless chromium (a Playwright ``Browser``) for the whole session."""
+    executable = chromium_executable()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page (own context: no cookies shared between tests) with a tall viewport.
+
+    On failure: ``out/screenshots/<test>-FAILED.png`` and the browser console in the report.
+    """
+    context = chromium.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
+    page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
+    try:
+        yield page
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            with contextlib.suppress(Exception):
+                screenshot(page, f"{request.node.name}-FAILED")
+            request.node.add_report_section("call", "browser console", "\n".join(console[-200:]))
+        context.close()
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
+    """Save ``out/screenshots/<name>.png`` and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+# --- the sandbox beside each server -----------------------------------------------------------------
+@dataclass
+class SandboxLog:
+    """The sandbox's inspection routes, as a test reads them."""
+
+    server: SandboxServer
+
+    def _get(self, route: str, **params: Any) -> Any:
+        answer = requests.get(
+            f"{self.server.url}/_sandbox/{route}",
+            params={k: v for k, v in params.items() if v is not None},
+            headers={"Authorization": f"Bearer {self.server.token}"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def sends(self, trigger_id: int | None = None) -> list[dict[str, Any]]:
+        """Trigger sends, oldest first (optionally one trigger's)."""
+        return self._get("sends", trigger_id=trigger_id)  # type: ignore[no-any-return]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Tasks (one per batch the client sent), oldest first."""
+        return self._get("tasks")  # type: ignore[no-any-return]
+
+    def sends_per_profile(self, trigger_id: int | None = None) -> Counter[str]:
+        """How many times each profile was sent the trigger."""
+        return Counter(send["profile_id"] for send in self.sends(trigger_id))
+
+
+# --- Jupyter servers ------------------------------------------------------------------------------
+@dataclass
+class JupyterServer:
+    """A running JupyterLab or Voila, its sandbox and where its files are."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str  # no trailing slash
+    token: str
+    root: Path  # the served copy of notebooks/
+    log_path: Path
+    sandbox: SandboxLog
+    env: dict[str, str] = field(repr=False)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (Jupyter shuts its kernels down), then SIGKILL it."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def _isolated_env(home: Path, sandbox: SandboxServer) -> dict[str, str]:
+    """The servers' environment: isolated Jupyter dirs, the dedicated sandbox, a fresh journal."""
+    env = dict(os.environ)
+    for name in ("config", "data", "runtime", "ipython"):
+        (home / name).mkdir()
+    env.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),  # user-level only: the venv's share/jupyter stays
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1",
+        TOOLKIT_API_URL=sandbox.url,
+        TOOLKIT_API_TOKEN=sandbox.token,
+        TOOLKIT_JOURNAL=str(home / "journal.sqlite"),
+        PYTHONUNBUFFERED="1",
+    )
+    for name in ("JUPYTER_PATH", "JUPYTER_TOKEN", "JUPYTER_PORT", "MPLBACKEND"):
+        env.pop(name, None)
+    return env
+
+
+def _wait_ready(
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    probe: Callable[[], str | None],
+    what: str,
+) -> str:
+    """Call ``probe`` until it returns the base URL; fail early (with the log) if the server dies."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"{what} exited with code {process.returncode} while starting:\n{tail}")
+        with contextlib.suppress(OSError, ValueError, requests.RequestException):
+            url = probe()
+            if url:
+                return url
+        time.sleep(0.1)
+    tail = log_path.read_text(errors="replace")[-4000:]
+    raise RuntimeError(f"{what} not ready after {SERVER_START_TIMEOUT:.0f} s:\n{tail}")
+
+
+@contextlib.contextmanager
+def _served_copy(source: Path) -> Iterator[tuple[Path, Path]]:
+    """(home, root): a temp home for the Jupyter dirs and a copy of ``source`` to serve.
+
+    A copy, so a test never writes into the repository's notebooks (checkpoints, outputs).
+    """
+    home = Path(tempfile.mkdtemp(prefix="toolkit-browser-"))
+    try:
+        root = home / "notebooks"
+        shutil.copytree(source, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.sqlite*"))
+        yield home, root
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _launch(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+@contextlib.contextmanager
+def run_lab(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
+    """JupyterLab on 127.0.0.1 (a free port, a random token) serving a copy of ``source``."""
+    with contextlib.ExitStack() as stack:
+        home, root = stack.enter_context(_served_copy(source))
+        sandbox = stack.enter_context(serve())
+        env = _isolated_env(home, sandbox)
+        settings = home / "lab-settings"
+        settings.mkdir()
+        (settings / "overrides.json").write_text(json.dumps(LAB_OVERRIDES, indent=2))
+        token = secrets.token_hex(24)
+        log_path = home / "jupyterlab.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",  # CI runs as root
+            "--ip=127.0.0.1",
+            "--port=0",  # a free port, read back from the runtime file
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.terminals_enabled=False",
+            f"--LabApp.app_settings_dir={settings}",
+        ]
+        process = _launch(cmd, env, root, log_path)
+        stack.callback(_stop, process)
+        runtime_file = home / "runtime" / f"jpserver-{process.pid}.json"
+
+        def probe() -> str | None:
+            if not runtime_file.exists():
+                return None
+            info = json.loads(runtime_file.read_text())
+            url = f"http://127.0.0.1:{info['port']}"
+            answer = requests.get(f"{url}/api/status", headers={"Authorization": f"token {token}"}, timeout=5)
+            return url if answer.ok else None
+
+        url = _wait_ready(process, log_path, probe, "JupyterLab")
+        yield JupyterServer("jupyterlab", process, url, token, root, log_path, SandboxLog(sandbox), env)
+
+
+@contextlib.contextmanager
+def run_voila(notebook: str = LAUNCH_NOTEBOOK, source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
+    """Voila on 127.0.0.1 (a free port, a random token) serving a copy of ``source/notebook``."""
+    with contextlib.ExitStack() as stack:
+        home, root = stack.enter_context(_served_copy(source))
+        sandbox = stack.enter_context(serve())
+        env = _isolated_env(home, sandbox)
+        token = secrets.token_hex(24)
+        log_path = home / "voila.log"
+        # Voila prints port 0 rather than the port it bound: pick one, and let a lost race fail
+        # loudly (port_retries=0) instead of serving somewhere else.
+        port = _free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "voila",
+            str(root / notebook),
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0",
+            f"--token={token}",
+            "--show_tracebacks=True",
+        ]
+        process = _launch(cmd, env, root, log_path)
+        stack.callback(_stop, process)
+        url = f"http://127.0.0.1:{port}"
+
+        def probe() -> str | None:
+            # The static route answers without running the notebook (GET / would start a kernel).
+            answer = requests.get(f"{url}/voila/static/extension.js", timeout=5)
+            return url if answer.status_code < 500 else None
+
+        _wait_ready(process, log_path, probe, "Voila")
+        yield JupyterServer("voila", process, url, token, root, log_path, SandboxLog(sandbox), env)
+
+
+@pytest.fixture(scope="module")
+def lab_server(chromium: Any) -> Iterator[JupyterServer]:
+    """JupyterLab serving a copy of notebooks/, with its own sandbox (chromium checked first)."""
+    with run_lab() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def voila_server(chromium: Any) -> Iterator[JupyterServer]:
+    """Voila serving a copy of notebooks/03_launch.ipynb, with its own sandbox."""
+    with run_voila() as server:
+        yield server
