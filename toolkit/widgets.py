@@ -953,6 +953,7 @@ class History(widgets.VBox):
             f"<table class='toolkit-table'><thead><tr>{head}</tr></thead><tbody>"
             f"{body or '<tr><td colspan=10>no launch yet</td></tr>'}</tbody></table>"
         )
+        current = self.picker.value
         self.picker.options = [
             (
                 f"{r['label'] or '(no label)'} · {_cell(r['created'])} · trigger {r['trigger_id']}",
@@ -960,6 +961,9 @@ class History(widgets.VBox):
             )
             for r in rows
         ]
+        ids = [r["launch_id"] for r in rows]
+        # ipywidgets 8 clears the value when the options change: keep the pick, else the newest
+        self.picker.value = current if current in ids else (ids[0] if ids else None)
 
     def show(self, launch_id: str | None = None) -> Launch | None:
         """Show the results and charts of a launch (the picked one by default)."""

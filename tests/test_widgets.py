@@ -1,0 +1,246 @@
+"""The widgets' callbacks, driven from Python against the sandbox: set values, click, check
+what the sandbox received (``GET /_sandbox/sends``) and what the form says."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import requests
+
+import toolkit
+from toolkit.client import Client
+from toolkit.widgets import CSS_CLASSES, History, LaunchForm, LaunchMonitor, guess_fields
+
+
+def _sends(sandbox: Any, trigger_id: int | None = None) -> list[dict[str, Any]]:
+    params = {"trigger_id": trigger_id} if trigger_id is not None else None
+    answer = requests.get(
+        f"{sandbox.url}/_sandbox/sends",
+        headers={"Authorization": f"Bearer {sandbox.token}"},
+        params=params,
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+def _status_text(form: Any) -> str:
+    return re.sub(r"<[^>]+>", "", form.status.value)
+
+
+@pytest.fixture
+def client(sandbox: Any, tmp_path: Path) -> Client:
+    return Client(sandbox.url, sandbox.token, journal=tmp_path / "journal.sqlite")
+
+
+@pytest.fixture
+def segment() -> pl.DataFrame:
+    return toolkit.sample_customers(300, seed=3, kind="polars")
+
+
+def test_guess_fields_maps_known_columns_and_keeps_the_rest() -> None:
+    columns = ["email", "phone", "first_name", "last_name", "city", "signup_date", "orders"]
+    assert guess_fields(columns) == {
+        "email": "email",
+        "phone": "phones",
+        "first_name": "_fname",
+        "last_name": "_lname",
+        "city": "_city",
+        "signup_date": "_regdate",
+        "orders": "orders",
+    }
+
+
+def test_form_prefills_mapping_and_previews_the_plan(segment: pl.DataFrame, client: Client) -> None:
+    form = LaunchForm(segment, client=client, trigger=96)
+    check, text = form.field_widgets["phone"]
+    assert check.value and text.value == "phones"
+    assert form.plan is not None and form.errors == []
+    assert form.confirm.description == f"Send trigger 96 to {form.plan.n_valid:,} profiles"
+    assert "rejected: rule" in form.preview.value
+    for rule in form.plan.summary()["rejected_by_rule"]:
+        assert rule in form.preview.value
+    records = form.plan.records(3)
+    assert json.dumps(records, indent=2, sort_keys=True, ensure_ascii=False).replace('"', "&quot;") in (
+        form.records.value
+    )
+    assert CSS_CLASSES["button"] in form.button._dom_classes
+    assert CSS_CLASSES["confirm"] in form.confirm._dom_classes
+    assert CSS_CLASSES["trigger_id"] in form.trigger_id._dom_classes
+    assert CSS_CLASSES["matching"] in form.matching._dom_classes
+    assert CSS_CLASSES["status"] in form.status._dom_classes
+    assert CSS_CLASSES["results"] in form.results._dom_classes
+
+
+def test_validation_disables_the_button(segment: pl.DataFrame, client: Client) -> None:
+    form = LaunchForm(segment, client=client, trigger=96)
+    form.confirm.value = True
+    assert not form.button.disabled
+
+    form.content.value = '{"page": '  # invalid JSON as you type
+    assert form.button.disabled and form.plan is None
+    assert "content is not valid JSON" in form.content_error.value
+    form.content.value = "[1, 2]"
+    assert "must be a JSON object" in form.content_error.value
+    form.content.value = '{"page": "spring"}'
+    assert form.content_error.value == "" and form.plan is not None
+    assert form.plan.trigger.content == {"page": "spring"}
+    assert form.button.disabled  # the plan changed: the confirmation is gone
+    form.confirm.value = True
+    assert not form.button.disabled
+
+    form.trigger_id.value = 0
+    assert form.button.disabled and "trigger id" in form.errors[0]
+    form.trigger_id.value = 96
+
+    form.field_widgets["first_name"][1].value = "email"  # two columns to one field
+    assert form.plan is None and any("both map to field 'email'" in e for e in form.errors)
+    form.field_widgets["first_name"][1].value = "_fname"
+
+    form.matching.value = "custom"  # needs a match field: the first mapped field is proposed
+    assert not form.match_field.disabled and form.match_field.value in form.match_field.options
+    form.match_field.value = "crm_id"
+    assert form.plan is not None and form.plan.mapping.match_field == "crm_id"
+    form.matching.value = "email"
+    assert form.match_field.disabled
+
+    # clicking a disabled, unconfirmed form sends nothing and says why
+    form.confirm.value = False
+    form.button.click()
+    assert form.launch is None
+    assert "Tick the confirmation box" in _status_text(form) or form.button.disabled
+
+
+def test_double_click_launches_once_and_rerun_shows_already_launched(
+    sandbox: Any, segment: pl.DataFrame, client: Client
+) -> None:
+    form = LaunchForm(segment, client=client, trigger=96, label="widget-double-click")
+    valid = form.plan.n_valid
+    form.confirm.value = True
+    form.button.click()
+    form.button.click()  # while the first launch runs: ignored
+    assert form.join(timeout=60)
+    assert form.launch is not None
+    sends = _sends(sandbox, 96)
+    assert len(sends) == valid
+    assert len({s["profile_id"] for s in sends}) == valid  # exactly one send per profile
+    text = _status_text(form)
+    assert f"{valid:,} imported" in text, text
+    assert form.results.children, "results table and charts appear when the launch ends"
+    assert any(getattr(c, "format", None) == "png" for c in form.results.children)
+    assert form.button.disabled and not form.confirm.value  # a new launch needs a new confirmation
+
+    # the same plan again: AlreadyLaunched as a message, nothing sent
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    assert len(_sends(sandbox, 96)) == valid
+    text = _status_text(form)
+    assert text.startswith("⚠ Already launched: this plan was already sent to trigger 96"), text
+    assert "Traceback" not in form.status.value
+    assert sandbox.token not in form.status.value + form.preview.value + form.records.value
+
+
+def test_concurrent_clicks_in_foreground_mode_send_once(
+    sandbox: Any, segment: pl.DataFrame, client: Client
+) -> None:
+    form = LaunchForm(segment.head(40), client=client, trigger=97, background=False)
+    form.confirm.value = True
+    form._lock.acquire()  # as if a launch were running in another thread
+    try:
+        form.button.click()
+    finally:
+        form._lock.release()
+    assert form.launch is None and _sends(sandbox, 97) == []
+    form.button.click()
+    assert form.launch is not None and len(_sends(sandbox, 97)) == form.launch.summary()["imported"]
+
+
+def test_dry_run_sends_nothing(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
+    form = LaunchForm(segment, client=client, trigger=98)
+    form.dry_run.value = True
+    assert not form.button.disabled  # a dry run needs no confirmation
+    assert form.button.description == "Dry run"
+    form.button.click()
+    assert form.join(timeout=10)
+    assert _sends(sandbox, 98) == []
+    assert form.dry_run_plan is form.plan
+    assert "Dry run: trigger 98 would go to" in _status_text(form)
+    assert "Nothing was sent" in _status_text(form)
+
+
+def test_errors_are_messages_not_tracebacks(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Any, segment: pl.DataFrame, tmp_path: Path
+) -> None:
+    # no client and no environment: a readable message about the settings
+    monkeypatch.delenv("TOOLKIT_API_URL", raising=False)
+    monkeypatch.delenv("TOOLKIT_API_TOKEN", raising=False)
+    form = LaunchForm(segment, trigger=96)
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=10)
+    text = _status_text(form)
+    assert "no platform to launch on" in text and "TOOLKIT_API_URL" in text, text
+    assert "Traceback" not in form.status.value
+    assert not form.running and form.button.disabled  # ready for another try once confirmed
+
+    # a wrong token: the platform's refusal, as a sentence, without the token
+    bad = Client(sandbox.url, "wrong-token-123", journal=tmp_path / "j.sqlite")
+    form = LaunchForm(segment, client=bad, trigger=96)
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=30)
+    text = _status_text(form)
+    assert text.startswith("✖ The launch stopped: platform error 403"), text
+    assert "wrong-token-123" not in form.status.value
+
+
+def test_subscriptions_flags_attachments_and_named_segments(segment: pl.DataFrame, client: Client) -> None:
+    other = segment.head(10).rename({"email": "mail"})
+    form = LaunchForm({"main": segment, "small": other}, client=client, trigger=96)
+    form.add_subscription.click()
+    row = form.subscriptions_box.children[0]
+    channel, column, resource, _remove = row.children
+    assert (channel.value, column.value) == ("email", "email")
+    resource.value = 21
+    form.skip_invalid_subscriptions.value = True
+    form.custom_data.value = '{"campaign": "spring"}'
+    form.attachments.value = (
+        {"name": "terms.txt", "type": "text/plain", "size": 5, "content": memoryview(b"terms"),
+         "last_modified": datetime(2026, 1, 1, tzinfo=UTC)},
+    )  # fmt: skip
+    p = form.plan
+    assert p is not None, form.errors
+    assert [(s.channel, s.column, s.resource_id) for s in p.mapping.subscriptions] == [("email", "email", 21)]
+    assert p.trigger.skip_invalid_subscriptions and p.trigger.custom_data == {"campaign": "spring"}
+    assert [a.name for a in p.trigger.attach] == ["terms.txt"]
+    assert "subscriptions" in form.records.value
+
+    form.segment.value = "small"  # other columns: the mapping is guessed again
+    assert "mail" in form.field_widgets and form.field_widgets["mail"][1].value == "email"
+    assert form.plan is not None and form.plan.n_rows == 10
+
+
+def test_monitor_and_history_show_results(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
+    p = toolkit.plan(segment, toolkit.Mapping({"email": "email"}), toolkit.Trigger(99), max_rows=100)
+    launch = client.launch(p, label="monitored", progress=False)
+    monitor = LaunchMonitor(launch, interval=0.2)
+    monitor.join(timeout=60)
+    assert launch.done
+    assert "Done:" in monitor.status.value
+    assert monitor.results.children
+    assert repr(monitor) == "LaunchMonitor('monitored')"
+
+    history = History(client)
+    assert "monitored" in history.table.value
+    assert history.picker.value == launch.launch_id
+    history.show_button.click()
+    assert history.launch is not None and history.launch.launch_id == launch.launch_id
+    assert "Results of monitored" in history.results.children[0].value
+    assert sandbox.token not in history.table.value
