@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -179,3 +181,10 @@ def test_unknown_paths_and_methods_answer_in_the_envelope(api: Api) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == 404
     wrong_method = api.http.get(api.url + STATUS_PATH, headers=api.auth, timeout=5)
     assert wrong_method.status_code == 405 and wrong_method.json()["error"] == 405
+
+
+def test_the_session_sandbox_is_exported_for_clients_and_notebooks(api: Api) -> None:
+    assert os.environ["TOOLKIT_API_URL"] == api.url
+    assert os.environ["TOOLKIT_API_TOKEN"] == api.token
+    journal = Path(os.environ["TOOLKIT_JOURNAL"])
+    assert journal.parent.is_dir() and journal.name.endswith(".sqlite")
