@@ -64,6 +64,11 @@ def _json_string(expr: pl.Expr, clean: bool = False) -> pl.Expr:
     return pl.lit('"') + escaped + pl.lit('"')
 
 
+def _bool_text(expr: pl.Expr) -> pl.Expr:
+    # a null stays null (left out of the profile), never "false"
+    return pl.when(expr).then(pl.lit("true")).when(expr.not_()).then(pl.lit("false"))
+
+
 def _number_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.cast(pl.String)
 
@@ -73,7 +78,7 @@ def _json_value(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
     if dtype == pl.String:
         return _json_string(expr, clean)
     if dtype == pl.Boolean:
-        return pl.when(expr).then(pl.lit("true")).otherwise(pl.lit("false"))
+        return _bool_text(expr)
     if dtype.is_numeric():
         return _number_text(expr, dtype)
     # lists and structs: polars' own encoder, then cut the wrapper {"v": ... }
@@ -120,7 +125,7 @@ def _xml_scalar(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
     if dtype == pl.String:
         return _xml_escape(expr, clean)
     if dtype == pl.Boolean:
-        return pl.when(expr).then(pl.lit("true")).otherwise(pl.lit("false"))
+        return _bool_text(expr)
     return _number_text(expr, dtype)
 
 
