@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -71,7 +72,7 @@ _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _RFC3339 = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+\-][0-9]{2}:[0-9]{2})$"
 )
-_XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 _RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 
 
@@ -156,6 +157,28 @@ def _phone_parser(region: str | None) -> Callable[[str], tuple[str | None, str]]
     return parse
 
 
+@functools.cache
+def _national_pattern(region: str | None) -> tuple[str, str] | None:
+    """(regex, replacement) turning the region's trunk-prefixed national numbers international.
+
+    Only the plain shape is rewritten: trunk prefix + a national number of one of the
+    region's usual lengths (RU: ``8`` + 10 digits -> ``+7`` + 10 digits). Anything else
+    goes to ``phonenumbers``.
+    """
+    if region is None:
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    prefix = metadata.national_prefix if metadata is not None else None
+    if not prefix or not prefix.isdigit():
+        return None
+    lengths = sorted(n for n in metadata.general_desc.possible_length if 7 <= n <= 12)
+    if not lengths:
+        return None
+    alternatives = "|".join(f"[0-9]{{{n}}}" for n in lengths)
+    code = phonenumbers.country_code_for_region(region)
+    return f"^{prefix}({alternatives})$", f"+{code}${{1}}"
+
+
 class _Builder:
     """Collects normalized columns and checks while walking the mapping."""
 
@@ -222,6 +245,11 @@ class _Builder:
             source = pl.select(pl.lit("+") + pl.lit(source).cast(pl.String)).to_series()
         text = self._text(source)
         compact = text.str.replace_all(_PHONE_SEPARATORS, "")
+        national = _national_pattern(self.phone_region)
+        if national is not None:
+            # the region's usual national form (RU: 8 900 123-45-67) is rewritten in bulk
+            pattern, replacement = national
+            compact = compact.str.replace(pattern, replacement)
         fast = compact.str.contains(_PHONE_FAST)
         dirty = text.filter(~fast.fill_null(True))
         normalized, problems = _slow_map(dirty, _phone_parser(self.phone_region))
