@@ -158,12 +158,12 @@ def _phone_parser(region: str | None) -> Callable[[str], tuple[str | None, str]]
 
 
 @functools.cache
-def _national_pattern(region: str | None) -> tuple[str, str] | None:
-    """(regex, replacement) turning the region's trunk-prefixed national numbers international.
+def _national_pattern(region: str | None) -> tuple[tuple[str, str], ...] | None:
+    """(regex, replacement) pairs turning the region's usual national forms international.
 
-    Only the plain shape is rewritten: trunk prefix + a national number of one of the
-    region's usual lengths (RU: ``8`` + 10 digits -> ``+7`` + 10 digits). Anything else
-    goes to ``phonenumbers``.
+    Only plain shapes are rewritten: trunk prefix + a national number of one of the region's
+    usual lengths (RU: ``8`` + 10 digits -> ``+7`` + 10 digits), and the country code without
+    its ``+`` (RU: ``7`` + 10 digits). Anything else goes to ``phonenumbers``.
     """
     if region is None:
         return None
@@ -176,7 +176,10 @@ def _national_pattern(region: str | None) -> tuple[str, str] | None:
         return None
     alternatives = "|".join(f"[0-9]{{{n}}}" for n in lengths)
     code = phonenumbers.country_code_for_region(region)
-    return f"^{prefix}({alternatives})$", f"+{code}${{1}}"
+    return (
+        (f"^{prefix}({alternatives})$", f"+{code}${{1}}"),
+        (f"^{code}({alternatives})$", f"+{code}${{1}}"),
+    )
 
 
 class _Builder:
@@ -248,8 +251,8 @@ class _Builder:
         national = _national_pattern(self.phone_region)
         if national is not None:
             # the region's usual national form (RU: 8 900 123-45-67) is rewritten in bulk
-            pattern, replacement = national
-            compact = compact.str.replace(pattern, replacement)
+            for pattern, replacement in national:
+                compact = compact.str.replace(pattern, replacement)
         fast = compact.str.contains(_PHONE_FAST)
         dirty = text.filter(~fast.fill_null(True))
         normalized, problems = _slow_map(dirty, _phone_parser(self.phone_region))
@@ -305,7 +308,10 @@ class _Builder:
         return self._by_dtype(source, column)
 
     def _add(self, failed: pl.Series, rule: str, column: str, what: str) -> None:
-        reason = pl.format("column {}: {} {}", pl.lit(repr(column)), _quoted(pl.col(column)), pl.lit(what))
+        value = pl.col(column)
+        if isinstance(self.df.schema[column], (pl.List, pl.Array)):
+            value = pl.lit("[") + value.cast(pl.List(pl.String)).list.join(", ") + pl.lit("]")
+        reason = pl.format("column {}: {} {}", pl.lit(repr(column)), _quoted(value), pl.lit(what))
         self.checks.append(Check(failed, rule, reason))
 
     def _date_field(self, source: pl.Series, column: str, field: str) -> pl.Series:
@@ -359,6 +365,14 @@ class _Builder:
                     "numbers or booleans (e.g. tags)"
                 )
             items = source.cast(pl.List(pl.String) if inner == pl.Categorical else pl.List(inner))
+            if inner.is_float():
+                # NaN items are left out like nulls; an infinite item rejects the row
+                infinite = items.list.eval(pl.element().is_infinite()).list.any().fill_null(False)
+                self._add(infinite, "invalid_number", column, "holds a number that is not finite")
+                items = items.list.eval(pl.element().fill_nan(None))
+            if self.format == "xml" and items.dtype.inner == pl.String:  # type: ignore[union-attr]
+                failed = items.list.eval(pl.element().str.contains(_XML_ILLEGAL)).list.any().fill_null(False)
+                self._add(failed, "invalid_text", column, "holds a control character XML cannot carry")
             return items.list.drop_nulls()
         if isinstance(dtype, pl.Struct):
             return source
