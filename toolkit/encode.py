@@ -83,7 +83,8 @@ def _json_value(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
         return _number_text(expr, dtype)
     # lists and structs: polars' own encoder, then cut the wrapper {"v": ... }
     wrapped = pl.struct(expr.alias("v")).struct.json_encode()
-    return pl.when(expr.is_not_null()).then(wrapped.str.slice(5, wrapped.str.len_bytes() - 6))
+    # (slice counts characters, not bytes: non-ASCII items must not shift the cut)
+    return pl.when(expr.is_not_null()).then(wrapped.str.slice(5, wrapped.str.len_chars() - 6))
 
 
 def _xml_escape(expr: pl.Expr, clean: bool = False) -> pl.Expr:
