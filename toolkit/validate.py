@@ -253,7 +253,8 @@ class _Builder:
             # the region's usual national form (RU: 8 900 123-45-67) is rewritten in bulk
             for pattern, replacement in national:
                 compact = compact.str.replace(pattern, replacement)
-        fast = compact.str.contains(_PHONE_FAST)
+        # "+44 (0) 7911 ...": the bracketed trunk 0 is not part of the number: exact parser
+        fast = compact.str.contains(_PHONE_FAST) & ~text.str.contains(r"\(\s*0\s*\)")
         dirty = text.filter(~fast.fill_null(True))
         normalized, problems = _slow_map(dirty, _phone_parser(self.phone_region))
         return self._merge(text, fast, normalized, problems, fast_values=compact)
