@@ -1,0 +1,266 @@
+"""``toolkit notebooks | lab | app``: the guided notebooks, on a local sandbox.
+
+* ``notebooks --refresh`` re-executes ``notebooks/*.ipynb`` in place, in order, against a
+  fresh sandbox and a fresh temporary journal: that is how the committed outputs (which
+  nbval compares) are produced. Without ``--refresh`` it lists the notebooks.
+* ``lab`` starts a sandbox and JupyterLab on ``notebooks/`` (the kernels inherit
+  ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN``, so every notebook talks to that sandbox).
+* ``app`` serves the launch form of ``03_launch.ipynb`` (its cells tagged ``app``) with
+  Voila, as a stand-alone page, on a sandbox.
+
+With ``TOOLKIT_API_URL`` and ``TOOLKIT_API_TOKEN`` already set, ``lab`` and ``app`` use that
+platform instead of starting a sandbox; ``--refresh`` always uses a fresh sandbox.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(); sub = parser.add_subparsers()
+    >>> register(sub)
+    >>> parser.parse_args(["notebooks", "--refresh"]).refresh
+    True
+    >>> parser.parse_args(["app", "--port", "9000"]).port
+    9000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "APP_TAG",
+    "NOTEBOOKS",
+    "app_notebook",
+    "execute",
+    "notebooks_dir",
+    "platform_env",
+    "register",
+]
+
+#: The guided notebooks, in the order they are meant to be read (and executed).
+NOTEBOOKS = ("01_build_segment.ipynb", "02_payloads.ipynb", "03_launch.ipynb", "04_results.ipynb")
+#: Cells of 03_launch.ipynb with this tag make up the stand-alone form (``toolkit app``).
+APP_TAG = "app"
+_ENV = ("TOOLKIT_API_URL", "TOOLKIT_API_TOKEN", "TOOLKIT_JOURNAL")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``notebooks``, ``lab`` and ``app`` sub-commands."""
+    n = subparsers.add_parser("notebooks", help="list the notebooks, or --refresh their committed outputs")
+    n.add_argument(
+        "--refresh",
+        action="store_true",
+        help="re-execute the notebooks in place against a fresh sandbox and journal",
+    )
+    n.add_argument("--dir", type=Path, default=None, help="the notebooks folder (default: ./notebooks)")
+    n.add_argument("--timeout", type=int, default=300, help="seconds a cell may run (default 300)")
+    n.set_defaults(func=cmd_notebooks)
+
+    lab = subparsers.add_parser("lab", help="start a sandbox and JupyterLab on the notebooks")
+    lab.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default 8888)")
+    lab.add_argument("--dir", type=Path, default=None, help="the notebooks folder (default: ./notebooks)")
+    lab.set_defaults(func=cmd_lab)
+
+    app = subparsers.add_parser(
+        "app", help="serve the launch form (03_launch.ipynb) with Voila, on a sandbox"
+    )
+    app.add_argument("--port", type=int, default=8866, help="Voila's port (default 8866)")
+    app.add_argument("--dir", type=Path, default=None, help="the notebooks folder (default: ./notebooks)")
+    app.add_argument(
+        "--processing-rate",
+        type=float,
+        default=500.0,
+        help="sandbox profiles per second, so progress is visible (default 500)",
+    )
+    app.set_defaults(func=cmd_app)
+
+
+def notebooks_dir(folder: Path | None = None) -> Path:
+    """The notebooks folder: the given one, ./notebooks, or the one next to the package."""
+    if folder is not None:
+        return folder
+    here = Path.cwd() / "notebooks"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+@contextlib.contextmanager
+def platform_env(*, fresh: bool = False, **knobs: Any) -> Iterator[str]:
+    """``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN`` / ``TOOLKIT_JOURNAL`` set for the block,
+    so kernels started in it talk to the same platform; yields a description (no token).
+
+    Uses the platform already configured in the environment unless ``fresh`` is true or
+    none is; otherwise starts a sandbox (with ``knobs``) and a temporary journal.
+    """
+    saved = {name: os.environ.get(name) for name in _ENV}
+    configured = bool(saved["TOOLKIT_API_URL"] and saved["TOOLKIT_API_TOKEN"])
+    with contextlib.ExitStack() as stack:
+        if configured and not fresh:
+            where = f"the platform at {saved['TOOLKIT_API_URL']}"
+        else:
+            from toolkit.sandbox import serve
+
+            server = stack.enter_context(serve(**knobs))
+            folder = Path(tempfile.mkdtemp(prefix="toolkit-journal-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            os.environ["TOOLKIT_API_URL"] = server.url
+            os.environ["TOOLKIT_API_TOKEN"] = server.token
+            os.environ["TOOLKIT_JOURNAL"] = str(folder / "journal.sqlite")
+            where = f"a local sandbox at {server.url}"
+        try:
+            yield where
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def execute(
+    source: Path,
+    target: Path | None = None,
+    *,
+    timeout: int = 300,
+    store_widget_state: bool = True,
+) -> Any:
+    """Execute one notebook headless (nbclient), in its own folder, with the current
+    environment; write it to ``target`` (default: in place). Returns the notebook node.
+
+    Raises ``nbclient.exceptions.CellExecutionError`` when a cell fails.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(source, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(source.parent.resolve())}},
+        record_timing=False,  # no volatile timestamps in the committed notebooks
+        store_widget_state=store_widget_state,
+    )
+    client.execute()
+    nb.metadata.pop("papermill", None)
+    nbformat.write(nb, target or source)
+    return nb
+
+
+def _check_no_secrets(path: Path, token: str | None) -> None:
+    text = path.read_text(encoding="utf-8")
+    lowered = text.lower()
+    if token and token in text:
+        raise RuntimeError(f"{path} holds the API token: not written")
+    for word in ("bearer ", "authorization:"):
+        if word in lowered:
+            raise RuntimeError(f"{path} mentions {word.strip()!r}: check what it prints")
+
+
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    folder = notebooks_dir(args.dir)
+    paths = [folder / name for name in NOTEBOOKS]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(f"missing notebooks: {', '.join(str(p) for p in missing)}", file=sys.stderr)
+        return 2
+    if not args.refresh:
+        for p in paths:
+            print(p)
+        print("re-execute them in place (fresh sandbox and journal): toolkit notebooks --refresh")
+        return 0
+    from nbclient.exceptions import CellExecutionError
+
+    with platform_env(fresh=True) as where:
+        token = os.environ["TOOLKIT_API_TOKEN"]
+        print(f"executing {len(paths)} notebooks against {where} (fresh journal)")
+        for p in paths:
+            started = time.monotonic()
+            try:
+                # no widget state: small diffs (the widgets come back when the notebook runs)
+                execute(p, timeout=args.timeout, store_widget_state=False)
+            except CellExecutionError as exc:
+                print(f"{p.name}: a cell failed; the notebook was not rewritten\n{exc}", file=sys.stderr)
+                return 1
+            _check_no_secrets(p, token)
+            print(f"  {p.name}: {time.monotonic() - started:.1f} s")
+    print("done: review with `git diff notebooks/`, then run the nbval tests")
+    return 0
+
+
+def app_notebook(source: Path, target: Path) -> Path:
+    """A copy of ``source`` with only its cells tagged ``app``: the stand-alone form.
+
+    Example:
+        >>> import nbformat, tempfile
+        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1", metadata={"tags": ["app"]}),
+        ...                                      nbformat.v4.new_code_cell("2")])
+        >>> d = Path(tempfile.mkdtemp()); nbformat.write(nb, d / "a.ipynb")
+        >>> [c.source for c in nbformat.read(app_notebook(d / "a.ipynb", d / "b.ipynb"), 4).cells]
+        ['1']
+    """
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    nb.cells = [c for c in nb.cells if APP_TAG in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+    return target
+
+
+def _serve(command: Sequence[str], cwd: Path) -> int:
+    """Run a server in the foreground until it exits or Ctrl-C."""
+    proc = subprocess.Popen(list(command), cwd=cwd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 0
+
+
+def _root_flags() -> list[str]:
+    return ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    folder = notebooks_dir(args.dir)
+    with platform_env() as where:
+        print(f"JupyterLab on {folder}, notebooks talk to {where}; Ctrl-C stops both")
+        command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1",
+                   "--port", str(args.port), *_root_flags()]  # fmt: skip
+        return _serve(command, folder)
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    folder = notebooks_dir(args.dir)
+    source = folder / "03_launch.ipynb"
+    if not source.is_file():
+        print(f"{source} not found", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="toolkit-app-"))
+    try:
+        page = app_notebook(source, work / "launch_form.ipynb")
+        with platform_env(processing_rate=args.processing_rate) as where:
+            print(f"the launch form at http://127.0.0.1:{args.port}/ talks to {where}; Ctrl-C stops it")
+            command = [sys.executable, "-m", "voila", str(page), "--no-browser", f"--port={args.port}",
+                       "--Voila.ip=127.0.0.1"]  # fmt: skip
+            return _serve(command, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
