@@ -78,13 +78,22 @@ def _inspect(server: object, route: str) -> list[dict]:
     return r.json()
 
 
-def _calls(caplog: pytest.LogCaptureFixture, path: str) -> list[str]:
-    """The sandbox's access-log outcomes for requests to ``path`` (e.g. '-> 503 (failed)')."""
-    return [
-        r.getMessage().split("->", 1)[1].rsplit(" in ", 1)[0].strip()
-        for r in caplog.records
-        if r.name == "toolkit.sandbox" and f"POST {path} ->" in r.getMessage()
-    ]
+def _calls(caplog: pytest.LogCaptureFixture, path: str, at_least: int = 1) -> list[str]:
+    """The sandbox's access-log outcomes for requests to ``path`` (e.g. '503 (failed)').
+
+    The sandbox logs a request once its answer is out, so the last line may trail the
+    client by a moment: wait (briefly) for ``at_least`` lines.
+    """
+    deadline = time.monotonic() + 2
+    while True:
+        found = [
+            r.getMessage().split("->", 1)[1].rsplit(" in ", 1)[0].strip()
+            for r in list(caplog.records)
+            if r.name == "toolkit.sandbox" and f"POST {path} ->" in r.getMessage()
+        ]
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
 
 
 def _seed_for(pattern: list[str], **knobs: float) -> int:
@@ -303,7 +312,7 @@ def test_502_503_are_retried_then_succeed(tmp_path: Path, caplog: pytest.LogCapt
         client._backoff = type(client._backoff)(base=0.01, cap=0.05)  # keep the test fast
         task_id = client.send_batch(_batch(2, start=700))
         assert task_id
-        assert _calls(caplog, contract.BATCH_PATH) == ["502 (failed)", "503 (failed)", "200"]
+        assert _calls(caplog, contract.BATCH_PATH, 3) == ["502 (failed)", "503 (failed)", "200"]
         assert len(_inspect(server, "tasks")) == 1  # sent three times, accepted once
         client.close()
 
@@ -316,7 +325,7 @@ def test_500_to_a_batch_is_unknown_not_retried(tmp_path: Path, caplog: pytest.Lo
         with pytest.raises(OutcomeUnknown, match="500") as info:
             client.send_batch(_batch(2, start=800))
         assert isinstance(info.value, TransportError) and info.value.response.status_code == 500
-        assert _calls(caplog, contract.BATCH_PATH) == ["500 (failed)"]
+        assert _calls(caplog, contract.BATCH_PATH, 1) == ["500 (failed)"]
         client.close()
 
 
@@ -330,7 +339,7 @@ def test_status_polls_retry_500_and_dropped_connections(
         client._backoff = type(client._backoff)(base=0.01, cap=0.05)
         task_id = client.send_batch(_batch(1, start=900))
         assert client.task_status(task_id).task_id == task_id
-        assert _calls(caplog, contract.STATUS_PATH) == ["no answer (dropped)", "500 (failed)", "200"]
+        assert _calls(caplog, contract.STATUS_PATH, 3) == ["no answer (dropped)", "500 (failed)", "200"]
         client.close()
 
 
@@ -349,7 +358,7 @@ def test_dropped_or_lost_batch_is_unknown_and_not_resent(
         with pytest.raises(OutcomeUnknown):
             client.send_batch(_batch(2, start=1010))
         assert len(_inspect(server, "tasks")) == 1  # lost: the platform has it
-        assert _calls(caplog, contract.BATCH_PATH) == ["no answer (dropped)", "no answer (answer lost)"]
+        assert _calls(caplog, contract.BATCH_PATH, 2) == ["no answer (dropped)", "no answer (answer lost)"]
         client.close()
 
 
@@ -361,7 +370,7 @@ def test_429_waits_for_retry_after(tmp_path: Path, caplog: pytest.LogCaptureFixt
         started = time.monotonic()
         client.task_status(task_id)  # over the limit: 429, Retry-After: 1, then ok
         assert time.monotonic() - started >= 0.8
-        outcomes = _calls(caplog, contract.STATUS_PATH)
+        outcomes = _calls(caplog, contract.STATUS_PATH, 2)
         assert outcomes[0].startswith("429") and outcomes[-1] == "200"
         assert any("retrying" in r.getMessage() for r in caplog.records if r.name == "toolkit.client")
         client.close()
@@ -397,7 +406,7 @@ def test_client_rate_limit_keeps_under_the_server_limit(
             t.join()
         elapsed = time.monotonic() - started
         assert elapsed >= 0.8  # 16 requests at 8/s with a burst of 8
-        assert not [o for o in _calls(caplog, contract.STATUS_PATH) if o.startswith("429")]
+        assert not [o for o in _calls(caplog, contract.STATUS_PATH, 16) if o.startswith("429")]
         client.close()
 
 
