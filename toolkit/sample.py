@@ -12,7 +12,7 @@ column            content
 ``crm_id``        ``"CRM-000001"``, ``"CRM-000002"``, ...: unique per row (a re-imported
                   person is a second CRM record, with its own id)
 ``first_name``    ~30% Cyrillic (``Анна``), the rest Latin; ~2% padded with spaces; one row in
-``last_name``     2,000 (row 17, 2017, ...) has an emoji in ``first_name``
+``last_name``     2,000 (0-based rows 17, 2017, ...) has an emoji in ``first_name``
 ``email``         ``first.last123@domain`` and similar, domains gmail.com, yandex.ru, mail.ru,
                   example.com; ~3% padded and/or upper-case, ~1.5% malformed, ~2% null,
                   ~1% repeat an earlier row's address (maybe in another case): the same
@@ -284,6 +284,8 @@ def sample_customers(n: int = ..., seed: int = ..., kind: Literal["pandas"] = ..
 def sample_customers(n: int = ..., seed: int = ..., *, kind: Literal["polars"]) -> pl.DataFrame: ...
 @overload
 def sample_customers(n: int, seed: int, kind: Literal["polars"]) -> pl.DataFrame: ...
+@overload
+def sample_customers(n: int = ..., seed: int = ..., kind: Kind = ...) -> pd.DataFrame | pl.DataFrame: ...
 def sample_customers(n: int = 5000, seed: int = 0, kind: Kind = "pandas") -> pd.DataFrame | pl.DataFrame:
     """A deterministic, realistic and dirty customer segment of ``n`` rows.
 
