@@ -60,6 +60,9 @@ def test_plot_launch_stacks_each_task(launch: Launch) -> None:
     totals = [f"{n:,}" for n in sent.groupby("batch").size().tolist()]
     assert [t.get_text() for t in ax.texts][-3:] == totals
     assert [t.get_text() for t in ax.texts if t.get_text()][:3] == [f"{n:,}" for n in imported.tolist()]
+    texts = [t.get_text() for t in ax.texts]
+    for n in failed.groupby("batch").size().tolist():  # small segments are labelled beside the bar
+        assert f"{n:,}" in texts
     colours = {c.get_label(): c.patches[0].get_facecolor() for c in ax.containers}
     from matplotlib.colors import to_rgba
 

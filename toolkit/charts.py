@@ -198,6 +198,10 @@ def _plot_tasks(frame: pl.DataFrame, *, title: str) -> Figure:
             x, counts, bottom=bottom, color=colour, hatch=hatch, edgecolor="white", linewidth=0.5, label=name
         )
         _label_bars(ax, bars, counts, min_share=0.06, total=biggest)
+        if name != "imported":  # small segments: the count beside the bar, in the segment's colour
+            for xi, (b, c) in enumerate(zip(bottom, counts, strict=True)):
+                if c and c / (biggest or 1) < 0.06:
+                    ax.annotate(f"{c:,}", (xi + 0.41, b + c / 2), va="center", fontsize=7, color=colour)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     for xi, total in zip(x, totals, strict=True):
         ax.annotate(f"{total:,}", (xi, total), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
