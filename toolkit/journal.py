@@ -586,6 +586,21 @@ class Journal:
             for r in rows
         ]  # fmt: skip
 
+    def row_result_columns(self, launch_id: str) -> dict[str, list[Any]]:
+        """The row results as columns (``position, row_status, profile_id, row_code,
+        row_text``): the fast path for building a results frame (plain tuples, no Row objects)."""
+        names = ("position", "row_status", "profile_id", "row_code", "row_text")
+        with self._lock:
+            cursor = self._conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(
+                "SELECT position, status, profile_id, error_code, error_text FROM row_results"
+                " WHERE launch_id = ?",
+                (launch_id,),
+            ).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        return {name: list(col) for name, col in zip(names, columns, strict=True)}
+
     def was_sent(self, key: str, *, trigger_id: int | None = None) -> bool:
         """True when a row with this match key was sent (to ``trigger_id``, if given).
 

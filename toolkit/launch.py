@@ -432,55 +432,90 @@ class Launch:
             return [dict(h) for h in self._history]
 
     # --- results --------------------------------------------------------------------------------
-    def _columns(self) -> dict[str, list[Any]]:
-        cols: dict[str, list[Any]] = {name: [] for name in RESULT_COLUMNS}
-        row_results = {r.position: r for r in self._journal.row_results(self.launch_id)}
-        keys = {b.index: b.keys for b in self.plan.batches} if self.plan is not None else {}
-
-        def add(
-            pos: int, key: Any, batch: Any, task: Any, status: str, pid: Any, err: Any, text: Any
-        ) -> None:
-            for name, value in zip(
-                RESULT_COLUMNS, (pos, key, batch, task, status, pid, err, text), strict=True
-            ):
-                cols[name].append(value)
-
-        for b in self.batches:
-            batch_keys = keys.get(b.index) or (None,) * b.n_rows
-            for i, pos in enumerate(b.rows):
-                key = batch_keys[i] if i < len(batch_keys) else None
-                r = row_results.get(pos)
-                if r is not None and b.state in ("completed", "failed"):
-                    code = None if r.error_code is None else str(r.error_code)
-                    add(pos, key, b.index, b.task_id, r.status, r.profile_id, code, r.error_text)
-                elif b.state == "failed":
-                    code = str(b.error_code) if b.error_code is not None else "not_sent"
-                    add(pos, key, b.index, b.task_id, "failed", None, code, b.error)
-                elif b.state == "completed":  # completed but no per-row answer kept
-                    add(pos, key, b.index, b.task_id, "unknown", None, None, "no per-profile result")
-                elif b.state == "unknown":
-                    add(pos, key, b.index, b.task_id, "unknown", None, None, UNKNOWN_TEXT)
-                else:
-                    add(pos, key, b.index, b.task_id, "pending", None, None, None)
+    def _frame(self) -> pl.DataFrame:
+        """The results as a polars frame (vectorized: a million rows take well under a second)."""
+        batches = self.batches
+        keys = {b.index: list(b.keys) for b in self.plan.batches} if self.plan is not None else {}
+        sent = pl.DataFrame(
+            {
+                "batch": [b.index for b in batches],
+                "task_id": [b.task_id for b in batches],
+                "state": [b.state for b in batches],
+                "batch_code": [b.error_code for b in batches],
+                "batch_error": [b.error for b in batches],
+                "position": [list(b.rows) for b in batches],
+                "match_key": [keys.get(b.index) or [None] * b.n_rows for b in batches],
+            },
+            schema={
+                "batch": pl.Int64, "task_id": pl.String, "state": pl.String, "batch_code": pl.Int64,
+                "batch_error": pl.String, "position": pl.List(pl.Int64), "match_key": pl.List(pl.String),
+            },
+        ).explode("position", "match_key")  # fmt: skip
+        rows = pl.DataFrame(
+            self._journal.row_result_columns(self.launch_id),
+            schema={
+                "position": pl.Int64, "row_status": pl.String, "profile_id": pl.String,
+                "row_code": pl.Int64, "row_text": pl.String,
+            },
+        )  # fmt: skip
+        state = pl.col("state")
+        has_row = state.is_in(["completed", "failed"]) & pl.col("row_status").is_not_null()
+        frame = sent.join(rows, on="position", how="left").select(
+            "position",
+            "match_key",
+            "batch",
+            "task_id",
+            status=pl.when(has_row)
+            .then(pl.col("row_status"))
+            .when(state == "failed")
+            .then(pl.lit("failed"))
+            .when(state.is_in(["completed", "unknown"]))
+            .then(pl.lit("unknown"))
+            .otherwise(pl.lit("pending")),
+            profile_id=pl.when(has_row).then(pl.col("profile_id")),
+            error=pl.when(has_row)
+            .then(pl.col("row_code").cast(pl.String))
+            .when(state == "failed")
+            .then(pl.coalesce(pl.col("batch_code").cast(pl.String), pl.lit("not_sent"))),
+            error_text=pl.when(has_row)
+            .then(pl.col("row_text"))
+            .when(state == "failed")
+            .then(pl.col("batch_error"))
+            .when(state == "completed")  # completed, yet no per-profile answer was kept
+            .then(pl.lit("no per-profile result"))
+            .when(state == "unknown")
+            .then(pl.lit(UNKNOWN_TEXT)),
+        )
         if self.plan is not None:
             rejected = _polars(self.plan.rejected)
             if rejected is not None and rejected.height:
-                rule = rejected["rule"] if "rule" in rejected.columns else [None] * rejected.height
-                reason = rejected["reason"] if "reason" in rejected.columns else [None] * rejected.height
-                for pos, ru, re_ in zip(
-                    rejected["position"].to_list(), list(rule), list(reason), strict=True
-                ):
-                    add(int(pos), None, None, None, "rejected", None, ru, re_)
-        return cols
+                names = set(rejected.columns)
+                rejected = rejected.select(
+                    pl.col("position").cast(pl.Int64),
+                    match_key=pl.lit(None, pl.String),
+                    batch=pl.lit(None, pl.Int64),
+                    task_id=pl.lit(None, pl.String),
+                    status=pl.lit("rejected"),
+                    profile_id=pl.lit(None, pl.String),
+                    error=pl.col("rule").cast(pl.String) if "rule" in names else pl.lit(None, pl.String),
+                    error_text=pl.col("reason").cast(pl.String)
+                    if "reason" in names
+                    else pl.lit(None, pl.String),
+                )
+                frame = pl.concat([frame, rejected])
+        return frame.cast(RESULT_SCHEMA).sort("position")  # type: ignore[arg-type]
 
     def results(self, join: bool = False) -> Any:
         """One row per input row: ``position, match_key, batch, task_id, status, profile_id,
         error, error_text`` (``status``: imported, failed, rejected, unknown, pending).
 
-        The frame is of the plan's kind (pandas or polars; pandas after a resume without
-        the plan). ``join=True`` appends the segment's own columns (needs the plan).
+        ``error`` is a short code to group by: the platform's error code (``"404"``), the
+        plan's rejection rule (``"invalid_email"``), or ``"not_sent"`` for a batch that never
+        reached the platform. The frame is of the plan's kind (pandas or polars; pandas
+        after a resume without the plan). ``join=True`` appends the segment's own columns
+        (needs the plan).
         """
-        frame = pl.DataFrame(self._columns(), schema=RESULT_SCHEMA).sort("position")
+        frame = self._frame()
         if self.plan is None:
             if join:
                 self._require_plan("results(join=True)")
@@ -499,28 +534,29 @@ class Launch:
         ``{'rows': 5, 'imported': 3, 'failed': 1, 'rejected': 1, 'unknown': 0, 'pending': 0,
         'failures': {'invalid phone': 1}, 'rejections': {'invalid_email': 1}, 'batches': {...}}``
         """
-        cols = self._columns()
-        statuses = Counter(cols["status"])
-        failures = Counter(
-            t or "unknown error"
-            for s, t in zip(cols["status"], cols["error_text"], strict=True)
-            if s == "failed"
-        )
-        rejections = Counter(
-            e or "rejected" for s, e in zip(cols["status"], cols["error"], strict=True) if s == "rejected"
-        )
-        out: dict[str, Any] = {"rows": len(cols["status"])}
+        frame = self._frame()
+        statuses = dict(frame.group_by("status").len().iter_rows())
+
+        def counts(status: str, column: str, default: str) -> dict[str, int]:
+            grouped = (
+                frame.filter(pl.col("status") == status)
+                .group_by(pl.col(column).fill_null(default))
+                .len()
+                .sort(["len", column], descending=[True, False])
+            )
+            return dict(grouped.iter_rows())
+
+        out: dict[str, Any] = {"rows": frame.height}
         for name in ("imported", "failed", "rejected", "unknown", "pending"):
-            out[name] = statuses.get(name, 0)
-        out["failures"] = dict(failures.most_common())
-        out["rejections"] = dict(rejections.most_common())
+            out[name] = int(statuses.get(name, 0))
+        out["failures"] = counts("failed", "error_text", "unknown error")
+        out["rejections"] = counts("rejected", "error", "rejected")
         out["batches"] = self.states()
         return out
 
     def failed_positions(self) -> list[int]:
         """Input positions of the rows that failed (sent and refused, or never delivered)."""
-        cols = self._columns()
-        return sorted(p for p, s in zip(cols["position"], cols["status"], strict=True) if s == "failed")
+        return self._frame().filter(pl.col("status") == "failed")["position"].to_list()
 
     def retry_failed(self, frame: Any = None) -> Plan:
         """A plan of the failed rows only, to launch after the data is fixed.
@@ -643,6 +679,12 @@ def single_body(record_or_row: Any, mapping: Any, trigger: Any, *, format: contr
 
     The single call takes the profile as ``data`` (an object, not a list) and names the
     match key at the top level (``email``, ``phone``, ``profile_id`` or ``field_value``).
+
+    Example:
+        >>> from toolkit.mapping import Mapping, Trigger
+        >>> single_body({"email": " Ann@X.io", "name": "Ann"}, Mapping({"email": "email", "name": "_fname"}),
+        ...             Trigger(96))  # doctest: +ELLIPSIS
+        b'{"format":"json","matching":"email","trigger_id":96,...,"data":{"email":"ann@x.io","_fname":"Ann"},"email":"ann@x.io"}'
     """
     import polars as pl
 
