@@ -125,7 +125,9 @@ def test_failures_polars_and_retry_failed(sb: object, tmp_path: Path) -> None:
     fixed = pl.DataFrame({"pid": [ids[0], ids[2], ids[1], ids[3]]})  # the corrected segment
     retry_fixed = launch.retry_failed(fixed)
     again = client.launch(retry_fixed, progress=False).wait(progress=False)
-    assert again.results()["status"].to_list() == ["imported", "imported"]
+    joined = again.results(join=True)
+    assert joined["position"].to_list() == [1, 3] and joined["status"].to_list() == ["imported", "imported"]
+    assert joined["pid"].to_list() == [ids[2], ids[3]]  # the segment's rows at those positions
     client.close()
 
 
@@ -254,6 +256,20 @@ def test_wait_timeout_returns_the_state_so_far(tmp_path: Path) -> None:
         progress = [h["progress"] for h in launch.progress_history() if h["batch"] == 2]
         assert progress == sorted(progress) and progress[-1] == 100
         client.close()
+
+
+def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr("toolkit.launch._POLL_MAX", 0.05)  # poll faster than a person would
+    client = _client(sb, tmp_path)
+    launch = client.launch(toolkit.plan(_segment(5), MAPPING, TRIGGER), label="forgotten", progress=False)
+    requests.post(f"{sb.url}/_sandbox/reset", headers={"Authorization": f"Bearer {sb.token}"}, timeout=10)  # type: ignore[attr-defined]
+    launch.wait(timeout=30, progress=False)  # every status read is a 404 now
+    assert not launch.timed_out and [b.state for b in launch.batches] == ["sent"]
+    assert launch.summary()["pending"] == 5
+    assert "gave up reading task" in caplog.text
+    client.close()
 
 
 def test_resume_by_label_without_the_plan(sb: object, tmp_path: Path) -> None:

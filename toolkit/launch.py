@@ -332,10 +332,19 @@ class Launch:
 
         Never raises on timeout: it returns with the state so far (``timed_out`` is True),
         and a later ``wait()`` goes on. The poll interval shrinks while tasks progress and
-        grows while they stand still. Returns the launch, for ``launch.wait().results()``.
+        grows while they stand still. A task whose status cannot be read five times in a row
+        (each read already retried) is left for a later ``wait()``, with a warning.
+        Returns the launch, for ``launch.wait().results()``.
+
+        Example (needs a server)::
+
+            launch = client.launch(plan)
+            launch.wait(timeout=60)      # returns after a minute at most, state kept
+            launch.timed_out, launch.summary()["pending"]
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         self.timed_out = False
+        self._poll_errors.clear()  # a new wait() tries every task again
         records = [b for b in self.batches if b.task_id and b.state in ("sent", "completed", "failed")]
         total = sum(b.n_rows for b in records)
         done_rows: dict[int, float] = {
@@ -400,6 +409,12 @@ class Launch:
         except (ApiError, TransportError) as exc:
             self._poll_errors[batch.index] += 1
             log.warning("status of task %s (batch %d) not read: %s", batch.task_id, batch.index, exc)
+            if self._poll_errors[batch.index] >= _MAX_POLL_ERRORS:
+                log.warning(
+                    "gave up reading task %s (batch %d) for now; a later launch.wait() tries again",
+                    batch.task_id,
+                    batch.index,
+                )
             return None
         self._poll_errors[batch.index] = 0
         with self._history_lock:
@@ -524,7 +539,13 @@ class Launch:
 
         source = SourceFrame.wrap(self.plan.source)
         if join:
-            segment = source.polars.with_row_index("position").with_columns(pl.col("position").cast(pl.Int64))
+            # a plan made by subset()/retry_failed() holds only some rows of the original
+            # segment; its source row i is input position _positions[i], not i
+            positions = getattr(self.plan, "_positions", None)
+            segment = source.polars.with_columns(
+                pl.Series("position", list(range(source.polars.height)) if positions is None else list(positions),
+                          dtype=pl.Int64)
+            )  # fmt: skip
             frame = frame.join(segment, on="position", how="left", suffix="_segment")
         return source.back(frame)
 
