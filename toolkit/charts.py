@@ -188,20 +188,22 @@ def _plot_tasks(frame: pl.DataFrame, *, title: str) -> Figure:
         series.append((status, STATUS_COLORS[status], "", per_batch(lambda s, e, t, st=status: s == st)))
 
     x = list(range(len(batches)))
+    width = min(0.8, 0.3 + 0.25 * len(batches))  # one or two batches: not one wall of colour
     bottom = [0] * len(batches)
     totals = [sum(c[i] for *_, c in series) for i in x]
     biggest = max(totals, default=0)
     for name, colour, hatch, counts in series:
         if not any(counts):
             continue
-        bars = ax.bar(
-            x, counts, bottom=bottom, color=colour, hatch=hatch, edgecolor="white", linewidth=0.5, label=name
-        )
+        bars = ax.bar(x, counts, width, bottom=bottom, color=colour, hatch=hatch, edgecolor="white",
+                      linewidth=0.5, label=name)  # fmt: skip
         _label_bars(ax, bars, counts, min_share=0.06, total=biggest)
         if name != "imported":  # small segments: the count beside the bar, in the segment's colour
             for xi, (b, c) in enumerate(zip(bottom, counts, strict=True)):
                 if c and c / (biggest or 1) < 0.06:
-                    ax.annotate(f"{c:,}", (xi + 0.41, b + c / 2), va="center", fontsize=7, color=colour)
+                    ax.annotate(
+                        f"{c:,}", (xi + width / 2 + 0.01, b + c / 2), va="center", fontsize=7, color=colour
+                    )
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     for xi, total in zip(x, totals, strict=True):
         ax.annotate(f"{total:,}", (xi, total), ha="center", va="bottom", fontsize=8, xytext=(0, 2),

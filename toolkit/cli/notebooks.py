@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -222,7 +223,12 @@ def app_notebook(source: Path, target: Path) -> Path:
 
 
 def _serve(command: Sequence[str], cwd: Path) -> int:
-    """Run a server in the foreground until it exits or Ctrl-C."""
+    """Run a server in the foreground until it exits, Ctrl-C or SIGTERM (which stop it too)."""
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     proc = subprocess.Popen(list(command), cwd=cwd)
     try:
         return proc.wait()
@@ -233,6 +239,8 @@ def _serve(command: Sequence[str], cwd: Path) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _root_flags() -> list[str]:
