@@ -515,6 +515,10 @@ class Client:
 
         Never re-sent once it may have reached the platform (see the module docs); most
         callers want :meth:`launch`, which journals each batch around this call.
+
+        Example (needs a server)::
+
+            task_id = client.send_batch(plan.batches[0])
         """
         payload = self.call(contract.BATCH_PATH, batch.body, format=batch.format, idempotent=False)
         task_id = payload.get("task_id")
@@ -576,6 +580,11 @@ class Client:
         again: a plan sent in full raises :class:`~toolkit.errors.AlreadyLaunched` (unless
         ``force=True``); a plan sent in part (a crash, a re-run) sends only the rest.
         Returns once every batch is sent; ``Launch.wait()`` follows the tasks.
+
+        Example (needs a server)::
+
+            launch = client.launch(plan, label="spring promo")   # AlreadyLaunched if re-run
+            launch.wait().results(join=True)
         """
         from toolkit.launch import start_launch
 
@@ -585,13 +594,24 @@ class Client:
         """A journalled launch (by label or id), to poll and read without the plan.
 
         Pass the ``plan`` to also re-send ``unknown`` batches or retry failures.
+
+        Example (needs a server)::
+
+            client.resume("spring promo").wait().summary()
         """
         from toolkit.launch import Launch
 
         return Launch.from_journal(self, label, plan=plan)
 
     def history(self, *, kind: Literal["pandas", "polars"] = "pandas") -> Any:
-        """Past launches (newest first) as a frame: label, time, trigger, host, counts, task ids."""
+        """Past launches (newest first) as a frame: label, time, trigger, host, counts, task ids.
+
+        Reads the journal only (no request is made).
+
+        Example:
+            >>> Client("https://api.example.com", "t0ken-abc", journal=":memory:").history(kind="polars").height
+            0
+        """
         from toolkit.launch import history_frame
 
         return history_frame(self.journal, kind=kind)

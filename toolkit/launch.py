@@ -177,7 +177,16 @@ class Launch:
     """One launch of a plan: its batches' states, task progress, and per-row results.
 
     Built by :meth:`Client.launch` (with the plan) or :meth:`Client.resume` (from the
-    journal; ``plan`` is then None unless given).
+    journal; ``plan`` is then None unless given). Batch states live in the journal, so
+    every property reads them fresh (another process may be following the same launch).
+
+    Example (needs a server)::
+
+        launch = client.launch(plan, label="spring")
+        launch.wait(timeout=600)
+        launch.summary()                  # {'rows': ..., 'imported': ..., 'failures': {...}}
+        launch.results(join=True)         # one row per input row, with the segment's columns
+        fixed_plan = launch.retry_failed(fixed_segment)
     """
 
     def __init__(self, client: Client, record: LaunchRecord, *, plan: Plan | None = None) -> None:
