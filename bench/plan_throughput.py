@@ -242,13 +242,15 @@ def run_child(name: str, rows: int, repeat: int, measure: str) -> dict[str, Any]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def report(rows: int, repeat: int, results: dict[str, dict[str, Any]]) -> bool:
+def report(rows: int, repeat: int, results: dict[str, dict[str, Any]], load_at_start: float) -> bool:
     mb = 1e6
     frame_bytes = next(iter(results.values()))["frame_bytes"]
     print(
         f"plan throughput: {rows:,} rows (frame {frame_bytes / mb:,.1f} MB in memory), best of {repeat}, "
         f"{os.cpu_count()} CPUs, each approach in its own process"
     )
+    # Times are wall-clock: on a shared machine, other work inflates them. Say how busy it was.
+    print(f"load average (1 min) at start {load_at_start:.1f}, at end {os.getloadavg()[0]:.1f}")
     head = f"{'approach':<34}{'seconds':>9}{'rows/s':>12}{'peak MB':>10}{'bodies':>8}{'MB out':>9}{'profiles':>11}"
     print(head)
     print("-" * len(head))
@@ -315,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.child, args.rows, args.repeat, args.measure)))
         return 0
+    load_at_start = os.getloadavg()[0]
     names = [n for n in APPROACHES if n != "plan" or plan_available()]
     results = {}
     for name in names:
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             **run_child(name, args.rows, args.repeat, "time"),
             **run_child(name, args.rows, 1, "memory"),
         }
-    ok = report(args.rows, args.repeat, results)
+    ok = report(args.rows, args.repeat, results, load_at_start)
     return 0 if ok else (2 if "plan" not in results else 1)
 
 
