@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -109,6 +110,8 @@ def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
     On failure: ``out/screenshots/<test>-FAILED.png`` and the browser console in the report.
     """
+    failed_shot = SCREENSHOTS / f"{request.node.name}-FAILED.png"
+    failed_shot.unlink(missing_ok=True)  # a stale one from an earlier run would mislead
     context = chromium.new_context(viewport=VIEWPORT)
     context.set_default_timeout(30_000)
     page = context.new_page()
@@ -126,11 +129,32 @@ def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         context.close()
 
 
+# The height of everything the page could scroll to, whichever element scrolls (Voila's page
+# scrolls in a container, so Playwright's full_page alone would stop at the viewport).
+_CONTENT_HEIGHT = """() => Math.max(document.documentElement.scrollHeight,
+    ...Array.from(document.querySelectorAll('*'), e => e.scrollHeight > e.clientHeight
+        && /(auto|scroll)/.test(getComputedStyle(e).overflowY) ? e.scrollHeight : 0))"""
+MAX_SHOT_HEIGHT = 8000
+
+
 def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
-    """Save ``out/screenshots/<name>.png`` and return its path."""
+    """Save ``out/screenshots/<name>.png`` and return its path.
+
+    ``full_page``: grow the viewport to the content's height for the shot, then put it back.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    size = page.viewport_size
+    if full_page and size:
+        height = min(int(page.evaluate(_CONTENT_HEIGHT)) + 40, MAX_SHOT_HEIGHT)
+        if height > size["height"]:
+            page.set_viewport_size({"width": size["width"], "height": height})
+            page.wait_for_timeout(200)  # relayout (the widgets measure themselves)
+    try:
+        page.screenshot(path=str(path), full_page=full_page)
+    finally:
+        if size and page.viewport_size != size:
+            page.set_viewport_size(size)
     return path
 
 
@@ -169,14 +193,22 @@ class SandboxLog:
 class JupyterServer:
     """A running JupyterLab or Voila, its sandbox and where its files are."""
 
-    name: str
+    name: str  # "jupyterlab" or "voila"
     process: subprocess.Popen[bytes]
     base_url: str  # no trailing slash
     token: str
     root: Path  # the served copy of notebooks/
+    notebook: str  # the notebook the test opens (Voila: the one it renders)
     log_path: Path
     sandbox: SandboxLog
     env: dict[str, str] = field(repr=False)
+
+    @property
+    def page_url(self) -> str:
+        """The notebook's page, the token in the query (the server then sets its cookie)."""
+        if self.name == "voila":
+            return f"{self.base_url}/?token={self.token}"
+        return f"{self.base_url}/lab/tree/{self.notebook}?token={self.token}"
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -271,7 +303,7 @@ def _launch(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> s
 
 
 @contextlib.contextmanager
-def run_lab(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
+def run_lab(notebook: str = LAUNCH_NOTEBOOK, source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
     """JupyterLab on 127.0.0.1 (a free port, a random token) serving a copy of ``source``."""
     with contextlib.ExitStack() as stack:
         home, root = stack.enter_context(_served_copy(source))
@@ -308,7 +340,9 @@ def run_lab(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
             return url if answer.ok else None
 
         url = _wait_ready(process, log_path, probe, "JupyterLab")
-        yield JupyterServer("jupyterlab", process, url, token, root, log_path, SandboxLog(sandbox), env)
+        yield JupyterServer(
+            "jupyterlab", process, url, token, root, notebook, log_path, SandboxLog(sandbox), env
+        )
 
 
 @contextlib.contextmanager
@@ -345,7 +379,7 @@ def run_voila(notebook: str = LAUNCH_NOTEBOOK, source: Path = NOTEBOOKS) -> Iter
             return url if answer.status_code < 500 else None
 
         _wait_ready(process, log_path, probe, "Voila")
-        yield JupyterServer("voila", process, url, token, root, log_path, SandboxLog(sandbox), env)
+        yield JupyterServer("voila", process, url, token, root, notebook, log_path, SandboxLog(sandbox), env)
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +394,141 @@ def voila_server(chromium: Any) -> Iterator[JupyterServer]:
     """Voila serving a copy of notebooks/03_launch.ipynb, with its own sandbox."""
     with run_voila() as server:
         yield server
+
+
+# --- the launch form, as a user drives it ------------------------------------------------------------
+FORM_TIMEOUT = 90_000  # ms: kernel start plus the notebook's cells on a loaded 2-core machine
+LAUNCH_TIMEOUT = 90_000  # ms: send, follow the tasks, draw the charts
+FINISHED = re.compile(r"finished: ([\d,]+) imported, ([\d,]+) failed, ([\d,]+) unknown, ([\d,]+) pending")
+CONFIRM = re.compile(r"Send trigger (\d+) to ([\d,]+) profiles")
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the form's status line says of a finished launch."""
+
+    imported: int
+    failed: int
+    unknown: int
+    pending: int
+
+
+@dataclass
+class LaunchFormPage:
+    """``toolkit.widgets.LaunchForm`` in a page (JupyterLab's notebook or Voila's), found by the
+    CSS classes of ``toolkit.widgets.CSS_CLASSES``, driven and read as a user would."""
+
+    page: Any
+    form: Any  # Locator of .toolkit-launch-form
+
+    @classmethod
+    def find(cls, page: Any, timeout: float = FORM_TIMEOUT) -> LaunchFormPage:
+        """Wait until the form is on screen; fail with the page's error output if it never is."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        form = page.locator(".toolkit-launch-form")
+        try:
+            form.locator(".toolkit-launch-button").wait_for(state="visible", timeout=timeout)
+        except PlaywrightError:
+            errors = page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
+            shown = "\n".join(errors) or page.locator("body").inner_text()[-3000:]
+            pytest.fail(
+                f"the launch form did not appear within {timeout / 1000:.0f} s; the page shows:\n{shown}"
+            )
+        return cls(page, form)
+
+    def part(self, name: str) -> Any:
+        """The widget with CSS class ``toolkit-<name>`` (e.g. ``launch-button``, ``status``)."""
+        return self.form.locator(f".toolkit-{name}")
+
+    def fill(self, *, trigger_id: int, matching: str) -> None:
+        """Type the trigger id and pick the matching; wait until the kernel's plan shows both."""
+        from playwright.sync_api import expect
+
+        box = self.part("trigger-id").locator("input")
+        box.fill(str(trigger_id))
+        box.press("Tab")  # IntText sends its value on change (blur), like a user leaving the field
+        expect(self.part("confirm")).to_contain_text(f"Send trigger {trigger_id} to ")
+        self.part("matching").locator("select").select_option(matching)
+        expect(self.part("preview")).to_contain_text(f"matching {matching}:")
+        expect(self.part("preview")).to_contain_text(f"Trigger {trigger_id},")
+
+    def confirm(self) -> int:
+        """Tick the confirmation box; return the number of profiles it says will be sent."""
+        from playwright.sync_api import expect
+
+        self.part("confirm").locator("input[type=checkbox]").check()
+        expect(self.part("launch-button")).to_be_enabled()
+        match = CONFIRM.search(self.part("confirm").inner_text())
+        assert match, f"confirmation text: {self.part('confirm').inner_text()!r}"
+        return _number(match.group(2))
+
+    def wait_finished(self) -> Outcome:
+        """Wait for the status line of a finished launch and read its counts."""
+        from playwright.sync_api import expect
+
+        status = self.part("status")
+        expect(status).to_contain_text("finished:", timeout=LAUNCH_TIMEOUT)
+        match = FINISHED.search(status.inner_text())
+        assert match, f"status line: {status.inner_text()!r}"
+        return Outcome(*(_number(g) for g in match.groups()))
+
+    def expect_progress_complete(self, n_profiles: int) -> None:
+        """Every progress bar full, and the overall line says all rows were processed."""
+        from playwright.sync_api import expect
+
+        progress = self.part("progress")
+        expect(progress).to_contain_text(f"{n_profiles:,} of {n_profiles:,} rows processed")
+        bars = progress.locator(".progress-bar")
+        assert bars.count() >= 2, "a bar per batch plus one for all rows"
+        for bar in bars.all():
+            expect(bar).to_have_attribute("style", re.compile(r"width: 100%"))
+        for line in progress.locator(".widget-label").filter(has_text=" rows · ").all():
+            expect(line).to_contain_text("completed")
+
+    def expect_results(self, outcome: Outcome) -> None:
+        """The results table (status counts) and both charts, drawn and decoded."""
+        from playwright.sync_api import expect
+
+        results = self.part("results")
+        table = results.locator("table.toolkit-table").first
+        expect(table).to_be_visible(timeout=LAUNCH_TIMEOUT)
+        expect(table.locator("tr", has_text="imported")).to_contain_text(f"{outcome.imported:,}")
+        charts = results.locator("img")
+        expect(charts).to_have_count(2)
+        for chart in charts.all():
+            expect(chart).to_be_visible()
+            size = chart.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
+            assert size[0] and size[1] > 100 and size[2] > 100, f"chart not drawn: {size}"
+
+    def launch_again(self) -> None:
+        """After a launch: the button is off until a new confirmation; confirm, click again, and
+        see the form refuse ("Already launched") and show the earlier launch instead."""
+        from playwright.sync_api import expect
+
+        button = self.part("launch-button")
+        expect(button).to_be_disabled()  # the confirmation was for the launch that just ran
+        self.confirm()
+        button.click()
+        expect(self.part("status")).to_contain_text("Already launched", timeout=LAUNCH_TIMEOUT)
+        expect(self.part("results")).to_contain_text(
+            "The earlier launch of this plan", timeout=LAUNCH_TIMEOUT
+        )
+        expect(button).to_have_text("Launch")  # the form is idle again (not "Launching...")
+        expect(button).to_be_disabled()
+
+
+@pytest.fixture
+def launch_form() -> Callable[..., LaunchFormPage]:
+    """``launch_form(page)``: wait for the launch form in the page and drive it."""
+    return LaunchFormPage.find
+
+
+@pytest.fixture
+def shoot() -> Callable[..., Path]:
+    """``shoot(page, name, full_page=False)``: a screenshot in ``out/screenshots/<name>.png``."""
+    return screenshot

@@ -1,0 +1,74 @@
+"""The launch form in JupyterLab, as an analyst uses it: open ``03_launch.ipynb``, run all cells,
+fill the form, launch (an impatient double click), watch it finish, then try again.
+
+The page must show the progress complete, the results table and both charts; the sandbox's
+send log must hold exactly one send per imported profile, before and after the second attempt.
+Screenshots: ``out/screenshots/jupyterlab-*.png``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+TRIGGER_ID = 9601
+MATCHING = "phone"  # not the form's default (email): proves the dropdown reaches the kernel
+
+
+KERNEL_IDLE = re.compile(r"^(?!No Kernel).+ \| Idle$")  # the status bar, once the kernel is up
+
+
+def open_and_run_all(page: Any, server: Any) -> None:
+    """Open the server's notebook in JupyterLab, wait for its kernel, run every cell from the menu.
+
+    (A "Run All" issued while the status bar still says "No Kernel | Initializing" is lost.)
+    """
+    page.goto(server.page_url)
+    expect(page.locator(".jp-NotebookPanel .jp-Cell").first).to_be_visible(timeout=60_000)
+    expect(page.locator(".jp-StatusBar-Widget").get_by_text(KERNEL_IDLE)).to_be_visible(timeout=60_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+
+
+def test_launch_form_in_jupyterlab(
+    lab_server: Any,
+    page: Any,
+    launch_form: Callable[..., Any],
+    shoot: Callable[..., Path],
+) -> None:
+    sandbox = lab_server.sandbox
+    open_and_run_all(page, lab_server)
+    form = launch_form(page)
+
+    form.fill(trigger_id=TRIGGER_ID, matching=MATCHING)
+    n_profiles = form.confirm()
+    assert n_profiles > 0
+    form.form.scroll_into_view_if_needed()
+    shoot(page, "jupyterlab-1-filled")
+
+    form.part("launch-button").dblclick()  # two clicks before the kernel disables the button
+    outcome = form.wait_finished()
+    form.expect_progress_complete(n_profiles)
+    form.expect_results(outcome)
+    form.part("results").scroll_into_view_if_needed()
+    shoot(page, "jupyterlab-2-launched")
+
+    assert outcome.unknown == outcome.pending == 0
+    assert outcome.imported > 0 and outcome.imported + outcome.failed == n_profiles
+    sends = sandbox.sends_per_profile(TRIGGER_ID)
+    assert len(sends) == outcome.imported, "one profile sent per imported row"
+    assert set(sends.values()) == {1}, f"profiles sent more than once: {sends.most_common(3)}"
+    n_tasks = len(sandbox.tasks())
+
+    form.launch_again()
+    form.part("status").scroll_into_view_if_needed()
+    shoot(page, "jupyterlab-3-second-click")
+    assert sandbox.sends_per_profile(TRIGGER_ID) == sends, "the second click sent again"
+    assert len(sandbox.tasks()) == n_tasks, "the second click started a task"
