@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pandas as pd
@@ -308,3 +309,20 @@ def test_sample_in_both_kinds_gives_identical_bodies() -> None:
     a = plan(sample_customers(800, seed=5), SEGMENT_MAPPING, Trigger(9))
     b = plan(sample_customers(800, seed=5, kind="polars"), SEGMENT_MAPPING, Trigger(9))
     assert [x.body for x in a.batches] == [y.body for y in b.batches]
+
+
+def test_chunked_encoding_gives_the_same_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large segments are encoded in chunks; chunk edges must not show in the bodies."""
+    # toolkit.plan is the function; the module is reached through sys.modules
+    plan_module = sys.modules["toolkit.plan"]
+
+    segment = toolkit.sample_customers(300, kind="polars")
+    mapping = toolkit.Mapping(
+        {"email": "email", "first_name": "_fname", "tags": "tags", "revenue": "revenue"},
+        subscriptions=[toolkit.Subscription("sms", "phone", 20)],
+    )
+    whole = [b.body for b in toolkit.plan(segment, mapping, toolkit.Trigger(5), max_rows=40).batches]
+    monkeypatch.setattr(plan_module, "ENCODE_CHUNK_ROWS", 7)
+    chunked = [b.body for b in toolkit.plan(segment, mapping, toolkit.Trigger(5), max_rows=40).batches]
+    assert chunked == whole
+    assert len(whole) > 1

@@ -395,7 +395,7 @@ def _build(
     )
     env = envelope(mapping, trigger, fmt)
     valid = prepared
-    fragments = rows(valid, mapping, fmt)
+    fragments = _encode_in_chunks(valid, mapping, fmt)
     sizes = fragments.str.len_bytes().to_numpy().astype(np.int64)
 
     budget = options["max_bytes"] - env.overhead - TOKEN_ROOM
@@ -442,6 +442,30 @@ def _build(
         _source=source,
         _positions=positions,
     )
+
+
+# Rows encoded per step: bounds the intermediate strings of the field expressions.
+ENCODE_CHUNK_ROWS = 100_000
+
+
+def _encode_in_chunks(prepared: Prepared, mapping: Mapping, fmt: Format) -> pl.Series:
+    height = prepared.frame.height
+    if height <= ENCODE_CHUNK_ROWS:
+        return rows(prepared, mapping, fmt)
+    parts = [
+        rows(
+            Prepared(
+                prepared.frame.slice(start, ENCODE_CHUNK_ROWS),
+                prepared.rejected,
+                prepared.fields,
+                prepared.subscriptions,
+            ),
+            mapping,
+            fmt,
+        )
+        for start in range(0, height, ENCODE_CHUNK_ROWS)
+    ]
+    return pl.concat(parts, rechunk=False)
 
 
 def _head(prepared: Prepared, n: int) -> Prepared:
