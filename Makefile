@@ -20,12 +20,12 @@ demo: $(STAMP)
 ## (a second pytest session, so the notebooks get a fresh sandbox and journal of their own)
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check toolkit tests bench
+	$(BIN)/ruff format --check toolkit tests bench notebooks
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check toolkit tests bench
+	$(BIN)/ruff check . && $(BIN)/ruff format --check toolkit tests bench notebooks
 
 ## browser-deps: Debian's chromium for the browser tests (installed when we are root)
 browser-deps:
