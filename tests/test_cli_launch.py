@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from toolkit.cli.launch import register
-from toolkit.sandbox import serve
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    with serve(seed=3) as server:
-        monkeypatch.setenv("TOOLKIT_API_URL", server.url)
-        monkeypatch.setenv("TOOLKIT_API_TOKEN", server.token)
-        monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
-        yield server
+def env(sandbox: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    """The shared sandbox (emptied) in the environment the CLI reads, and a fresh journal."""
+    monkeypatch.setenv("TOOLKIT_API_URL", sandbox.url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("TOOLKIT_API_TOKEN", sandbox.token)  # type: ignore[attr-defined]
+    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
+    return sandbox
 
 
 @pytest.fixture

@@ -52,10 +52,10 @@ def _isolated_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
 
 
-@pytest.fixture(scope="module")
-def sb() -> Iterator[object]:
-    with serve(seed=11) as server:
-        yield server
+@pytest.fixture
+def sb(sandbox: object) -> object:
+    """The session's shared sandbox (tests/conftest.py), emptied for this test."""
+    return sandbox
 
 
 def _client(server: object, tmp_path: Path, **kwargs: object) -> Client:

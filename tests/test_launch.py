@@ -13,7 +13,6 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -38,9 +37,9 @@ def _isolated_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sb() -> Iterator[object]:
-    with serve(seed=5) as server:
-        yield server
+def sb(sandbox: object) -> object:
+    """The session's shared sandbox (tests/conftest.py), emptied for this test."""
+    return sandbox
 
 
 def _client(server: object, tmp_path: Path, **kwargs: object) -> Client:
