@@ -410,7 +410,9 @@ def test_client_rate_limit_keeps_under_the_server_limit(
         client.close()
 
 
-def test_connection_refused_is_retried_until_the_server_is_up(tmp_path: Path) -> None:
+def test_connection_refused_is_retried_until_the_server_is_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     port = _free_port()
     ready = threading.Event()
     stop = threading.Event()
@@ -429,7 +431,12 @@ def test_connection_refused_is_retried_until_the_server_is_up(tmp_path: Path) ->
         )
         client._backoff = type(client._backoff)(base=0.1, cap=0.2)
         assert client.send_batch(_batch(1, start=1200))  # a batch: safe, it was never sent
-        assert ready.is_set()
+        retries = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "toolkit.client" and "retrying" in r.getMessage()
+        ]
+        assert retries and all("Connection" in m for m in retries)  # refused while the server was down
         client.close()
     finally:
         stop.set()
