@@ -1,19 +1,23 @@
-"""Browser tests: the launch form in JupyterLab and in Voila, driven through Debian's chromium.
+"""Browser tests: the launch form in JupyterLab and in Voila (``toolkit app``), driven through
+Debian's chromium with Playwright.
 
-Each server (JupyterLab or Voila) runs in its own process group, on 127.0.0.1, with a random
-token, isolated ``JUPYTER_CONFIG_DIR`` / ``JUPYTER_DATA_DIR`` / ``JUPYTER_RUNTIME_DIR`` (the
-venv's ``share/jupyter`` stays on the data path, so the ipywidgets extension loads), a copy of
-``notebooks/`` as its root, and a dedicated sandbox (``toolkit.sandbox.serve``) reached through
-``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN`` plus a fresh ``TOOLKIT_JOURNAL``, which the kernel
-inherits.
+Each server runs in its own process group on 127.0.0.1, with isolated ``JUPYTER_CONFIG_DIR`` /
+``JUPYTER_DATA_DIR`` / ``JUPYTER_RUNTIME_DIR`` / ``IPYTHONDIR`` (the venv's ``share/jupyter``
+stays on the data path, so the ipywidgets extension loads), a copy of ``notebooks/`` (the tests
+never write into the repository), and a dedicated sandbox (``toolkit.sandbox.serve``, in this
+process) that the kernels reach through ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN``, with a fresh
+``TOOLKIT_JOURNAL``. JupyterLab gets a random token; ``toolkit app`` is run exactly as analysts
+run it (it has no token option).
 
-Chromium: ``shutil.which("chromium")``; Playwright never downloads a browser here. Without it
-the tests are skipped with a message saying how to enable them, except under ``CI=true``,
-where a missing browser fails the run.
+Chromium: ``shutil.which("chromium")``; Playwright never downloads a browser. Without it the
+tests are skipped with a message saying how to enable them, except under ``CI=true``, where a
+missing browser fails the run.
 
-Fixtures: ``chromium`` (session), ``page`` (per test; a failure leaves a ``*-FAILED.png``
-screenshot plus the browser console and the server log in the report), ``lab_server``,
-``voila_server`` (per module, each with its own sandbox), and ``screenshot(page, name)``.
+Fixtures: ``chromium`` (session), ``page`` (per test), ``lab_server`` and ``app_server`` (per
+module, each with its own sandbox; ``.sandbox`` reads its send log), ``launch_form(page)`` (the
+form, driven as a user would) and ``shoot(page, name)`` (``out/screenshots/<name>.png``). A
+failed test leaves ``out/screenshots/<test>-FAILED.png`` and gets the browser console and the
+server's log in its report.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +59,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ENABLE_HINT = (
-    "chromium not found: browser tests skipped. Enable them with `sudo apt-get install chromium` "
-    "(or `make browser-deps` as root); under CI=true a missing chromium fails the run"
+SKIP_HINT = (
+    "chromium not found: browser tests skipped. To run them: `sudo apt-get install chromium` "
+    "(or `sudo make browser-deps`); Playwright uses that browser, never a downloaded one"
 )
+CI_FAILURE = (
+    "chromium not found, and CI=true: the browser tests must run in CI. Install it with "
+    "`apt-get install chromium` (.ci/run does so before `make test`)"
+)
+APP_PROCESSING_RATE = 500.0  # profiles per second: the sandbox `toolkit app` starts by default
 SERVER_START_TIMEOUT = 60.0  # seconds; a cold JupyterLab on 2 busy cores takes ~5 s
 VIEWPORT = {"width": 1280, "height": 2400}  # tall: JupyterLab renders only what is on screen
 
@@ -77,8 +86,8 @@ def chromium_executable() -> str:
     path = shutil.which("chromium")
     if path is None:
         if os.environ.get("CI") == "true":
-            pytest.fail(ENABLE_HINT.replace("skipped", "cannot run"), pytrace=False)
-        pytest.skip(ENABLE_HINT)
+            pytest.fail(CI_FAILURE, pytrace=False)
+        pytest.skip(SKIP_HINT)
     return path
 
 
@@ -96,37 +105,40 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
 @pytest.fixture
 def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh page (own context: no cookies shared between tests) with a tall viewport.
-
-    On failure: ``out/screenshots/<test>-FAILED.png`` and the browser console in the report.
-    """
-    failed_shot = SCREENSHOTS / f"{request.node.name}-FAILED.png"
-    failed_shot.unlink(missing_ok=True)  # a stale one from an earlier run would mislead
+    """A fresh page (own context: no cookies shared between tests) with a tall viewport."""
+    (SCREENSHOTS / f"{request.node.name}-FAILED.png").unlink(missing_ok=True)  # stale: misleading
     context = chromium.new_context(viewport=VIEWPORT)
     context.set_default_timeout(30_000)
     page = context.new_page()
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
     page.on("pageerror", lambda exc: console.append(f"[pageerror] {exc}"))
+    request.node.browser_console = console  # read by pytest_runtest_makereport on failure
     try:
         yield page
     finally:
-        report = getattr(request.node, "report_call", None)
-        if report is not None and report.failed:
-            with contextlib.suppress(Exception):
-                screenshot(page, f"{request.node.name}-FAILED")
-            request.node.add_report_section("call", "browser console", "\n".join(console[-200:]))
         context.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed browser test: screenshot the page, add the browser console and server logs."""
+    report = yield
+    if report.when == "call" and report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        if "page" in funcargs:
+            with contextlib.suppress(Exception):
+                shot = screenshot(funcargs["page"], f"{item.name}-FAILED")
+                report.sections.append(("browser screenshot", str(shot)))
+        console = getattr(item, "browser_console", None)
+        if console:
+            report.sections.append(("browser console", "\n".join(console[-100:])))
+        for value in funcargs.values():
+            if isinstance(value, JupyterServer):
+                report.sections.append((f"{value.name} log (last lines)", value.log_tail()))
+    return report
 
 
 # The height of everything the page could scroll to, whichever element scrolls (Voila's page
@@ -201,13 +213,12 @@ class JupyterServer:
     notebook: str  # the notebook the test opens (Voila: the one it renders)
     log_path: Path
     sandbox: SandboxLog
-    env: dict[str, str] = field(repr=False)
 
     @property
     def page_url(self) -> str:
         """The notebook's page, the token in the query (the server then sets its cookie)."""
         if self.name == "voila":
-            return f"{self.base_url}/?token={self.token}"
+            return f"{self.base_url}/" + (f"?token={self.token}" if self.token else "")
         return f"{self.base_url}/lab/tree/{self.notebook}?token={self.token}"
 
     def log_tail(self, lines: int = 60) -> str:
@@ -340,46 +351,39 @@ def run_lab(notebook: str = LAUNCH_NOTEBOOK, source: Path = NOTEBOOKS) -> Iterat
             return url if answer.ok else None
 
         url = _wait_ready(process, log_path, probe, "JupyterLab")
-        yield JupyterServer(
-            "jupyterlab", process, url, token, root, notebook, log_path, SandboxLog(sandbox), env
-        )
+        yield JupyterServer("jupyterlab", process, url, token, root, notebook, log_path, SandboxLog(sandbox))
 
 
 @contextlib.contextmanager
-def run_voila(notebook: str = LAUNCH_NOTEBOOK, source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
-    """Voila on 127.0.0.1 (a free port, a random token) serving a copy of ``source/notebook``."""
+def run_app(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
+    """``toolkit app`` (Voila on the ``app`` cells of 03_launch.ipynb) on a copy of ``source``.
+
+    The very command analysts run, on a free port, talking to this module's sandbox through the
+    environment (``toolkit app`` then starts none of its own). The sandbox advances 500 profiles a
+    second, as the one ``toolkit app`` would start, so progress moves as it does for analysts.
+    """
     with contextlib.ExitStack() as stack:
         home, root = stack.enter_context(_served_copy(source))
-        sandbox = stack.enter_context(serve())
+        sandbox = stack.enter_context(serve(processing_rate=APP_PROCESSING_RATE))
         env = _isolated_env(home, sandbox)
-        token = secrets.token_hex(24)
-        log_path = home / "voila.log"
-        # Voila prints port 0 rather than the port it bound: pick one, and let a lost race fail
-        # loudly (port_retries=0) instead of serving somewhere else.
+        log_path = home / "toolkit-app.log"
+        # Voila prints the port it was given, even 0: pick a free one (a tiny race, caught below:
+        # if Voila had to move elsewhere, its log never names this port).
         port = _free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "voila",
-            str(root / notebook),
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-            "--Voila.port_retries=0",
-            f"--token={token}",
-            "--show_tracebacks=True",
-        ]
+        cmd = [sys.executable, "-m", "toolkit", "app", f"--port={port}", f"--dir={root}"]
         process = _launch(cmd, env, root, log_path)
         stack.callback(_stop, process)
         url = f"http://127.0.0.1:{port}"
 
         def probe() -> str | None:
-            # The static route answers without running the notebook (GET / would start a kernel).
-            answer = requests.get(f"{url}/voila/static/extension.js", timeout=5)
-            return url if answer.status_code < 500 else None
+            if f"127.0.0.1:{port}/" not in log_path.read_text(errors="replace").split("is running at", 1)[-1]:
+                return None
+            # a static route answers without running the notebook (GET / would start a kernel)
+            requests.get(f"{url}/voila/static/", timeout=5)
+            return url
 
-        _wait_ready(process, log_path, probe, "Voila")
-        yield JupyterServer("voila", process, url, token, root, notebook, log_path, SandboxLog(sandbox), env)
+        _wait_ready(process, log_path, probe, "toolkit app (Voila)")
+        yield JupyterServer("voila", process, url, "", root, LAUNCH_NOTEBOOK, log_path, SandboxLog(sandbox))
 
 
 @pytest.fixture(scope="module")
@@ -390,9 +394,9 @@ def lab_server(chromium: Any) -> Iterator[JupyterServer]:
 
 
 @pytest.fixture(scope="module")
-def voila_server(chromium: Any) -> Iterator[JupyterServer]:
-    """Voila serving a copy of notebooks/03_launch.ipynb, with its own sandbox."""
-    with run_voila() as server:
+def app_server(chromium: Any) -> Iterator[JupyterServer]:
+    """``toolkit app`` (Voila) on a copy of notebooks/, with its own sandbox."""
+    with run_app() as server:
         yield server
 
 

@@ -19,18 +19,18 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 TRIGGER_ID = 9602
-MATCHING = "phone"  # not the form's default (email): proves the dropdown reaches the kernel
+MATCHING = "email_sub"  # not the notebook's (email): proves the dropdown reaches the kernel
 
 
 def test_launch_form_in_voila(
-    voila_server: Any,
+    app_server: Any,
     page: Any,
     launch_form: Callable[..., Any],
     shoot: Callable[..., Path],
 ) -> None:
-    sandbox = voila_server.sandbox
+    sandbox = app_server.sandbox
     page.set_viewport_size({"width": 1280, "height": 900})  # whole-page screenshots: no blank tail
-    page.goto(voila_server.page_url)
+    page.goto(app_server.page_url)
     form = launch_form(page)
     expect(page.locator(".jp-CodeCell .jp-InputArea")).to_have_count(0)  # stand-alone: no code shown
 
