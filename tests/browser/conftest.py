@@ -69,6 +69,7 @@ CI_FAILURE = (
 )
 APP_PROCESSING_RATE = 500.0  # profiles per second: the sandbox `toolkit app` starts by default
 SERVER_START_TIMEOUT = 60.0  # seconds; a cold JupyterLab on 2 busy cores takes ~5 s
+EXPECT_TIMEOUT = 15_000  # ms for each expect(...): a kernel round trip on a loaded machine
 VIEWPORT = {"width": 1280, "height": 2400}  # tall: JupyterLab renders only what is on screen
 
 # JupyterLab settings for a quiet, deterministic page: no news/update toast (it would cover the
@@ -95,7 +96,9 @@ def chromium_executable() -> str:
 def chromium() -> Iterator[Any]:
     """A headless chromium (a Playwright ``Browser``) for the whole session."""
     executable = chromium_executable()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

@@ -46,6 +46,11 @@ def test_launch_form_in_jupyterlab(
     sandbox = lab_server.sandbox
     open_and_run_all(page, lab_server)
     form = launch_form(page)
+    # Run All queued every cell at once ("[*]"): wait for the cells after the form, as a user would,
+    # so the kernel is free to answer the form.
+    expect(page.locator(".jp-CodeCell .jp-InputPrompt", has_text="*")).to_have_count(0, timeout=90_000)
+    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    assert not errors.all_inner_texts(), f"the notebook shows errors: {errors.all_inner_texts()}"
 
     form.fill(trigger_id=TRIGGER_ID, matching=MATCHING)
     n_profiles = form.confirm()
