@@ -379,9 +379,10 @@ def run_app(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
         url = f"http://127.0.0.1:{port}"
 
         def probe() -> str | None:
-            if f"127.0.0.1:{port}/" not in log_path.read_text(errors="replace").split("is running at", 1)[-1]:
+            _, running, where = log_path.read_text(errors="replace").partition(" is running at")
+            if not running or f"127.0.0.1:{port}/" not in where:
                 return None
-            # a static route answers without running the notebook (GET / would start a kernel)
+            # any answer will do; a static route, as GET / would start a kernel
             requests.get(f"{url}/voila/static/", timeout=5)
             return url
 
