@@ -206,3 +206,32 @@ def test_api_host_drops_credentials_and_path() -> None:
     assert api_host("http://[::1]:8080/x") == "http://[::1]:8080"
     with pytest.raises(ConfigurationError):
         api_host("example.com")
+
+
+def test_claim_is_exclusive_per_body_trigger_and_host(journal: Journal) -> None:
+    a = _launch(journal, label="a")
+    b = _launch(journal, label="b")  # the same bodies, launched concurrently
+    other_host = _launch(journal, label="c", host="https://prod.example.com")
+    assert journal.claim(a, 0) is None
+    holder = journal.claim(b, 0)
+    assert holder is not None and (holder.launch_id, holder.index, holder.state) == (a, 0, "sending")
+    assert journal.claim(other_host, 0) is None  # another platform: its own send
+    assert journal.claim(a, 0).launch_id == a  # never twice in the same launch
+    assert journal.claim(b, 0, exclusive=False) is None  # force=True sends again on purpose
+    journal.link(b, 1, journal.batch(a, 1))  # a planned holder: copied as is
+    journal.mark_unknown(a, 0, "lost")
+    assert journal.claim(a, 0) is not None  # unknown: never re-sent by itself
+    assert journal.claim(a, 0, resend=True, exclusive=False) is None  # resend_unknown()
+    assert journal.batch(a, 0).attempts == 2
+
+
+def test_link_to_a_batch_in_flight_is_unknown_and_names_it(journal: Journal) -> None:
+    a = _launch(journal, label="a")
+    b = _launch(journal, label="b")
+    journal.claim(a, 0)
+    journal.link(b, 0, journal.batch(a, 0))
+    rec = journal.batch(b, 0)
+    assert rec.state == "unknown" and rec.origin == a and a in (rec.error or "")
+    journal.mark_sent(a, 1, "t1")
+    journal.link(b, 1, journal.batch(a, 1))
+    assert (journal.batch(b, 1).state, journal.batch(b, 1).task_id) == ("sent", "t1")

@@ -167,6 +167,36 @@ def test_rerun_raises_already_launched_and_force_sends_again(sb: object, tmp_pat
     other.close()
 
 
+def test_two_launches_of_the_same_plan_at_once_send_it_once(tmp_path: Path) -> None:
+    """Two notebooks (two clients, one journal file) launch the same plan at the same moment."""
+    with serve(latency_ms=30) as server:
+        clients = [_client(server, tmp_path) for _ in range(2)]
+        plan = toolkit.plan(_segment(80), MAPPING, TRIGGER, max_rows=10)
+        outcomes: list[object] = []
+        barrier = threading.Barrier(2)
+
+        def go(client: Client) -> None:
+            barrier.wait()
+            try:
+                outcomes.append(client.launch(plan, label="twice", concurrency=4, progress=False))
+            except Exception as exc:  # AlreadyLaunched is fine; anything else fails below
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=go, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        launches = [o for o in outcomes if isinstance(o, Launch)]
+        assert launches and all(isinstance(o, (Launch, AlreadyLaunched)) for o in outcomes), outcomes
+        for launch in launches:
+            launch.wait(progress=False)
+        sends = _sends_by_email(server)
+        assert len(sends) == 80 and set(sends.values()) == {1}  # everyone exactly once
+        for c in clients:
+            c.close()
+
+
 def test_the_same_plan_on_another_host_is_another_launch(tmp_path: Path) -> None:
     plan = toolkit.plan(_segment(5), MAPPING, TRIGGER)
     with serve() as one, serve() as two:

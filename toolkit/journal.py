@@ -46,6 +46,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -292,12 +293,22 @@ class Journal:
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         with self._lock:
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            # Switching a new file to WAL (and creating the schema) can meet another process
+            # or thread doing the same at that instant; SQLite does not wait on its busy
+            # handler there, so wait here, briefly, a few times.
+            for attempt in range(50):
+                try:
+                    if self.path != ":memory:":
+                        self._conn.execute("PRAGMA journal_mode=WAL")
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+                    self._conn.executescript(_SCHEMA)
+                    self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.02 + 0.01 * attempt)
 
     # --- opening -----------------------------------------------------------------------
     @staticmethod
@@ -503,6 +514,79 @@ class Journal:
                 " error_code = NULL WHERE launch_id = ? AND batch_index = ?",
                 (_now(), launch_id, int(index)),
             )
+
+    def claim(
+        self, launch_id: str, index: int, *, exclusive: bool = True, resend: bool = False
+    ) -> BatchRecord | None:
+        """Atomically mark a batch ``sending`` if it may be sent; ``None`` when claimed.
+
+        Otherwise returns the batch record in the way: this batch itself (already sent,
+        or ``unknown`` without ``resend=True``), or, when ``exclusive``, another launch's
+        batch with the same body to the same trigger and host that is (or may be) sent,
+        e.g. by a second notebook launching the same plan at the same moment. The check
+        and the claim are one ``BEGIN IMMEDIATE`` transaction, so two processes cannot
+        both claim the same body.
+
+        Example:
+            >>> j = Journal(":memory:")
+            >>> a = j.create_launch(label="a", trigger_id=1, host="http://h", fingerprint="f" * 64,
+            ...                     format="json", n_rows=1, summary={}, batches=[(0, "d" * 64, (0,))])
+            >>> b = j.create_launch(label="b", trigger_id=1, host="http://h", fingerprint="f" * 64,
+            ...                     format="json", n_rows=1, summary={}, batches=[(0, "d" * 64, (0,))])
+            >>> j.claim(a, 0) is None, j.claim(b, 0).launch_id == a, j.claim(a, 0).state
+            (True, True, 'sending')
+        """
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM batches WHERE launch_id = ? AND batch_index = ?", (launch_id, int(index))
+            ).fetchone()
+            if row is None:
+                raise InvalidArgumentError(f"launch {launch_id} has no batch {index}")
+            rec = _batch(row)
+            if rec.was_sent and not (resend and rec.state == "unknown"):
+                return rec
+            if exclusive:
+                other = db.execute(
+                    "SELECT b.* FROM batches b JOIN launches l USING (launch_id)"
+                    " WHERE b.digest = ? AND l.trigger_id IS (SELECT trigger_id FROM launches WHERE launch_id = ?)"
+                    " AND l.host = (SELECT host FROM launches WHERE launch_id = ?)"
+                    " AND NOT (b.launch_id = ? AND b.batch_index = ?)"
+                    " AND (b.state IN ('sending', 'sent', 'unknown', 'completed')"
+                    "      OR (b.state = 'failed' AND b.task_id IS NOT NULL))"
+                    " ORDER BY b.rowid DESC LIMIT 1",
+                    (rec.digest, launch_id, launch_id, launch_id, int(index)),
+                ).fetchone()
+                if other is not None:
+                    return _batch(other)
+            db.execute(
+                "UPDATE batches SET state = 'sending', attempts = attempts + 1, sent_at = ?, error = NULL,"
+                " error_code = NULL WHERE launch_id = ? AND batch_index = ?",
+                (_now(), launch_id, int(index)),
+            )
+        return None
+
+    def link(self, launch_id: str, index: int, holder: BatchRecord) -> None:
+        """Let a batch follow another launch's batch with the same body instead of sending it.
+
+        A holder still ``sending`` has no task id yet: the batch becomes ``unknown`` and
+        names the launch to follow.
+        """
+        if holder.state == "sending":
+            self._set(
+                launch_id,
+                index,
+                state="unknown",
+                origin=holder.launch_id,
+                error=f"the same batch was being sent at the same moment by launch {holder.launch_id}: "
+                f"follow it there (client.resume({holder.launch_id!r}))",
+            )
+            return
+        self._set(
+            launch_id, index, state=holder.state, task_id=holder.task_id, sent_at=holder.sent_at,
+            finished_at=holder.finished_at, status=holder.status, progress=holder.progress,
+            n_imported=holder.n_imported, n_failed=holder.n_failed, error_code=holder.error_code,
+            error=holder.error, origin=holder.origin or holder.launch_id,
+        )  # fmt: skip
 
     def mark_sent(self, launch_id: str, index: int, task_id: str, keys: Iterable[str] = ()) -> None:
         """The platform accepted the batch: keep its task id and the hashes of its keys."""

@@ -256,7 +256,9 @@ class Launch:
             )
         return self.plan
 
-    def _send(self, indices: Sequence[int], *, concurrency: int, progress: bool) -> None:
+    def _send(
+        self, indices: Sequence[int], *, concurrency: int, progress: bool, resend: bool = False
+    ) -> None:
         """Send these batches, journalling each before and after; at most ``concurrency`` at once."""
         if not indices:
             return
@@ -277,7 +279,22 @@ class Launch:
             if stop.is_set():
                 return  # the token was refused: every other batch would be too
             batch = by_index[index]
-            self._journal.mark_sending(self.launch_id, index)
+            # the journal's atomic claim is what makes "exactly once" hold even when two
+            # processes launch the same plan at the same moment
+            holder = self._journal.claim(
+                self.launch_id, index, exclusive=not (self._record.forced or resend), resend=resend
+            )
+            if holder is not None:
+                if (holder.launch_id, holder.index) != (self.launch_id, index):
+                    log.warning(
+                        "batch %d: the same body was sent by launch %s; following it, not sending again",
+                        index,
+                        holder.launch_id,
+                    )
+                    self._journal.link(self.launch_id, index, holder)
+                with lock:
+                    bar.update(len(batch))
+                return
             try:
                 task_id = self._client.send_batch(batch)
             except OutcomeUnknown as exc:
@@ -332,7 +349,7 @@ class Launch:
         """
         self._require_plan("resend_unknown()")
         unknown = [b.index for b in self.batches if b.state == "unknown"]
-        self._send(unknown, concurrency=concurrency, progress=progress)
+        self._send(unknown, concurrency=concurrency, progress=progress, resend=True)
         return self
 
     # --- polling --------------------------------------------------------------------------------
