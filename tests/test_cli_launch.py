@@ -13,11 +13,10 @@ from toolkit.cli.launch import register
 
 
 @pytest.fixture
-def env(sandbox: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+def env(sandbox: object, isolated_journal: None, monkeypatch: pytest.MonkeyPatch) -> object:
     """The shared sandbox (emptied) in the environment the CLI reads, and a fresh journal."""
     monkeypatch.setenv("TOOLKIT_API_URL", sandbox.url)  # type: ignore[attr-defined]
     monkeypatch.setenv("TOOLKIT_API_TOKEN", sandbox.token)  # type: ignore[attr-defined]
-    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
     return sandbox
 
 

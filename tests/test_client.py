@@ -15,7 +15,7 @@ import pickle
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,21 +46,7 @@ MAPPING = toolkit.Mapping({"email": "email", "name": "_fname"})
 TRIGGER = toolkit.Trigger(96)
 
 
-@pytest.fixture(autouse=True)
-def _isolated_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # never touch the user's real journal from a test
-    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
-
-
-@pytest.fixture
-def sb(sandbox: object) -> object:
-    """The session's shared sandbox (tests/conftest.py), emptied for this test."""
-    return sandbox
-
-
-def _client(server: object, tmp_path: Path, **kwargs: object) -> Client:
-    kwargs.setdefault("journal", tmp_path / "journal.sqlite")
-    return Client(server.url, server.token, **kwargs)  # type: ignore[attr-defined]
+pytestmark = pytest.mark.usefixtures("isolated_journal")
 
 
 def _batch(n: int = 3, *, fmt: str = "json", start: int = 0) -> toolkit.Batch:
@@ -186,8 +172,8 @@ def test_token_hidden_from_repr_vars_and_pickle() -> None:
 
 # --- the calls -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_send_batch_and_poll_status(sb: object, tmp_path: Path, fmt: str) -> None:
-    client = _client(sb, tmp_path)
+def test_send_batch_and_poll_status(sb: object, make_client: Callable[..., Client], fmt: str) -> None:
+    client = make_client(sb)
     batch = _batch(3, fmt=fmt, start=100 if fmt == "json" else 200)
     task_id = client.send_batch(batch)
     deadline = time.monotonic() + 10
@@ -201,8 +187,8 @@ def test_send_batch_and_poll_status(sb: object, tmp_path: Path, fmt: str) -> Non
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_token_in_body(sb: object, tmp_path: Path, fmt: str) -> None:
-    client = _client(sb, tmp_path, token_in_body=True)
+def test_token_in_body(sb: object, make_client: Callable[..., Client], fmt: str) -> None:
+    client = make_client(sb, token_in_body=True)
     task_id = client.send_batch(_batch(2, fmt=fmt, start=300 if fmt == "json" else 400))
     assert client.task_status(task_id, format=fmt).task_id == task_id  # type: ignore[arg-type]
     client.close()
@@ -241,8 +227,8 @@ def test_status_parsing_of_the_seed_examples() -> None:
     assert (odd.status, odd.progress, odd.finished) == ("Verifying", 0.0, False)  # kept raw, still running
 
 
-def test_import_and_start_one_profile(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_import_and_start_one_profile(sb: object, make_client: Callable[..., Client]) -> None:
+    client = make_client(sb)
     answer = client.import_and_start({"email": " Solo@Client.TEST ", "name": "Solo"}, MAPPING, TRIGGER)
     assert answer["error"] == 0 and answer["profile_id"]
     stored = {p["profile_id"]: p["fields"] for p in _inspect(sb, "profiles")}
@@ -269,9 +255,9 @@ def test_wrong_token_is_auth_error_without_the_token(sb: object, tmp_path: Path)
     client.close()
 
 
-def test_request_too_large(tmp_path: Path) -> None:
+def test_request_too_large(make_client: Callable[..., Client]) -> None:
     with serve(max_body_bytes=300) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         with pytest.raises(RequestTooLarge) as info:
             client.send_batch(_batch(20, start=600))
         assert info.value.code == 400 and "too large" in (info.value.debug or "")
@@ -304,11 +290,13 @@ def test_unreadable_answer_is_an_api_error(tmp_path: Path) -> None:
 
 
 # --- retries -----------------------------------------------------------------------------------------
-def test_502_503_are_retried_then_succeed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_502_503_are_retried_then_succeed(
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     seed = _seed_for(["502", "503", "ok"], fail_rate=0.5)
     with serve(seed=seed, fail_rate=0.5) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         client._backoff = type(client._backoff)(base=0.01, cap=0.05)  # keep the test fast
         task_id = client.send_batch(_batch(2, start=700))
         assert task_id
@@ -317,11 +305,13 @@ def test_502_503_are_retried_then_succeed(tmp_path: Path, caplog: pytest.LogCapt
         client.close()
 
 
-def test_500_to_a_batch_is_unknown_not_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_500_to_a_batch_is_unknown_not_retried(
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     seed = _seed_for(["500", "ok"], fail_rate=0.5)
     with serve(seed=seed, fail_rate=0.5) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         with pytest.raises(OutcomeUnknown, match="500") as info:
             client.send_batch(_batch(2, start=800))
         assert isinstance(info.value, TransportError) and info.value.response.status_code == 500
@@ -330,12 +320,12 @@ def test_500_to_a_batch_is_unknown_not_retried(tmp_path: Path, caplog: pytest.Lo
 
 
 def test_status_polls_retry_500_and_dropped_connections(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     seed = _seed_for(["ok", "drop", "500", "ok"], fail_rate=0.3, drop_rate=0.3)
     with serve(seed=seed, fail_rate=0.3, drop_rate=0.3) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         client._backoff = type(client._backoff)(base=0.01, cap=0.05)
         task_id = client.send_batch(_batch(1, start=900))
         assert client.task_status(task_id).task_id == task_id
@@ -344,14 +334,14 @@ def test_status_polls_retry_500_and_dropped_connections(
 
 
 def test_dropped_or_lost_batch_is_unknown_and_not_resent(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A client cannot tell a connection closed before handling from an answer lost after it:
     both are OutcomeUnknown for a batch, sent once. The sandbox shows which it was."""
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     seed = _seed_for(["drop", "lose"], drop_rate=0.4, lose_response_rate=0.4)
     with serve(seed=seed, drop_rate=0.4, lose_response_rate=0.4) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         with pytest.raises(OutcomeUnknown, match="resend_unknown"):
             client.send_batch(_batch(2, start=1000))
         assert _inspect(server, "tasks") == []  # dropped: nothing was done
@@ -362,10 +352,12 @@ def test_dropped_or_lost_batch_is_unknown_and_not_resent(
         client.close()
 
 
-def test_429_waits_for_retry_after(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_429_waits_for_retry_after(
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     with serve(rate_limit=1) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         task_id = client.send_batch(_batch(1, start=1100))
         started = time.monotonic()
         client.task_status(task_id)  # over the limit: 429, Retry-After: 1, then ok
@@ -376,9 +368,9 @@ def test_429_waits_for_retry_after(tmp_path: Path, caplog: pytest.LogCaptureFixt
         client.close()
 
 
-def test_429_gives_up_after_max_retries(tmp_path: Path) -> None:
+def test_429_gives_up_after_max_retries(make_client: Callable[..., Client]) -> None:
     with serve(rate_limit=0.2) as server:
-        client = _client(server, tmp_path, max_retries=0)
+        client = make_client(server, max_retries=0)
         with pytest.raises(ApiError):  # the first call spends the burst (404: unknown task)
             client.task_status("unknown-task")
         with pytest.raises(RateLimited) as info:
@@ -388,11 +380,11 @@ def test_429_gives_up_after_max_retries(tmp_path: Path) -> None:
 
 
 def test_client_rate_limit_keeps_under_the_server_limit(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     with serve(rate_limit=10) as server:
-        client = _client(server, tmp_path, rate_limit=8)
+        client = make_client(server, rate_limit=8)
         started = time.monotonic()
 
         def poll() -> None:
@@ -452,17 +444,19 @@ def test_unreachable_host_is_a_transport_error(tmp_path: Path) -> None:
     client.close()
 
 
-def test_read_timeout_on_a_batch_is_unknown(tmp_path: Path) -> None:
+def test_read_timeout_on_a_batch_is_unknown(make_client: Callable[..., Client]) -> None:
     with serve(latency_ms=600) as server:
-        client = _client(server, tmp_path, timeout=0.2)
+        client = make_client(server, timeout=0.2)
         with pytest.raises(OutcomeUnknown, match="answer was lost"):
             client.send_batch(_batch(1, start=1300))
         client.close()
 
 
-def test_logs_never_show_the_token(sb: object, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_logs_never_show_the_token(
+    sb: object, tmp_path: Path, make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, urllib3 included
-    client = _client(sb, tmp_path)
+    client = make_client(sb)
     task_id = client.send_batch(_batch(2, start=1400))
     client.task_status(task_id)
     with pytest.raises(ApiError):

@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -31,20 +32,7 @@ MAPPING = toolkit.Mapping({"email": "email", "name": "_fname"})
 TRIGGER = toolkit.Trigger(96)
 
 
-@pytest.fixture(autouse=True)
-def _isolated_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
-
-
-@pytest.fixture
-def sb(sandbox: object) -> object:
-    """The session's shared sandbox (tests/conftest.py), emptied for this test."""
-    return sandbox
-
-
-def _client(server: object, tmp_path: Path, **kwargs: object) -> Client:
-    kwargs.setdefault("journal", tmp_path / "journal.sqlite")
-    return Client(server.url, server.token, **kwargs)  # type: ignore[attr-defined]
+pytestmark = pytest.mark.usefixtures("isolated_journal")
 
 
 def _segment(n: int, *, start: int = 0, kind: str = "polars", bad: tuple[int, ...] = ()) -> object:
@@ -78,10 +66,10 @@ def _seed_for(pattern: list[str], **knobs: float) -> int:
 
 
 # --- the happy path, both frame kinds ------------------------------------------------------------
-def test_launch_wait_results_pandas(sb: object, tmp_path: Path) -> None:
+def test_launch_wait_results_pandas(sb: object, make_client: Callable[..., Client]) -> None:
     segment = _segment(250, kind="pandas", bad=(3, 77))
     plan = toolkit.plan(segment, MAPPING, TRIGGER, max_rows=100)
-    client = _client(sb, tmp_path)
+    client = make_client(sb)
     launch = client.launch(plan, label="spring", progress=False)
     assert isinstance(launch, Launch) and launch.plan is plan and launch.label == "spring"
     assert {b.state for b in launch.batches} == {"sent"} and all(b.task_id for b in launch.batches)
@@ -105,8 +93,8 @@ def test_launch_wait_results_pandas(sb: object, tmp_path: Path) -> None:
     client.close()
 
 
-def test_failures_polars_and_retry_failed(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_failures_polars_and_retry_failed(sb: object, make_client: Callable[..., Client]) -> None:
+    client = make_client(sb)
     first = client.launch(toolkit.plan(_segment(4), MAPPING, TRIGGER), progress=False).wait(progress=False)
     ids = first.results()["profile_id"].to_list()
     frame = pl.DataFrame({"pid": [ids[0], "0" * 24, ids[1], "f" * 24]})
@@ -130,8 +118,8 @@ def test_failures_polars_and_retry_failed(sb: object, tmp_path: Path) -> None:
     client.close()
 
 
-def test_xml_plan_gives_the_same_results_as_json(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_xml_plan_gives_the_same_results_as_json(sb: object, make_client: Callable[..., Client]) -> None:
+    client = make_client(sb)
     segment = _segment(120, bad=(10,))
     as_json = client.launch(toolkit.plan(segment, MAPPING, TRIGGER, max_rows=50), progress=False)
     as_xml = client.launch(toolkit.plan(segment, MAPPING, TRIGGER, max_rows=50, format="xml"), progress=False)
@@ -144,8 +132,10 @@ def test_xml_plan_gives_the_same_results_as_json(sb: object, tmp_path: Path) -> 
 
 
 # --- exactly once -----------------------------------------------------------------------------------
-def test_rerun_raises_already_launched_and_force_sends_again(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_rerun_raises_already_launched_and_force_sends_again(
+    sb: object, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(sb)
     plan = toolkit.plan(_segment(60), MAPPING, TRIGGER, max_rows=25)
     launch = client.launch(plan, label="promo", progress=False).wait(progress=False)
     task_ids = [b.task_id for b in launch.batches]
@@ -155,7 +145,7 @@ def test_rerun_raises_already_launched_and_force_sends_again(sb: object, tmp_pat
     assert "'promo'" in message and task_ids[0] in message and "force=True" in message
     assert info.value.previous.launch_id == launch.launch_id
     # a new plan object from the same data is the same plan; a new client too
-    other = _client(sb, tmp_path)
+    other = make_client(sb)
     with pytest.raises(AlreadyLaunched):
         other.launch(toolkit.plan(_segment(60), MAPPING, TRIGGER, max_rows=25), progress=False)
     assert sum(_sends_by_email(sb).values()) == 60  # nobody mailed twice
@@ -167,10 +157,10 @@ def test_rerun_raises_already_launched_and_force_sends_again(sb: object, tmp_pat
     other.close()
 
 
-def test_two_launches_of_the_same_plan_at_once_send_it_once(tmp_path: Path) -> None:
+def test_two_launches_of_the_same_plan_at_once_send_it_once(make_client: Callable[..., Client]) -> None:
     """Two notebooks (two clients, one journal file) launch the same plan at the same moment."""
     with serve(latency_ms=30) as server:
-        clients = [_client(server, tmp_path) for _ in range(2)]
+        clients = [make_client(server) for _ in range(2)]
         plan = toolkit.plan(_segment(80), MAPPING, TRIGGER, max_rows=10)
         outcomes: list[object] = []
         barrier = threading.Barrier(2)
@@ -197,10 +187,10 @@ def test_two_launches_of_the_same_plan_at_once_send_it_once(tmp_path: Path) -> N
             c.close()
 
 
-def test_the_same_plan_on_another_host_is_another_launch(tmp_path: Path) -> None:
+def test_the_same_plan_on_another_host_is_another_launch(make_client: Callable[..., Client]) -> None:
     plan = toolkit.plan(_segment(5), MAPPING, TRIGGER)
     with serve() as one, serve() as two:
-        a, b = _client(one, tmp_path), _client(two, tmp_path)
+        a, b = make_client(one), make_client(two)
         a.launch(plan, progress=False)
         b.launch(plan, progress=False)  # not AlreadyLaunched: another platform
         with pytest.raises(AlreadyLaunched):
@@ -209,8 +199,8 @@ def test_the_same_plan_on_another_host_is_another_launch(tmp_path: Path) -> None
         b.close()
 
 
-def test_partly_sent_plan_sends_only_the_rest(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_partly_sent_plan_sends_only_the_rest(sb: object, make_client: Callable[..., Client]) -> None:
+    client = make_client(sb)
     client.launch(toolkit.plan(_segment(200), MAPPING, TRIGGER, max_rows=100), progress=False)
     full = toolkit.plan(_segment(300), MAPPING, TRIGGER, max_rows=100)  # same first two batches
     launch = client.launch(full, label="grown", progress=False)
@@ -223,14 +213,16 @@ def test_partly_sent_plan_sends_only_the_rest(sb: object, tmp_path: Path) -> Non
     client.close()
 
 
-def test_refused_token_stops_the_launch_and_a_rerun_sends(sb: object, tmp_path: Path) -> None:
+def test_refused_token_stops_the_launch_and_a_rerun_sends(
+    sb: object, tmp_path: Path, make_client: Callable[..., Client]
+) -> None:
     plan = toolkit.plan(_segment(40), MAPPING, TRIGGER, max_rows=10)
     bad = Client(sb.url, "WRONG-TOKEN-0000", journal=tmp_path / "journal.sqlite")  # type: ignore[attr-defined]
     with pytest.raises(AuthError, match="TOOLKIT_API_TOKEN"):
         bad.launch(plan, label="auth", concurrency=1, progress=False)
     states = Counter(b.state for b in Launch.from_journal(bad, "auth").batches)
     assert states["failed"] >= 1 and states["sent"] == 0  # refused: safe to send again
-    good = _client(sb, tmp_path)
+    good = make_client(sb)
     launch = good.launch(plan, label="auth", progress=False).wait(progress=False)
     assert launch.summary()["imported"] == 40
     bad.close()
@@ -238,14 +230,14 @@ def test_refused_token_stops_the_launch_and_a_rerun_sends(sb: object, tmp_path: 
 
 
 def test_lost_answer_is_unknown_never_resent_until_asked(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
     # batch 1's connection is dropped (the sandbox did nothing); batch 3's answer is lost
     # (the sandbox did import it). Both are unknown to the client.
     pattern = ["ok", "drop", "ok", "lose", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]
     seed = _seed_for(pattern, drop_rate=0.15, lose_response_rate=0.15)
     with serve(seed=seed, drop_rate=0.15, lose_response_rate=0.15) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         plan = toolkit.plan(_segment(40), MAPPING, TRIGGER, max_rows=10)
         launch = client.launch(plan, label="lossy", concurrency=1, progress=False)
         assert [b.state for b in launch.batches] == ["sent", "unknown", "sent", "unknown"]
@@ -268,9 +260,9 @@ def test_lost_answer_is_unknown_never_resent_until_asked(
         client.close()
 
 
-def test_wait_timeout_returns_the_state_so_far(tmp_path: Path) -> None:
+def test_wait_timeout_returns_the_state_so_far(make_client: Callable[..., Client]) -> None:
     with serve(processing_rate=300) as server:
-        client = _client(server, tmp_path)
+        client = make_client(server)
         launch = client.launch(toolkit.plan(_segment(300), MAPPING, TRIGGER, max_rows=100), progress=False)
         started = time.monotonic()
         assert launch.wait(timeout=0.3, progress=False) is launch
@@ -287,11 +279,12 @@ def test_wait_timeout_returns_the_state_so_far(tmp_path: Path) -> None:
         client.close()
 
 
-def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object, tmp_path: Path,
+def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object,
+                                                               make_client: Callable[..., Client],
                                                                caplog: pytest.LogCaptureFixture,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setattr("toolkit.launch._POLL_MAX", 0.05)  # poll faster than a person would
-    client = _client(sb, tmp_path)
+    client = make_client(sb)
     launch = client.launch(toolkit.plan(_segment(5), MAPPING, TRIGGER), label="forgotten", progress=False)
     requests.post(f"{sb.url}/_sandbox/reset", headers={"Authorization": f"Bearer {sb.token}"}, timeout=10)  # type: ignore[attr-defined]
     launch.wait(timeout=30, progress=False)  # every status read is a 404 now
@@ -301,12 +294,12 @@ def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object, tmp_p
     client.close()
 
 
-def test_resume_by_label_without_the_plan(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_resume_by_label_without_the_plan(sb: object, make_client: Callable[..., Client]) -> None:
+    client = make_client(sb)
     plan = toolkit.plan(_segment(30, bad=(0,)), MAPPING, TRIGGER, max_rows=10)
     client.launch(plan, label="nightly", progress=False)
     client.close()
-    later = _client(sb, tmp_path)  # a new session: only the journal is left
+    later = make_client(sb)  # a new session: only the journal is left
     launch = later.resume("nightly")
     assert launch.plan is None and launch.label == "nightly"
     launch.wait(progress=False)
@@ -323,12 +316,12 @@ def test_resume_by_label_without_the_plan(sb: object, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="not the one"):
         later.resume("nightly", plan=toolkit.plan(_segment(5), MAPPING, TRIGGER))
     with serve() as elsewhere, pytest.raises(ConfigurationError, match="was sent to"):
-        _client(elsewhere, tmp_path).resume("nightly")
+        make_client(elsewhere).resume("nightly")
     later.close()
 
 
-def test_history_frames(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_history_frames(sb: object, make_client: Callable[..., Client]) -> None:
+    client = make_client(sb)
     empty = client.history()
     assert isinstance(empty, pd.DataFrame) and len(empty) == 0
     client.launch(toolkit.plan(_segment(10), MAPPING, TRIGGER), label="one", progress=False).wait(
@@ -346,11 +339,11 @@ def test_history_frames(sb: object, tmp_path: Path) -> None:
 
 
 def test_rate_limit_is_shared_by_all_launches_of_a_client(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     with serve(rate_limit=12) as server:
-        client = _client(server, tmp_path, rate_limit=10)
+        client = make_client(server, rate_limit=10)
         plans = [toolkit.plan(_segment(40, start=s), MAPPING, TRIGGER, max_rows=4) for s in (0, 100)]
         launches: list[Launch] = []
         started = time.monotonic()
@@ -371,11 +364,12 @@ def test_rate_limit_is_shared_by_all_launches_of_a_client(
 
 
 # --- the token, nowhere ---------------------------------------------------------------------------------
-def test_token_never_shown(sb: object, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_token_never_shown(sb: object, tmp_path: Path, make_client: Callable[..., Client],
+                           capsys: pytest.CaptureFixture[str],
                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)
     token = sb.token  # type: ignore[attr-defined]
-    client = _client(sb, tmp_path)
+    client = make_client(sb)
     plan = toolkit.plan(_segment(30), MAPPING, TRIGGER, max_rows=10)
     launch = client.launch(plan, label="secretive", progress=True).wait(progress=True)
     with pytest.raises(AlreadyLaunched) as info:
@@ -396,8 +390,8 @@ def test_token_never_shown(sb: object, tmp_path: Path, capsys: pytest.CaptureFix
     assert b"p1@launch.test" not in raw  # no profile data in the journal either
 
 
-def test_repr_is_readable(sb: object, tmp_path: Path) -> None:
-    client = _client(sb, tmp_path)
+def test_repr_is_readable(sb: object, make_client: Callable[..., Client]) -> None:
+    client = make_client(sb)
     launch = client.launch(
         toolkit.plan(_segment(12), MAPPING, TRIGGER, max_rows=5), label="q<3", progress=False
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,8 @@ def _status_text(form: Any) -> str:
 
 
 @pytest.fixture
-def client(sandbox: Any, tmp_path: Path) -> Client:
-    return Client(sandbox.url, sandbox.token, journal=tmp_path / "journal.sqlite")
+def client(sandbox: Any, make_client: Callable[..., Client]) -> Client:
+    return make_client(sandbox)
 
 
 @pytest.fixture
