@@ -7,14 +7,15 @@ stays on the data path, so the ipywidgets extension loads), a copy of ``notebook
 never write into the repository), and a dedicated sandbox (``toolkit.sandbox.serve``, in this
 process) that the kernels reach through ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN``, with a fresh
 ``TOOLKIT_JOURNAL``. JupyterLab gets a random token; ``toolkit app`` is run exactly as analysts
-run it (it has no token option).
+run it: it picks its own random access token, read back from the URL it prints once ready.
 
 Chromium: ``shutil.which("chromium")``; Playwright never downloads a browser. Without it the
 tests are skipped with a message saying how to enable them, except under ``CI=true``, where a
 missing browser fails the run.
 
 Fixtures: ``chromium`` (session), ``page`` (per test), ``lab_server`` and ``app_server`` (per
-module, each with its own sandbox; ``.sandbox`` reads its send log), ``launch_form(page)`` (the
+module, each with its own sandbox; ``.sandbox`` reads its send log; ``app_process`` is the same
+``toolkit app`` without chromium, for plain HTTP tests), ``launch_form(page)`` (the
 form, driven as a user would) and ``shoot(page, name)`` (``out/screenshots/<name>.png``). A
 failed test leaves ``out/screenshots/<test>-FAILED.png`` and gets the browser console and the
 server's log in its report.
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -279,7 +281,8 @@ def _wait_ready(
     probe: Callable[[], str | None],
     what: str,
 ) -> str:
-    """Call ``probe`` until it returns the base URL; fail early (with the log) if the server dies."""
+    """Call ``probe`` until it returns something (the base URL, the token); fail early (with the
+    log) if the server dies."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -364,30 +367,31 @@ def run_app(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
     The very command analysts run, on a free port, talking to this module's sandbox through the
     environment (``toolkit app`` then starts none of its own). The sandbox advances 500 profiles a
     second, as the one ``toolkit app`` would start, so progress moves as it does for analysts.
+    Ready once it prints the page's URL (``.token``: the access token in that URL).
     """
     with contextlib.ExitStack() as stack:
         home, root = stack.enter_context(_served_copy(source))
         sandbox = stack.enter_context(serve(processing_rate=APP_PROCESSING_RATE))
         env = _isolated_env(home, sandbox)
+        env.pop("TOOLKIT_APP_TOKEN", None)  # the default: a random token
         log_path = home / "toolkit-app.log"
-        # Voila prints the port it was given, even 0: pick a free one (a tiny race, caught below:
-        # if Voila had to move elsewhere, its log never names this port).
+        # toolkit app needs a given port (it never moves elsewhere): pick a free one (a tiny race:
+        # it would then exit, and _wait_ready fails with its log).
         port = _free_port()
         cmd = [sys.executable, "-m", "toolkit", "app", f"--port={port}", f"--dir={root}"]
         process = _launch(cmd, env, root, log_path)
         stack.callback(_stop, process)
         url = f"http://127.0.0.1:{port}"
+        ready = re.compile(rf"the launch form is ready: {re.escape(url)}/\?token=(\S+)")
 
         def probe() -> str | None:
-            _, running, where = log_path.read_text(errors="replace").partition(" is running at")
-            if not running or f"127.0.0.1:{port}/" not in where:
-                return None
-            # any answer will do; a static route, as GET / would start a kernel
-            requests.get(f"{url}/voila/static/", timeout=5)
-            return url
+            match = ready.search(log_path.read_text(errors="replace"))
+            return match.group(1) if match else None
 
-        _wait_ready(process, log_path, probe, "toolkit app (Voila)")
-        yield JupyterServer("voila", process, url, "", root, LAUNCH_NOTEBOOK, log_path, SandboxLog(sandbox))
+        token = urllib.parse.unquote(_wait_ready(process, log_path, probe, "toolkit app (Voila)"))
+        yield JupyterServer(
+            "voila", process, url, token, root, LAUNCH_NOTEBOOK, log_path, SandboxLog(sandbox)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -398,10 +402,16 @@ def lab_server(chromium: Any) -> Iterator[JupyterServer]:
 
 
 @pytest.fixture(scope="module")
-def app_server(chromium: Any) -> Iterator[JupyterServer]:
-    """``toolkit app`` (Voila) on a copy of notebooks/, with its own sandbox."""
+def app_process() -> Iterator[JupyterServer]:
+    """``toolkit app`` (Voila) on a copy of notebooks/, with its own sandbox (no chromium needed)."""
     with run_app() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def app_server(chromium: Any, app_process: JupyterServer) -> JupyterServer:
+    """``app_process``, for a browser test (chromium checked first)."""
+    return app_process
 
 
 # --- the launch form, as a user drives it ------------------------------------------------------------

@@ -6,7 +6,10 @@
 * ``lab`` starts a sandbox and JupyterLab on ``notebooks/`` (the kernels inherit
   ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN``, so every notebook talks to that sandbox).
 * ``app`` serves the launch form of ``03_launch.ipynb`` (its cells tagged ``app``) with
-  Voila, as a stand-alone page, on a sandbox.
+  Voila, as a stand-alone page, on a sandbox, on 127.0.0.1 only and behind an access token:
+  ``--token``, else ``TOOLKIT_APP_TOKEN``, else a random one. Once Voila answers it prints the
+  page's URL with ``?token=...`` (the Voila access token, never the API token); without it the
+  page, its kernel and its files are refused (Voila's own token auth, as in JupyterLab).
 
 With ``TOOLKIT_API_URL`` and ``TOOLKIT_API_TOKEN`` already set, ``lab`` and ``app`` use that
 platform instead of starting a sandbox; ``--refresh`` always uses a fresh sandbox.
@@ -19,6 +22,8 @@ Example:
     True
     >>> parser.parse_args(["app", "--port", "9000"]).port
     9000
+    >>> parser.parse_args(["app", "--token", "s3cret"]).token
+    's3cret'
 """
 
 from __future__ import annotations
@@ -26,20 +31,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "APP_TAG",
+    "APP_TOKEN_ENV",
     "NOTEBOOKS",
     "app_notebook",
+    "app_token",
     "execute",
     "notebooks_dir",
     "platform_env",
@@ -51,6 +61,9 @@ NOTEBOOKS = ("01_build_segment.ipynb", "02_payloads.ipynb", "03_launch.ipynb", "
 #: Cells of 03_launch.ipynb with this tag make up the stand-alone form (``toolkit app``).
 APP_TAG = "app"
 _ENV = ("TOOLKIT_API_URL", "TOOLKIT_API_TOKEN", "TOOLKIT_JOURNAL")
+#: ``toolkit app``'s access token when ``--token`` is not given (else a random one).
+APP_TOKEN_ENV = "TOOLKIT_APP_TOKEN"
+APP_READY_TIMEOUT = 120.0  # seconds Voila may take to answer before ``toolkit app`` gives up
 
 
 def register(subparsers: Any) -> None:
@@ -74,6 +87,12 @@ def register(subparsers: Any) -> None:
         "app", help="serve the launch form (03_launch.ipynb) with Voila, on a sandbox"
     )
     app.add_argument("--port", type=int, default=8866, help="Voila's port (default 8866)")
+    app.add_argument(
+        "--token",
+        default=None,
+        help=f"the page's access token (default: ${APP_TOKEN_ENV}, else a random one); "
+        "the environment variable keeps it out of the process list",
+    )
     app.add_argument("--dir", type=Path, default=None, help="the notebooks folder (default: ./notebooks)")
     app.add_argument(
         "--processing-rate",
@@ -222,15 +241,35 @@ def app_notebook(source: Path, target: Path) -> Path:
     return target
 
 
-def _serve(command: Sequence[str], cwd: Path) -> int:
-    """Run a server in the foreground until it exits, Ctrl-C or SIGTERM (which stop it too)."""
+def _serve(
+    command: Sequence[str],
+    cwd: Path,
+    *,
+    env: dict[str, str] | None = None,
+    ready: Callable[[], bool] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Run a server in the foreground until it exits, Ctrl-C or SIGTERM (which stop it too).
+
+    ``ready`` (polled while the server runs, up to ``APP_READY_TIMEOUT``): once it is true,
+    ``on_ready`` is called (e.g. to print where the server is).
+    """
 
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
-    proc = subprocess.Popen(list(command), cwd=cwd)
+    proc = subprocess.Popen(list(command), cwd=cwd, env=env)
     try:
+        if ready is not None:
+            deadline = time.monotonic() + APP_READY_TIMEOUT
+            while proc.poll() is None and not ready():
+                if time.monotonic() > deadline:
+                    print(f"no answer after {APP_READY_TIMEOUT:.0f} s: stopping", file=sys.stderr)
+                    raise KeyboardInterrupt
+                time.sleep(0.2)
+            if proc.poll() is None and on_ready is not None:
+                on_ready()
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
@@ -256,19 +295,68 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return _serve(command, folder)
 
 
+def app_token(given: str | None = None) -> str:
+    """``toolkit app``'s access token: ``given``, else ``$TOOLKIT_APP_TOKEN``, else a random one.
+
+    Example:
+        >>> app_token("abc")
+        'abc'
+        >>> app_token("") != ""  # empty counts as not given: never a page without a token
+        True
+    """
+    return (given or "").strip() or os.environ.get(APP_TOKEN_ENV, "").strip() or secrets.token_urlsafe(32)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Voila (tornado) binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _voila_answers(base_url: str) -> bool:
+    """Voila is up: its login page answers (a route that starts no kernel)."""
+    import requests
+
+    try:
+        return requests.get(f"{base_url}/login", timeout=2, allow_redirects=False).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     folder = notebooks_dir(args.dir)
     source = folder / "03_launch.ipynb"
     if not source.is_file():
         print(f"{source} not found", file=sys.stderr)
         return 2
+    if not 0 < args.port < 65536 or not _port_free(args.port):
+        print(f"port {args.port} is not free on 127.0.0.1: choose another with --port", file=sys.stderr)
+        return 2
+    token = app_token(args.token)
+    base_url = f"http://127.0.0.1:{args.port}"
+    page_url = f"{base_url}/?token={urllib.parse.quote(token, safe='')}"
     work = Path(tempfile.mkdtemp(prefix="toolkit-app-"))
     try:
         page = app_notebook(source, work / "launch_form.ipynb")
         with platform_env(processing_rate=args.processing_rate) as where:
-            print(f"the launch form at http://127.0.0.1:{args.port}/ talks to {where}; Ctrl-C stops it")
+            print(f"starting the launch form on {base_url}, talking to {where}", flush=True)
+            # Voila's token auth (jupyter_server's IdentityProvider): --Voila.auto_token turns it
+            # on and the token comes from JUPYTER_TOKEN, so it is not on the command line, which
+            # every user of the machine can read (ps). port_retries=0: never move to another
+            # port than the one printed.
             command = [sys.executable, "-m", "voila", str(page), "--no-browser", f"--port={args.port}",
-                       "--Voila.ip=127.0.0.1"]  # fmt: skip
-            return _serve(command, work)
+                       "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--Voila.auto_token=True"]  # fmt: skip
+            env = {**os.environ, "JUPYTER_TOKEN": token}
+            env.pop("JUPYTER_TOKEN_FILE", None)
+            env.pop(APP_TOKEN_ENV, None)
+
+            def announce() -> None:
+                print(f"the launch form is ready: {page_url}  (Ctrl-C stops it)", flush=True)
+
+            return _serve(command, work, env=env, ready=lambda: _voila_answers(base_url), on_ready=announce)
     finally:
         shutil.rmtree(work, ignore_errors=True)
