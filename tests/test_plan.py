@@ -311,18 +311,25 @@ def test_sample_in_both_kinds_gives_identical_bodies() -> None:
     assert [x.body for x in a.batches] == [y.body for y in b.batches]
 
 
-def test_chunked_encoding_gives_the_same_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large segments are encoded in chunks; chunk edges must not show in the bodies."""
-    # toolkit.plan is the function; the module is reached through sys.modules
-    plan_module = sys.modules["toolkit.plan"]
+@pytest.mark.parametrize("format", ["json", "xml"])
+def test_sizing_in_chunks_gives_the_same_batches(monkeypatch: pytest.MonkeyPatch, format: str) -> None:
+    """XML fragments are sized a chunk at a time; chunk edges must not show in the batches."""
+    encode_module = sys.modules["toolkit.encode"]
 
     segment = toolkit.sample_customers(300, kind="polars")
     mapping = toolkit.Mapping(
         {"email": "email", "first_name": "_fname", "tags": "tags", "revenue": "revenue"},
         subscriptions=[toolkit.Subscription("sms", "phone", 20)],
     )
-    whole = [b.body for b in toolkit.plan(segment, mapping, toolkit.Trigger(5), max_rows=40).batches]
-    monkeypatch.setattr(plan_module, "ENCODE_CHUNK_ROWS", 7)
-    chunked = [b.body for b in toolkit.plan(segment, mapping, toolkit.Trigger(5), max_rows=40).batches]
-    assert chunked == whole
+
+    def bodies() -> list[tuple[bytes, int]]:
+        batches = toolkit.plan(
+            segment, mapping, toolkit.Trigger(5), format=format, max_rows=40, max_bytes=9_000
+        ).batches
+        return [(b.body, b.nbytes) for b in batches]
+
+    whole = bodies()
+    monkeypatch.setattr(encode_module, "SIZE_CHUNK_ROWS", 7)
+    assert bodies() == whole
     assert len(whole) > 1
+    assert all(len(body) == nbytes for body, nbytes in whole)

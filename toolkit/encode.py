@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -44,7 +45,7 @@ from toolkit.errors import InvalidArgumentError
 from toolkit.mapping import Mapping, Trigger
 from toolkit.validate import Prepared
 
-__all__ = ["Envelope", "envelope", "json_rows", "rows", "xml_rows"]
+__all__ = ["Envelope", "RowEncoder", "envelope", "json_rows", "rows", "xml_rows"]
 
 _JSON_ESCAPES = (
     ["\\", '"'] + [chr(i) for i in range(32)],
@@ -83,18 +84,11 @@ def _json_value(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
         return _number_text(expr, dtype)
     # lists and structs: polars' own encoder, then cut the wrapper {"v": ... }
     wrapped = pl.struct(expr.alias("v")).struct.json_encode()
-    # (slice counts characters, not bytes: non-ASCII items must not shift the cut)
-    return pl.when(expr.is_not_null()).then(wrapped.str.slice(5, wrapped.str.len_chars() - 6))
+    return pl.when(expr.is_not_null()).then(wrapped.str.strip_prefix('{"v":').str.strip_suffix("}"))
 
 
 def _xml_escape(expr: pl.Expr, clean: bool = False) -> pl.Expr:
     return expr if clean else expr.str.replace_many(*_XML_ESCAPES)
-
-
-def _clean(frame: pl.DataFrame, column: str, pattern: str) -> bool:
-    """True when no value of a text column needs escaping (checked once per column)."""
-    series = frame.get_column(column)
-    return series.dtype == pl.String and not series.str.contains(pattern).any()
 
 
 def _xml_value(expr: pl.Expr, dtype: pl.DataType, tag: str, clean: bool = False) -> pl.Expr:
@@ -130,70 +124,171 @@ def _xml_scalar(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
     return _number_text(expr, dtype)
 
 
-def _subscription_json(mapping: Mapping, prepared: Prepared, frame: pl.DataFrame) -> pl.Expr | None:
-    parts = []
-    for sub, column in zip(mapping.subscriptions, prepared.subscriptions, strict=True):
-        head = orjson.dumps({"channel": sub.channel}).decode()[:-1] + f',"{sub.contact_field}":'
-        tail = orjson.dumps({"resource_id": sub.resource_id, **sub.extra}).decode()[1:]
-        clean = _clean(frame, column, _NEEDS_JSON_ESCAPE)
-        value = _json_value(pl.col(column), frame.schema[column], clean)
-        parts.append(pl.lit(head) + value + pl.lit("," + tail))
-    if not parts:
-        return None
-    joined = pl.concat_str(parts, separator=",", ignore_nulls=True)
-    return pl.when(joined.str.len_bytes() > 0).then(pl.lit('"subscriptions":[') + joined + pl.lit("]"))
+def _escape_free(frame: pl.DataFrame, columns: list[str], pattern: str) -> frozenset[str]:
+    """The text columns where no value needs escaping, checked in one parallel query."""
+    text = [c for c in dict.fromkeys(columns) if frame.schema[c] == pl.String]
+    if not text:
+        return frozenset()
+    found = frame.select(pl.col(c).str.contains(pattern).any() for c in text).row(0)
+    return frozenset(c for c, needs in zip(text, found, strict=True) if not needs)
 
 
-def _subscription_xml(mapping: Mapping, prepared: Prepared, frame: pl.DataFrame) -> pl.Expr | None:
-    parts = []
-    for sub, column in zip(mapping.subscriptions, prepared.subscriptions, strict=True):
-        rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
-        clean = _clean(frame, column, _NEEDS_XML_ESCAPE)
-        value = _xml_value(pl.col(column), frame.schema[column], sub.contact_field, clean)
-        parts.append(
-            pl.lit(f"<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n")
-            + value
-            + pl.lit(f"\n{rest}\n</subscriptions>")
-        )
-    if not parts:
-        return None
-    joined = pl.concat_str(parts, separator="\n", ignore_nulls=True)
-    return pl.when(joined.str.len_bytes() > 0).then(joined)
+def _json_length(expr: pl.Expr, dtype: pl.DataType, clean: bool) -> pl.Expr:
+    """The byte length of :func:`_json_value` (null where the value is null).
+
+    Text that needs no escaping is measured without being built: two quotes and its bytes.
+    """
+    if dtype == pl.String and clean:
+        return expr.str.len_bytes().cast(pl.Int64) + 2
+    if isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
+        wrapped = pl.struct(expr.alias("v")).struct.json_encode()  # {"v":...}: 6 bytes more
+        return pl.when(expr.is_not_null()).then(wrapped.str.len_bytes().cast(pl.Int64) - 6)
+    return _json_value(expr, dtype, clean).str.len_bytes().cast(pl.Int64)
+
+
+class RowEncoder:
+    """Encodes rows of a prepared frame as fragments, and sizes them.
+
+    Built once per plan: it decides per column whether values need escaping (one scan), so
+    each batch later encodes only its own rows. In JSON the sizes are added up from the
+    columns' lengths, without building the fragments; in XML they are measured on them.
+
+    Example:
+        >>> import polars as pl
+        >>> from toolkit.mapping import Mapping, Trigger
+        >>> from toolkit.validate import prepare
+        >>> mapping = Mapping({"email": "email", "name": "_fname"})
+        >>> prepared = prepare(pl.DataFrame({"email": ["a@x.io", "b@x.io"], "name": ["Ann", None]}), mapping, Trigger(1))
+        >>> encoder = RowEncoder(prepared, mapping, "json")
+        >>> encoder.rows(prepared.valid_frame).to_list()
+        ['{"data":{"email":"a@x.io","_fname":"Ann"}}', '{"data":{"email":"b@x.io"}}']
+        >>> encoder.sizes(prepared.frame, prepared.valid).tolist()
+        [42, 27]
+    """
+
+    def __init__(
+        self, prepared: Prepared, mapping: Mapping, format: Format, *, clean: frozenset[str] | None = None
+    ) -> None:
+        self.format = format
+        frame = prepared.frame
+        self._schema = frame.schema
+        self._fields = prepared.fields
+        self._subscriptions = list(zip(mapping.subscriptions, prepared.subscriptions, strict=True))
+        if format == "xml":
+            for field, _ in prepared.fields:
+                if not is_xml_name(field):
+                    raise InvalidArgumentError(
+                        f"profile field {field!r} cannot be an XML element name; rename it or plan with format='json'"
+                    )
+        if clean is None:
+            columns = [c for _, c in self._fields] + list(prepared.subscriptions)
+            columns = [c for c in columns if c not in prepared.clean]
+            clean = _escape_free(
+                frame, columns, _NEEDS_JSON_ESCAPE if format == "json" else _NEEDS_XML_ESCAPE
+            )
+        self._clean = clean | prepared.clean
+        self._row = self._json_row() if format == "json" else self._xml_row()
+
+    # -- JSON -------------------------------------------------------------------------------------
+    def _json_parts(self) -> list[tuple[str, str, pl.DataType]]:
+        """(literal before the value, column, dtype) per field."""
+        return [(orjson.dumps(f).decode() + ":", c, self._schema[c]) for f, c in self._fields]
+
+    def _json_subscriptions(self) -> list[tuple[str, str, str, pl.DataType]]:
+        """(literal before the contact, column, literal after it, dtype) per subscription."""
+        out = []
+        for sub, column in self._subscriptions:
+            head = orjson.dumps({"channel": sub.channel}).decode()[:-1] + f',"{sub.contact_field}":'
+            tail = "," + orjson.dumps({"resource_id": sub.resource_id, **sub.extra}).decode()[1:]
+            out.append((head, column, tail, self._schema[column]))
+        return out
+
+    def _json_row(self) -> pl.Expr:
+        parts = [
+            pl.lit(head) + _json_value(pl.col(c), t, c in self._clean) for head, c, t in self._json_parts()
+        ]
+        subs = [
+            pl.lit(head) + _json_value(pl.col(c), t, c in self._clean) + pl.lit(tail)
+            for head, c, tail, t in self._json_subscriptions()
+        ]
+        if subs:
+            joined = pl.concat_str(subs, separator=",", ignore_nulls=True)
+            parts.append(
+                pl.when(joined.str.len_bytes() > 0).then(pl.lit('"subscriptions":[') + joined + pl.lit("]"))
+            )
+        body = pl.concat_str(parts, separator=",", ignore_nulls=True) if parts else pl.lit("")
+        return pl.lit('{"data":{') + body + pl.lit("}}")
+
+    def _json_size(self) -> pl.Expr:
+        """The byte size of :meth:`_json_row`, as arithmetic over the columns' lengths."""
+        lengths = [
+            len(head.encode()) + _json_length(pl.col(c), t, c in self._clean)
+            for head, c, t in self._json_parts()
+        ]
+        subs = [
+            len(head.encode()) + len(tail.encode()) + _json_length(pl.col(c), t, c in self._clean)
+            for head, c, tail, t in self._json_subscriptions()
+        ]
+        if subs:
+            present = pl.sum_horizontal(s.is_not_null().cast(pl.Int64) for s in subs)
+            total = pl.sum_horizontal(s.fill_null(0) for s in subs)
+            # '"subscriptions":[' + items joined by ',' + ']'
+            lengths.append(pl.when(present > 0).then(len('"subscriptions":[]') + total + present - 1))
+        if not lengths:
+            return pl.lit(len('{"data":{}}'), dtype=pl.Int64)
+        present = pl.sum_horizontal(v.is_not_null().cast(pl.Int64) for v in lengths)
+        total = pl.sum_horizontal(v.fill_null(0) for v in lengths)
+        return len('{"data":{}}') + total + pl.max_horizontal(present - 1, pl.lit(0, dtype=pl.Int64))
+
+    # -- XML --------------------------------------------------------------------------------------
+    def _xml_row(self) -> pl.Expr:
+        parts = [_xml_value(pl.col(c), self._schema[c], f, c in self._clean) for f, c in self._fields]
+        subs = []
+        for sub, column in self._subscriptions:
+            rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
+            value = _xml_value(pl.col(column), self._schema[column], sub.contact_field, column in self._clean)
+            subs.append(
+                pl.lit(f"<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n")
+                + value
+                + pl.lit(f"\n{rest}\n</subscriptions>")
+            )
+        if subs:
+            joined = pl.concat_str(subs, separator="\n", ignore_nulls=True)
+            parts.append(pl.when(joined.str.len_bytes() > 0).then(joined))
+        body = pl.concat_str(parts, separator="\n", ignore_nulls=True) if parts else pl.lit("")
+        row = pl.when(body.str.len_bytes() > 0).then(pl.lit("<data>\n") + body + pl.lit("\n</data>"))
+        return row.otherwise(pl.lit("<data/>"))
+
+    # -- use --------------------------------------------------------------------------------------
+    def rows(self, frame: pl.DataFrame) -> pl.Series:
+        """One fragment per row of ``frame`` (rows of the prepared frame)."""
+        return frame.select(self._row.alias("row")).to_series()
+
+    def sizes(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """The byte size of the fragment of each of ``frame``'s rows at ``rows``."""
+        if self.format == "json":
+            every = frame.select(self._json_size().alias("size")).to_series().to_numpy()
+            return every[rows].astype(np.int64)
+        # XML: measured on the fragments, a chunk at a time so they are never all held at once
+        out = np.empty(len(rows), dtype=np.int64)
+        for start in range(0, len(rows), SIZE_CHUNK_ROWS):
+            chunk = rows[start : start + SIZE_CHUNK_ROWS]
+            out[start : start + len(chunk)] = self.rows(frame[chunk]).str.len_bytes().to_numpy()
+        return out
+
+
+# Rows measured per step in XML: bounds the fragments held while sizing.
+SIZE_CHUNK_ROWS = 100_000
 
 
 def json_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
-    """One ``{"data":{...}}`` JSON fragment per row of ``prepared.frame``."""
-    frame = prepared.frame
-    parts = [
-        pl.lit(orjson.dumps(field).decode() + ":")
-        + _json_value(pl.col(column), frame.schema[column], _clean(frame, column, _NEEDS_JSON_ESCAPE))
-        for field, column in prepared.fields
-    ]
-    subs = _subscription_json(mapping, prepared, frame)
-    if subs is not None:
-        parts.append(subs)
-    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
-    return frame.select((pl.lit('{"data":{') + body + pl.lit("}}")).alias("row")).to_series()
+    """One ``{"data":{...}}`` JSON fragment per valid row of ``prepared``."""
+    return RowEncoder(prepared, mapping, "json").rows(prepared.valid_frame)
 
 
 def xml_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
-    """One ``<data>...</data>`` XML fragment per row of ``prepared.frame``."""
-    frame = prepared.frame
-    for field, _ in prepared.fields:
-        if not is_xml_name(field):
-            raise InvalidArgumentError(
-                f"profile field {field!r} cannot be an XML element name; rename it or plan with format='json'"
-            )
-    parts = [
-        _xml_value(pl.col(column), frame.schema[column], field, _clean(frame, column, _NEEDS_XML_ESCAPE))
-        for field, column in prepared.fields
-    ]
-    subs = _subscription_xml(mapping, prepared, frame)
-    if subs is not None:
-        parts.append(subs)
-    body = pl.concat_str(parts, separator="\n", ignore_nulls=True)
-    row = pl.when(body.str.len_bytes() > 0).then(pl.lit("<data>\n") + body + pl.lit("\n</data>"))
-    return frame.select(row.otherwise(pl.lit("<data/>")).alias("row")).to_series()
+    """One ``<data>...</data>`` XML fragment per valid row of ``prepared``."""
+    return RowEncoder(prepared, mapping, "xml").rows(prepared.valid_frame)
 
 
 def rows(prepared: Prepared, mapping: Mapping, format: Format) -> pl.Series:

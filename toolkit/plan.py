@@ -29,7 +29,7 @@ import phonenumbers
 import polars as pl
 
 from toolkit.contract import MAX_BODY_BYTES, Format
-from toolkit.encode import Envelope, envelope, json_rows, rows
+from toolkit.encode import Envelope, RowEncoder, envelope
 from toolkit.errors import InvalidArgumentError, did_you_mean
 from toolkit.frames import SourceFrame
 from toolkit.mapping import Mapping, Trigger
@@ -39,21 +39,32 @@ __all__ = ["Batch", "Plan", "plan"]
 
 
 class _Bodies:
-    """The encoded profiles of a plan, one fragment per valid row, shared by its batches.
+    """The validated rows of a plan, shared by its batches; each body is encoded when asked for.
 
-    A batch's body is built from its slice when asked for, so a plan of a million rows
-    holds its profiles once, and a launch holds only the bodies in flight.
+    A plan of a million rows holds its normalized rows once and no encoded profile, and a
+    launch holds only the bodies in flight. Every body is checked against the size the plan
+    promised before it leaves, so a body over the limit can never be sent.
     """
 
-    def __init__(self, fragments: pl.Series, env: Envelope, positions: np.ndarray, keys: pl.Series) -> None:
-        self.fragments = fragments
+    def __init__(self, prepared: Prepared, encoder: RowEncoder, env: Envelope) -> None:
+        self.frame = prepared.frame
+        self.valid = prepared.valid
+        self.encoder = encoder
         self.env = env
-        self.positions = positions
-        self.keys = keys
+        self.positions = self.frame.get_column(POS).to_numpy()[self.valid]
 
-    def body(self, start: int, stop: int) -> bytes:
-        joined = self.fragments.slice(start, stop - start).str.join(self.env.separator.decode())
-        return self.env.prefix + joined.cast(pl.Binary).item() + self.env.suffix
+    def body(self, start: int, stop: int, expected: int) -> bytes:
+        fragments = self.encoder.rows(self.frame[self.valid[start:stop]])
+        joined = fragments.str.join(self.env.separator.decode())
+        body = self.env.prefix + joined.cast(pl.Binary).item() + self.env.suffix
+        if len(body) != expected:
+            raise AssertionError(
+                f"body of rows {start}..{stop} is {len(body):,} bytes, {expected:,} were planned"
+            )
+        return body
+
+    def keys(self, start: int, stop: int) -> list[str]:
+        return self.frame.get_column(KEY).gather(self.valid[start:stop]).to_list()
 
 
 class Batch:
@@ -102,7 +113,7 @@ class Batch:
         if self._body is not None:
             return self._body
         assert self._bodies is not None
-        return self._bodies.body(*self._span)
+        return self._bodies.body(*self._span, expected=self.nbytes)
 
     @property
     def rows(self) -> tuple[int, ...]:
@@ -115,8 +126,7 @@ class Batch:
     def keys(self) -> tuple[str, ...]:
         if self._keys is None:
             assert self._bodies is not None
-            start, stop = self._span
-            self._keys = tuple(self._bodies.keys.slice(start, stop - start).to_list())
+            self._keys = tuple(self._bodies.keys(*self._span))
         return self._keys
 
     def __len__(self) -> int:
@@ -394,30 +404,29 @@ def _build(
         positions=positions,
     )
     env = envelope(mapping, trigger, fmt)
-    valid = prepared
-    fragments = _encode_in_chunks(valid, mapping, fmt)
-    sizes = fragments.str.len_bytes().to_numpy().astype(np.int64)
+    encoder = RowEncoder(prepared, mapping, fmt)
+    sizes = encoder.sizes(prepared.frame, prepared.valid)
 
     budget = options["max_bytes"] - env.overhead - TOKEN_ROOM
     fits = sizes <= budget
     rejected_rows = prepared.rejected
     if not fits.all():
-        keep = pl.Series(fits)
-        too_large = valid.frame.filter(~keep).select(
-            POS,
-            pl.lit("too_large").alias(RULE),
-            pl.format(
-                "profile is {} bytes encoded; with the request envelope that is over max_bytes={}",
-                pl.lit(pl.Series(sizes[~fits])),
-                pl.lit(options["max_bytes"]),
-            ).alias(REASON),
+        too_large = pl.DataFrame(
+            {
+                POS: prepared.frame.get_column(POS).gather(prepared.valid[~fits]),
+                RULE: "too_large",
+                REASON: [
+                    f"profile is {size} bytes encoded; with the request envelope that is over "
+                    f"max_bytes={options['max_bytes']}"
+                    for size in sizes[~fits].tolist()
+                ],
+            }
         )
         rejected_rows = pl.concat([rejected_rows, too_large], how="vertical_relaxed").sort(POS)
-        fragments, sizes = fragments.filter(keep), sizes[fits]
-        valid = Prepared(valid.frame.filter(keep), valid.rejected, valid.fields, valid.subscriptions)
+        prepared, sizes = prepared.keep(fits), sizes[fits]
 
     cuts = _cut_points(sizes, len(env.separator), budget, options["max_rows"])
-    bodies = _Bodies(fragments, env, valid.frame.get_column(POS).to_numpy(), valid.frame.get_column(KEY))
+    bodies = _Bodies(prepared, encoder, env)
     batches = tuple(
         Batch(
             index,
@@ -428,7 +437,9 @@ def _build(
         )
         for index, (start, stop) in enumerate(itertools.pairwise(cuts))
     )
-    preview = [orjson.loads(r)["data"] for r in json_rows(_head(valid, 20), mapping).to_list()]
+    head = prepared.frame[prepared.valid[:20]]
+    preview_encoder = encoder if fmt == "json" else RowEncoder(prepared, mapping, "json", clean=frozenset())
+    preview = [orjson.loads(r)["data"] for r in preview_encoder.rows(head).to_list()]
     return Plan(
         batches=batches,
         rejected=_rejected_frame(source, rejected_rows, positions),
@@ -442,34 +453,6 @@ def _build(
         _source=source,
         _positions=positions,
     )
-
-
-# Rows encoded per step: bounds the intermediate strings of the field expressions.
-ENCODE_CHUNK_ROWS = 100_000
-
-
-def _encode_in_chunks(prepared: Prepared, mapping: Mapping, fmt: Format) -> pl.Series:
-    height = prepared.frame.height
-    if height <= ENCODE_CHUNK_ROWS:
-        return rows(prepared, mapping, fmt)
-    parts = [
-        rows(
-            Prepared(
-                prepared.frame.slice(start, ENCODE_CHUNK_ROWS),
-                prepared.rejected,
-                prepared.fields,
-                prepared.subscriptions,
-            ),
-            mapping,
-            fmt,
-        )
-        for start in range(0, height, ENCODE_CHUNK_ROWS)
-    ]
-    return pl.concat(parts, rechunk=False)
-
-
-def _head(prepared: Prepared, n: int) -> Prepared:
-    return Prepared(prepared.frame.head(n), prepared.rejected, prepared.fields, prepared.subscriptions)
 
 
 def _cut_points(sizes: np.ndarray, separator: int, budget: int, max_rows: int) -> list[int]:

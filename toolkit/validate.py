@@ -27,7 +27,7 @@ Example:
     >>> from toolkit.mapping import Mapping, Trigger
     >>> df = pl.DataFrame({"email": ["  Ann@X.io ", "bad@", None], "phone": ["8 (900) 123-45-67", None, "+7 900 1"]})
     >>> prepared = prepare(df, Mapping({"email": "email", "phone": "phones"}), Trigger(1))
-    >>> prepared.frame.select("__tk_f0", "__tk_f1").rows()
+    >>> prepared.valid_frame.select("__tk_f0", "__tk_f1").rows()
     [('ann@x.io', '+79001234567')]
     >>> prepared.rejected.get_column(RULE).to_list()
     ['invalid_email', 'invalid_phone']
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import email_validator
@@ -64,7 +64,9 @@ POS, RULE, REASON, KEY = "__tk_pos", "__tk_rule", "__tk_reason", "__tk_key"
 # The fast checks. Anything they refuse goes to the exact parser, never straight to rejection.
 _EMAIL_FAST = r"^[a-z0-9_%+\-]+(?:\.[a-z0-9_%+\-]+)*@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 _PHONE_FAST = r"^\+[1-9][0-9]{7,14}$"
-_PHONE_SEPARATORS = r"[\s\-().]"
+# the usual separators, removed by plain substring replacement (fast); any other character
+# (a non-breaking space, a letter) fails the fast check and goes to phonenumbers
+_PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "\t")
 _IPV4 = (
     r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$"
 )
@@ -74,34 +76,35 @@ _RFC3339 = (
 )
 _XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 _RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
-
-
-@dataclass(frozen=True)
-class Check:
-    """A check: rows where ``failed`` is true get ``rule`` and ``reason``.
-
-    ``reason`` is an expression over the original columns (and detail columns); it is
-    evaluated on the rejected rows only, so clean rows never pay for the sentence.
-    """
-
-    failed: pl.Series
-    rule: str
-    reason: pl.Expr
+_NEEDS_ESCAPE = '["\\\\\x00-\x1f&<>]'  # in JSON or in XML
 
 
 @dataclass(frozen=True)
 class Prepared:
     """The segment after validation: what the encoder needs, row for row.
 
-    ``frame`` holds the valid rows: ``POS`` (input position), one normalized column per field
-    (``__tk_f0``, ... in mapping order), one per subscription contact (``__tk_s0``, ...) and
-    the match key ``KEY``. ``rejected`` holds ``POS``, ``RULE`` and ``REASON`` of the others.
+    ``frame`` holds every input row, normalized: ``POS`` (input position), one column per
+    field (``__tk_f0``, ... in mapping order), one per subscription contact (``__tk_s0``,
+    ...) and the match key ``KEY``. ``valid`` lists the row numbers of ``frame`` to send, in
+    order (rows are not copied: a batch gathers its own). ``rejected`` holds ``POS``,
+    ``RULE`` and ``REASON`` of the others, in input order.
     """
 
     frame: pl.DataFrame
+    valid: np.ndarray
     rejected: pl.DataFrame
     fields: tuple[tuple[str, str], ...]  # (profile field, column in frame)
     subscriptions: tuple[str, ...]  # column in frame per mapping.subscriptions entry
+    clean: frozenset[str] = frozenset()  # text columns whose valid values need no escaping (JSON, XML)
+
+    @property
+    def valid_frame(self) -> pl.DataFrame:
+        """The valid rows only (a copy)."""
+        return self.frame[self.valid]
+
+    def keep(self, mask: np.ndarray) -> Prepared:
+        """The same, sending only the valid rows where ``mask`` (one flag per valid row) is true."""
+        return replace(self, valid=self.valid[mask])
 
 
 def _quoted(expr: pl.Expr) -> pl.Expr:
@@ -114,20 +117,6 @@ def _quoted(expr: pl.Expr) -> pl.Expr:
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
     stripped = expr.str.strip_chars()
     return pl.when(stripped.str.len_bytes() > 0).then(stripped)
-
-
-def _slow_map(
-    values: pl.Series, parse: Callable[[str], tuple[str | None, str]]
-) -> tuple[dict[str, str | None], dict[str, str]]:
-    """Run an exact parser once per distinct value: (value -> normalized, value -> why invalid)."""
-    normalized: dict[str, str | None] = {}
-    problems: dict[str, str] = {}
-    for value in values.drop_nulls().unique().to_list():
-        result, problem = parse(value)
-        normalized[value] = result
-        if result is None:
-            problems[value] = problem
-    return normalized, problems
 
 
 def _parse_email(value: str) -> tuple[str | None, str]:
@@ -158,12 +147,16 @@ def _phone_parser(region: str | None) -> Callable[[str], tuple[str | None, str]]
 
 
 @functools.cache
-def _national_pattern(region: str | None) -> tuple[tuple[str, str], ...] | None:
-    """(regex, replacement) pairs turning the region's usual national forms international.
+def _national_pattern(region: str | None) -> tuple[str, str] | None:
+    """A (regex, replacement) pair turning the region's usual national forms international.
 
     Only plain shapes are rewritten: trunk prefix + a national number of one of the region's
     usual lengths (RU: ``8`` + 10 digits -> ``+7`` + 10 digits), and the country code without
     its ``+`` (RU: ``7`` + 10 digits). Anything else goes to ``phonenumbers``.
+
+    Example:
+        >>> _national_pattern("RU")
+        ('^(?:8|7)([0-9]{10})$', '+7${1}')
     """
     if region is None:
         return None
@@ -176,188 +169,234 @@ def _national_pattern(region: str | None) -> tuple[tuple[str, str], ...] | None:
         return None
     alternatives = "|".join(f"[0-9]{{{n}}}" for n in lengths)
     code = phonenumbers.country_code_for_region(region)
-    return (
-        (f"^{prefix}({alternatives})$", f"+{code}${{1}}"),
-        (f"^{code}({alternatives})$", f"+{code}${{1}}"),
-    )
+    return f"^(?:{prefix}|{code})({alternatives})$", f"+{code}${{1}}"
+
+
+@dataclass
+class _Contact:
+    """An email or phone column: settled by the fast check in bulk, the rest by the exact parser.
+
+    The first pass writes ``value`` (the normalized contact where the fast check passed) and
+    ``dirty`` (the text where it did not). :meth:`settle` runs the parser once per distinct
+    dirty value and writes its results into ``value``.
+    """
+
+    column: str
+    kind: Literal["email", "phone"]
+    text: pl.Expr  # the trimmed (email: lower-cased) text, null when blank
+    value: str  # column names in the working frame
+    dirty: str
+    parse: Callable[[str], tuple[str | None, str]]
+    problems: dict[str, str] = field(default_factory=dict)
+    clean: bool = True  # no settled value holds a character JSON or XML must escape
+
+    def settle(self, work: pl.DataFrame) -> pl.DataFrame:
+        dirty = work.get_column(self.dirty)
+        where = dirty.is_not_null().arg_true()
+        if len(where) == 0:
+            return work
+        values = dirty.gather(where)
+        normalized: dict[str, str | None] = {}
+        for text in values.unique().to_list():
+            result, problem = self.parse(text)
+            normalized[text] = result
+            if result is None:
+                self.problems[text] = problem
+        settled = values.replace_strict(normalized, return_dtype=pl.String)
+        # the fast checks admit no such character; the exact parsers may (quoted local parts)
+        self.clean = not settled.str.contains(_NEEDS_ESCAPE).any()
+        column = work.get_column(self.value).clone()
+        column.scatter(where, settled)
+        return work.with_columns(column)
+
+    @property
+    def failed(self) -> pl.Expr:
+        return pl.col(self.dirty).is_not_null() & pl.col(self.value).is_null()
+
+    def reason(self, label: str) -> pl.Expr:
+        """Why a row failed, quoting its original value (evaluated on rejected rows only)."""
+        if self.problems:
+            detail = self.text.replace_strict(self.problems, default=None, return_dtype=pl.String)
+            because = (
+                pl.when(detail.is_not_null()).then(pl.lit(" (") + detail + pl.lit(")")).otherwise(pl.lit(""))
+            )
+        else:
+            because = pl.lit("")
+        what = "email address" if self.kind == "email" else "phone number"
+        return pl.format(
+            "{}: {} is not a valid {}{}", pl.lit(label), _quoted(pl.col(self.column)), pl.lit(what), because
+        )
+
+
+@dataclass(frozen=True)
+class _Check:
+    """Rows where ``failed`` (an expression over the working frame) is true get ``rule``.
+
+    ``reason`` builds the sentence, an expression over the original columns; it is called
+    once the data has been seen and evaluated on the rejected rows only.
+    """
+
+    failed: pl.Expr
+    rule: str
+    reason: Callable[[], pl.Expr]
 
 
 class _Builder:
-    """Collects normalized columns and checks while walking the mapping."""
+    """Walks the mapping once and writes down the expressions of the first pass.
+
+    Nothing is computed here but a few column statistics (whether a float column holds whole
+    numbers); the first pass then runs every column's expression in one parallel query.
+    """
 
     def __init__(self, df: pl.DataFrame, format: Format, phone_region: str | None) -> None:
         self.df = df
+        self.schema = df.schema
         self.format = format
         self.phone_region = phone_region
-        self.details: dict[str, pl.Series] = {}
-        self.checks: list[Check] = []
-        self._cache: dict[tuple[str, str], tuple[pl.Series, pl.Series, pl.Series]] = {}
+        self.exprs: dict[str, pl.Expr] = {}  # the first pass's output columns
+        self.checks: list[_Check] = []
+        self.contacts: dict[tuple[str, str], _Contact] = {}
+        self.shaped: set[str] = set()  # columns whose valid values a strict pattern shaped: nothing to escape
+        self._whole = self._whole_floats()
 
-    # -- contacts: (normalized, failed, reason) per (column, kind), computed once -----------
-    def contact(self, column: str, kind: str, label: str) -> tuple[pl.Series, pl.Series, pl.Expr]:
-        cached = self._cache.get((column, kind))
-        if cached is None:
-            source = self.df.get_column(column)
-            if kind == "email":
-                cached = self._email(source)
-            elif kind == "phone":
-                cached = self._phone(source)
-            elif kind == "id":
-                text = self.df.select(_blank_to_null(pl.col(column).cast(pl.String))).to_series()
-                cached = (
-                    text,
-                    pl.Series([False] * len(text)),
-                    pl.Series([None] * len(text), dtype=pl.String),
-                )
-            else:  # object: passed as it is
-                cached = (
-                    source,
-                    pl.Series([False] * len(source)),
-                    pl.Series([None] * len(source), dtype=pl.String),
-                )
-            self._cache[(column, kind)] = cached
-        normalized, failed, detail = cached
-        detail_name = f"__tk_d{len(self.details)}"
-        self.details[detail_name] = detail.alias(detail_name)
-        reason = pl.format(
-            "{}: {} is not a valid {}{}",
-            pl.lit(label),
-            _quoted(pl.col(column)),
-            pl.lit({"email": "email address", "phone": "phone number"}.get(kind, "value")),
-            pl.when(pl.col(detail_name).is_not_null())
-            .then(pl.lit(" (") + pl.col(detail_name) + pl.lit(")"))
-            .otherwise(pl.lit("")),
-        )
-        return normalized, failed, reason
+    def _whole_floats(self) -> set[str]:
+        """Float columns whose finite values are all whole numbers below 2**53 (pandas' ints with NaN)."""
+        floats = [c for c, t in self.schema.items() if t.is_float()]
+        if not floats:
+            return set()
+        stats = self.df.select(
+            pl.struct(
+                whole=((v := pl.col(c).filter(pl.col(c).is_finite())) == v.round(0)).all(),
+                count=v.len(),
+                largest=v.abs().max(),
+            ).alias(c)
+            for c in floats
+        ).row(0, named=True)
+        return {c for c, s in stats.items() if s["whole"] and s["count"] > 0 and s["largest"] < 2**53}
 
-    def _text(self, source: pl.Series) -> pl.Series:
-        if source.dtype not in (pl.String, pl.Categorical) and not isinstance(source.dtype, pl.Enum):
-            raise InvalidArgumentError(f"column {source.name!r} ({source.dtype}) must hold text")
-        return pl.select(_blank_to_null(pl.lit(source).cast(pl.String))).to_series().alias(source.name)
+    def _new(self, stem: str, expr: pl.Expr) -> str:
+        name = f"__tk_{stem}{len(self.exprs)}"
+        self.exprs[name] = expr.alias(name)
+        return name
 
-    def _email(self, source: pl.Series) -> tuple[pl.Series, pl.Series, pl.Series]:
-        text = self._text(source).str.to_lowercase()
+    def _flag(self, failed: pl.Expr, rule: str, column: str, what: str) -> None:
+        name = self._new("c", failed.fill_null(False))
+        value = pl.col(column)
+        if isinstance(self.schema[column], (pl.List, pl.Array)):
+            value = pl.lit("[") + value.cast(pl.List(pl.String)).list.join(", ") + pl.lit("]")
+        reason = pl.format("column {}: {} {}", pl.lit(repr(column)), _quoted(value), pl.lit(what))
+        self.checks.append(_Check(pl.col(name), rule, lambda: reason))
+
+    def _text(self, column: str) -> pl.Expr:
+        dtype = self.schema[column]
+        if dtype not in (pl.String, pl.Categorical) and not isinstance(dtype, pl.Enum):
+            raise InvalidArgumentError(f"column {column!r} ({dtype}) must hold text")
+        return _blank_to_null(pl.col(column).cast(pl.String))
+
+    # -- contacts: computed once per (column, kind), however many fields and subscriptions use it
+    def contact(self, column: str, kind: str, label: str, rule: str) -> tuple[str | None, pl.Expr | None]:
+        """The contact's working column (None for an all-null column) and, for a subscription, its failure."""
+        dtype = self.schema[column]
+        if dtype == pl.Null:
+            return None, None
+        if kind == "id":
+            return self._new("v", _blank_to_null(pl.col(column).cast(pl.String))), None
+        if kind == "object":
+            return self._new("v", pl.col(column)), None
+        contact = self.contacts.get((column, kind))
+        if contact is None:
+            contact = self._email(column) if kind == "email" else self._phone(column)
+            self.contacts[(column, kind)] = contact
+        self.checks.append(_Check(contact.failed, rule, lambda: contact.reason(label)))
+        return contact.value, contact.failed
+
+    def _email(self, column: str) -> _Contact:
+        text = self._text(column).str.to_lowercase()
         fast = text.str.contains(_EMAIL_FAST) & (text.str.len_bytes() <= 254)
-        dirty = text.filter(~fast.fill_null(True))
-        normalized, problems = _slow_map(dirty, _parse_email)
-        return self._merge(text, fast, normalized, problems)
+        value = self._new("v", pl.when(fast).then(text))
+        dirty = self._new("x", pl.when(~fast).then(text))
+        return _Contact(column, "email", text, value, dirty, _parse_email)
 
-    def _phone(self, source: pl.Series) -> tuple[pl.Series, pl.Series, pl.Series]:
-        if source.dtype.is_integer():
+    def _phone(self, column: str) -> _Contact:
+        if self.schema[column].is_integer():
             # phones stored as numbers lost their '+': read them as international
-            source = pl.select(pl.lit("+") + pl.lit(source).cast(pl.String)).to_series()
-        text = self._text(source)
-        compact = text.str.replace_all(_PHONE_SEPARATORS, "")
+            text = pl.lit("+") + pl.col(column).cast(pl.String)
+        else:
+            text = self._text(column)
+        compact = text.str.replace_many(list(_PHONE_SEPARATORS), [""] * len(_PHONE_SEPARATORS))
         national = _national_pattern(self.phone_region)
         if national is not None:
             # the region's usual national form (RU: 8 900 123-45-67) is rewritten in bulk
-            for pattern, replacement in national:
-                compact = compact.str.replace(pattern, replacement)
+            compact = compact.str.replace(*national)
         # "+44 (0) 7911 ...": the bracketed trunk 0 is not part of the number: exact parser
         fast = compact.str.contains(_PHONE_FAST) & ~text.str.contains(r"\(\s*0\s*\)")
-        dirty = text.filter(~fast.fill_null(True))
-        normalized, problems = _slow_map(dirty, _phone_parser(self.phone_region))
-        return self._merge(text, fast, normalized, problems, fast_values=compact)
-
-    @staticmethod
-    def _merge(
-        text: pl.Series,
-        fast: pl.Series,
-        normalized: dict[str, str | None],
-        problems: dict[str, str],
-        fast_values: pl.Series | None = None,
-    ) -> tuple[pl.Series, pl.Series, pl.Series]:
-        good = text if fast_values is None else fast_values
-        slow = text.replace_strict(normalized, default=None, return_dtype=pl.String) if normalized else None
-        frame = pl.DataFrame({"text": text, "fast": fast.fill_null(False), "good": good})
-        out = frame.select(
-            pl.when(pl.col("fast"))
-            .then(pl.col("good"))
-            .otherwise(slow if slow is not None else None)
-            .alias("v"),
-        ).to_series()
-        failed = text.is_not_null() & out.is_null()
-        detail = (
-            text.replace_strict(problems, default=None, return_dtype=pl.String)
-            if problems
-            else pl.Series([None] * len(text), dtype=pl.String)
-        )
-        return out, failed, detail
+        value = self._new("v", pl.when(fast).then(compact))
+        dirty = self._new("x", pl.when(~fast).then(text))
+        return _Contact(column, "phone", text, value, dirty, _phone_parser(self.phone_region))
 
     # -- fields ---------------------------------------------------------------------------------
-    def field(self, column: str, field: str) -> pl.Series:
-        source = self.df.get_column(column)
-        label = f"column {column!r}"
-        dtype = source.dtype
+    def field(self, column: str, field: str) -> str | pl.Expr:
+        """The field's working column name, or an expression for an all-null column."""
+        dtype = self.schema[column]
         if dtype == pl.Null:
-            return source.cast(pl.String)
+            return pl.lit(None, dtype=pl.String)
+        label = f"column {column!r}"
         if field == EMAIL_FIELD:
-            value, failed, reason = self.contact(column, "email", label)
-            self.checks.append(Check(failed, "invalid_email", reason))
-            return value
+            return self.contact(column, "email", label, "invalid_email")[0]  # type: ignore[return-value]
         if field == PHONE_FIELD and not isinstance(dtype, pl.List):
-            value, failed, reason = self.contact(column, "phone", label)
-            self.checks.append(Check(failed, "invalid_phone", reason))
-            return value
+            return self.contact(column, "phone", label, "invalid_phone")[0]  # type: ignore[return-value]
         if field in IP_FIELDS:
-            text = self._text(source)
-            failed = text.is_not_null() & ~text.str.contains(_IPV4).fill_null(False)
-            self._add(failed, "invalid_ip", column, "is not an IPv4 address (e.g. 203.0.113.7)")
-            return text
-        if field in DATE_FIELDS:
-            return self._date_field(source, column, field)
-        return self._by_dtype(source, column)
+            text = self._text(column)
+            self._flag(text.is_not_null() & ~text.str.contains(_IPV4), "invalid_ip", column,
+                       "is not an IPv4 address (e.g. 203.0.113.7)")  # fmt: skip
+            name = self._new("v", text)
+        elif field in DATE_FIELDS:
+            name = self._new("v", self._date_field(column, field))
+        else:
+            name = self._new("v", self._by_dtype(column))
+        if field in IP_FIELDS or field in DATE_FIELDS or dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            self.shaped.add(name)
+        return name
 
-    def _add(self, failed: pl.Series, rule: str, column: str, what: str) -> None:
-        value = pl.col(column)
-        if isinstance(self.df.schema[column], (pl.List, pl.Array)):
-            value = pl.lit("[") + value.cast(pl.List(pl.String)).list.join(", ") + pl.lit("]")
-        reason = pl.format("column {}: {} {}", pl.lit(repr(column)), _quoted(value), pl.lit(what))
-        self.checks.append(Check(failed, rule, reason))
-
-    def _date_field(self, source: pl.Series, column: str, field: str) -> pl.Series:
-        dtype = source.dtype
+    def _date_field(self, column: str, field: str) -> pl.Expr:
+        dtype = self.schema[column]
         if dtype == pl.Date:
-            return source.dt.to_string("%Y-%m-%d")
+            return pl.col(column).dt.to_string("%Y-%m-%d")
         if isinstance(dtype, pl.Datetime):
-            return _rfc3339(source)
+            return _rfc3339(pl.col(column), dtype)
         if dtype not in (pl.String, pl.Categorical):
             raise InvalidArgumentError(
                 f"column {column!r} ({dtype}) is mapped to the date field {field!r}: give dates, "
                 "datetimes or 'YYYY-MM-DD' text (e.g. pd.to_datetime(df[col]).dt.date)"
             )
-        text = self._text(source)
+        text = self._text(column)
         day = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
         shaped = text.str.contains(_DATE) | text.str.contains(_RFC3339)
-        failed = text.is_not_null() & ~(shaped.fill_null(False) & day.is_not_null())
-        self._add(failed, "invalid_date", column, "is not a date (YYYY-MM-DD or RFC 3339)")
+        self._flag(text.is_not_null() & ~(shaped & day.is_not_null()), "invalid_date", column,
+                   "is not a date (YYYY-MM-DD or RFC 3339)")  # fmt: skip
         return text
 
-    def _by_dtype(self, source: pl.Series, column: str) -> pl.Series:
-        dtype = source.dtype
+    def _by_dtype(self, column: str) -> pl.Expr:
+        dtype = self.schema[column]
+        source = pl.col(column)
         if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
-            text = self._text(source)
+            text = self._text(column)
             if self.format == "xml":
-                failed = text.str.contains(_XML_ILLEGAL).fill_null(False)
-                self._add(failed, "invalid_text", column, "holds a control character XML cannot carry")
+                self._flag(text.str.contains(_XML_ILLEGAL), "invalid_text", column,
+                           "holds a control character XML cannot carry")  # fmt: skip
             return text
         if dtype.is_float():
-            value = source.fill_nan(None)
-            infinite = value.is_infinite().fill_null(False)
-            self._add(infinite, "invalid_number", column, "is not a finite number")
-            finite = value.filter(~infinite).drop_nulls()
-            whole = len(finite) > 0 and bool((finite == finite.round(0)).all())
-            if whole and float(finite.abs().max()) < 2**53:  # type: ignore[arg-type]
-                # integers that went through NaN (pandas): send them as integers again
-                value = pl.select(pl.when(pl.lit(infinite)).then(None).otherwise(pl.lit(value))).to_series()
-                return value.cast(pl.Int64)
-            return value
-        if dtype.is_integer() or dtype == pl.Boolean or dtype.is_decimal():
+            infinite = source.is_infinite()
+            self._flag(infinite, "invalid_number", column, "is not a finite number")
+            value = pl.when(source.is_finite()).then(source)  # NaN and infinities: left out
+            # integers that went through NaN (pandas): send them as integers again
+            return value.cast(pl.Int64) if column in self._whole else value
+        if dtype.is_integer() or dtype == pl.Boolean or dtype.is_decimal() or isinstance(dtype, pl.Struct):
             return source
         if dtype == pl.Date:
             return source.dt.to_string("%Y-%m-%d")
         if isinstance(dtype, pl.Datetime):
-            return _rfc3339(source)
+            return _rfc3339(source, dtype)
         if isinstance(dtype, (pl.List, pl.Array)):
             inner = dtype.inner
             if not (inner.is_numeric() or inner in (pl.String, pl.Boolean, pl.Categorical)):
@@ -366,27 +405,28 @@ class _Builder:
                     "numbers or booleans (e.g. tags)"
                 )
             items = source.cast(pl.List(pl.String) if inner == pl.Categorical else pl.List(inner))
+            values = self.df.get_column(column).explode(empty_as_null=False, keep_nulls=False)
+            has_null = values.null_count() > 0
             if inner.is_float():
                 # NaN items are left out like nulls; an infinite item rejects the row
-                infinite = items.list.eval(pl.element().is_infinite()).list.any().fill_null(False)
-                self._add(infinite, "invalid_number", column, "holds a number that is not finite")
-                items = items.list.eval(pl.element().fill_nan(None))
-            if self.format == "xml" and items.dtype.inner == pl.String:  # type: ignore[union-attr]
-                failed = items.list.eval(pl.element().str.contains(_XML_ILLEGAL)).list.any().fill_null(False)
-                self._add(failed, "invalid_text", column, "holds a control character XML cannot carry")
-            return items.list.drop_nulls()
-        if isinstance(dtype, pl.Struct):
-            return source
+                self._flag(items.list.eval(pl.element().is_infinite()).list.any(), "invalid_number", column,
+                           "holds a number that is not finite")  # fmt: skip
+                if values.is_nan().any():
+                    items, has_null = items.list.eval(pl.element().fill_nan(None)), True
+            if self.format == "xml" and inner in (pl.String, pl.Categorical):
+                self._flag(items.list.eval(pl.element().str.contains(_XML_ILLEGAL)).list.any(), "invalid_text",
+                           column, "holds a control character XML cannot carry")  # fmt: skip
+            # dropping null items copies every list: only when there is one to drop
+            return items.list.drop_nulls() if has_null else items
         raise InvalidArgumentError(
             f"column {column!r} has type {dtype}, which no profile field type takes; convert it to "
             "text, a number, a date or a list first"
         )
 
 
-def _rfc3339(source: pl.Series) -> pl.Series:
-    tz = getattr(source.dtype, "time_zone", None)
+def _rfc3339(source: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
     # naive datetimes are taken as UTC: the platform wants an explicit offset
-    utc = source.dt.convert_time_zone("UTC") if tz else source
+    utc = source.dt.convert_time_zone("UTC") if dtype.time_zone else source
     return utc.dt.to_string(_RFC3339_FORMAT)
 
 
@@ -414,85 +454,110 @@ def prepare(
     """Normalize every mapped column and mark invalid rows (see the module's rules).
 
     ``positions`` are the input positions of ``df``'s rows (default ``0..n-1``).
+
+    Three passes over the data: one parallel query normalizes every column and runs the fast
+    checks; the exact parsers settle the few values those refused; one more query names each
+    row's first failed rule and its match key. Only rejected rows get a reason.
     """
     _check_columns(df, mapping)
     if duplicates not in ("first", "last", "keep"):
         raise InvalidArgumentError(f"duplicates must be 'first', 'last' or 'keep', got {duplicates!r}")
     builder = _Builder(df, format, phone_region)
-    pos = (
-        pl.Series(POS, np.arange(df.height, dtype=np.int64))
-        if positions is None
-        else pl.Series(POS, np.asarray(positions, dtype=np.int64))
+    pos = pl.Series(
+        POS,
+        np.arange(df.height, dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64),
     )
-    out: dict[str, pl.Series] = {POS: pos}
-    field_columns: list[tuple[str, str]] = []
-    by_field: dict[str, pl.Series] = {}
-    for i, (column, field) in enumerate(mapping.fields.items()):
-        name = f"__tk_f{i}"
-        out[name] = builder.field(column, field).alias(name)
-        field_columns.append((field, name))
-        by_field[field] = out[name]
 
-    sub_columns: list[str] = []
-    contacts: dict[str, list[pl.Series]] = {"email": [], "phone": [], "push": []}
-    for j, sub in enumerate(mapping.subscriptions):
+    fields: list[tuple[str, pl.Expr]] = []  # (profile field, value in the working frame)
+    for column, profile_field in mapping.fields.items():
+        ref = builder.field(column, profile_field)
+        fields.append((profile_field, pl.col(ref) if isinstance(ref, str) else ref))
+    subscriptions: list[pl.Expr] = []
+    contacts: dict[str, list[pl.Expr]] = {"email": [], "phone": [], "push": []}
+    for sub in mapping.subscriptions:
         label = f"subscription {sub.channel} (column {sub.column!r})"
-        value, failed, reason = builder.contact(sub.column, sub.kind, label)
-        if trigger.skip_invalid_subscriptions:
-            value = pl.select(pl.when(pl.lit(failed)).then(None).otherwise(pl.lit(value))).to_series()
-        else:
-            builder.checks.append(Check(failed, "invalid_subscription", reason))
-        out[f"__tk_s{j}"] = value.alias(f"__tk_s{j}")
-        sub_columns.append(f"__tk_s{j}")
-        if sub.kind == "email":
-            contacts["email"].append(value)
-        elif sub.kind == "phone":
-            contacts["phone"].append(value)
+        ref, failed = builder.contact(sub.column, sub.kind, label, "invalid_subscription")
+        value = pl.lit(None, dtype=pl.String) if ref is None else pl.col(ref)
+        if failed is not None and trigger.skip_invalid_subscriptions:
+            builder.checks.pop()  # only the subscription goes: its value is null where it failed
+        subscriptions.append(value)
+        if sub.kind in ("email", "phone"):
+            contacts[sub.kind].append(value)
         elif sub.channel == "push":
             contacts["push"].append(value)
 
-    key, missing_what = _match_key(mapping, by_field, contacts, df.height)
-    checks = [*builder.checks, Check(key.is_null(), "missing_key", pl.lit(missing_what))]
-    flags = [c.failed.fill_null(False).alias(f"__tk_c{i}") for i, c in enumerate(checks)]
-    frame = pl.DataFrame([*out.values(), key.alias(KEY), *flags])
-    # the first failed check names the row's rule
-    frame = frame.with_columns(
-        pl.coalesce(
-            [pl.when(pl.col(f.name)).then(pl.lit(c.rule)) for f, c in zip(flags, checks, strict=True)]
-        ).alias(RULE)
-    )
-    bad = frame.get_column(RULE).is_not_null()
-    # reasons quote the original values: computed for the rejected rows only
-    context = pl.DataFrame([*df.select(mapping.columns), *builder.details.values()]).filter(bad)
-    rejected = pl.concat([frame.filter(bad), context], how="horizontal").select(
+    # pass 1: every column at once; pass 2: the exact parsers, on the dirty values only
+    work = df.lazy().select(pl.lit(pos).alias(POS), *builder.exprs.values()).collect()
+    for contact in builder.contacts.values():
+        work = contact.settle(work)
+
+    # pass 3: the working frame becomes the normalized frame, with the first failed rule's number
+    key, missing_what = _match_key(mapping, dict(fields), contacts)
+    checks = [*builder.checks, _Check(key.is_null(), "missing_key", lambda: pl.lit(missing_what))]
+    first_failed = pl.coalesce([pl.when(c.failed).then(pl.lit(i, pl.UInt8)) for i, c in enumerate(checks)])
+    frame = work.select(
         POS,
-        RULE,
-        pl.coalesce(
-            [pl.when(pl.col(f.name)).then(c.reason) for f, c in zip(flags, checks, strict=True)]
-        ).alias(REASON),
+        *(value.alias(f"__tk_f{i}") for i, (_, value) in enumerate(fields)),
+        *(value.alias(f"__tk_s{j}") for j, value in enumerate(subscriptions)),
+        key.alias(KEY),
+        first_failed.alias(_FAILED),
     )
-    valid = frame.filter(~bad).drop(RULE, *(f.name for f in flags))
-    valid, duplicate_rows = _split_duplicates(valid, duplicates, mapping)
-    rejected = pl.concat([rejected, duplicate_rows], how="vertical_relaxed").sort(POS)
+    failed = frame.get_column(_FAILED)
+    bad = failed.is_not_null()
+    frame = frame.drop(_FAILED)
+
+    # reasons quote the original values: computed for the rejected rows only
+    rejected = pl.concat(
+        [
+            df.select(mapping.columns).filter(bad),
+            frame.select(POS).filter(bad),
+            failed.filter(bad).to_frame(),
+        ],
+        how="horizontal",
+    ).select(
+        POS,
+        pl.col(_FAILED)
+        .replace_strict(list(range(len(checks))), [c.rule for c in checks], return_dtype=pl.String)
+        .alias(RULE),
+        pl.coalesce([pl.when(pl.col(_FAILED) == i).then(c.reason()) for i, c in enumerate(checks)]).alias(
+            REASON
+        ),
+    )
+    valid, duplicate_rows = _split_duplicates(frame, bad, duplicates, mapping)
+    if len(duplicate_rows):
+        rejected = pl.concat([rejected, duplicate_rows], how="vertical_relaxed").sort(POS)
+    clean = builder.shaped | {c.value for c in builder.contacts.values() if c.clean}
+    names = {
+        **{f"__tk_f{i}": v for i, (_, v) in enumerate(fields)},
+        **{f"__tk_s{j}": v for j, v in enumerate(subscriptions)},
+    }
     return Prepared(
-        frame=valid, rejected=rejected, fields=tuple(field_columns), subscriptions=tuple(sub_columns)
+        frame=frame,
+        valid=valid,
+        rejected=rejected,
+        fields=tuple((name, f"__tk_f{i}") for i, (name, _) in enumerate(fields)),
+        subscriptions=tuple(f"__tk_s{j}" for j in range(len(subscriptions))),
+        clean=frozenset(
+            name
+            for name, value in names.items()
+            if value.meta.output_name(raise_if_undetermined=False) in clean
+        ),
     )
+
+
+_FAILED = "__tk_failed"
 
 
 def _match_key(
-    mapping: Mapping, by_field: dict[str, pl.Series], contacts: dict[str, list[pl.Series]], height: int
-) -> tuple[pl.Series, str]:
+    mapping: Mapping, by_field: dict[str, pl.Expr], contacts: dict[str, list[pl.Expr]]
+) -> tuple[pl.Expr, str]:
     rule = mapping.rule
     mode = mapping.matching
 
-    def first(series: list[pl.Series]) -> pl.Series | None:
-        if not series:
-            return None
-        return (
-            pl.select(pl.coalesce([pl.lit(s) for s in series])).to_series() if len(series) > 1 else series[0]
-        )
+    def first(exprs: list[pl.Expr]) -> pl.Expr | None:
+        return (pl.coalesce(exprs) if len(exprs) > 1 else exprs[0]) if exprs else None
 
-    def profile(field: str) -> pl.Series | None:
+    def profile(field: str) -> pl.Expr | None:
         value = by_field.get(field)
         return None if value is None else value.cast(pl.String)
 
@@ -506,39 +571,49 @@ def _match_key(
     elif rule.needs == "phone":
         key, what = phone, f"no phone to match on (matching={mode!r}) in {where}"
     elif rule.needs == "email_or_phone":
-        both = [s for s in (email, phone) if s is not None]
-        key, what = first(both), f"neither email nor phone to match on (matching={mode!r})"
+        key, what = (
+            first([s for s in (email, phone) if s is not None]),
+            f"neither email nor phone to match on (matching={mode!r})",
+        )
     elif rule.needs == "profile_id":
         key, what = profile("profile_id"), "no profile_id to match on (matching='profile_id')"
     elif rule.needs == "push":
-        key, what = first(contacts["push"]), "no push subscription id to match on (matching='push_sub')"
+        key, what = (
+            first([c.cast(pl.String) for c in contacts["push"]]),
+            "no push subscription id to match on (matching='push_sub')",
+        )
     else:
         assert mapping.match_field is not None
         key = profile(mapping.match_field)
         what = (
             f"no {mapping.match_field} value to match on (matching={mode!r}, column {mapping.match_column!r})"
         )
-    if key is None:
-        key = pl.Series([None] * height, dtype=pl.String)
-    return key, what
+    return (pl.lit(None, dtype=pl.String) if key is None else key), what
 
 
 def _split_duplicates(
-    valid: pl.DataFrame, duplicates: Duplicates, mapping: Mapping
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Valid rows sharing a match key: keep one, reject the rest (unless ``"keep"``)."""
+    frame: pl.DataFrame, bad: pl.Series, duplicates: Duplicates, mapping: Mapping
+) -> tuple[np.ndarray, pl.DataFrame]:
+    """Row numbers to send, and the duplicates rejected: valid rows sharing a match key keep one."""
     empty = pl.DataFrame(schema={POS: pl.Int64, RULE: pl.String, REASON: pl.String})
+    ok = ~bad
     if duplicates == "keep":
-        return valid, empty
-    keys = valid.get_column(KEY)
-    kept = keys.is_first_distinct() if duplicates == "first" else keys.is_last_distinct()
-    if kept.all():
+        return ok.arg_true().to_numpy().astype(np.int64), empty
+    # invalid rows get a null key, so they neither count as duplicates nor hide one
+    keys = frame.select(pl.when(ok).then(pl.col(KEY))).to_series()
+    distinct = keys.is_first_distinct() if duplicates == "first" else keys.is_last_distinct()
+    kept = ok & distinct
+    valid = kept.arg_true().to_numpy().astype(np.int64)
+    if len(valid) == int(ok.sum()):
         return valid, empty
     pick = "first" if duplicates == "first" else "last"
-    kept_pos = getattr(pl.col(POS), pick)().over(KEY)
+    shared = ok & keys.is_duplicated()
     dups = (
-        valid.with_columns(kept_pos.alias("__tk_kept"))
-        .filter(~kept)
+        frame.filter(shared)
+        .with_columns(
+            getattr(pl.col(POS), pick)().over(KEY).alias("__tk_kept"), kept.filter(shared).alias("__tk_ok")
+        )
+        .filter(~pl.col("__tk_ok"))
         .select(
             POS,
             pl.lit("duplicate").alias(RULE),
@@ -552,4 +627,4 @@ def _split_duplicates(
             ).alias(REASON),
         )
     )
-    return valid.filter(kept), dups
+    return valid, dups
