@@ -536,6 +536,31 @@ def test_an_invalid_row_does_not_count_as_the_kept_duplicate() -> None:
     assert [(pos, rule) for pos, rule, _ in rejected(p)] == [(0, "invalid_phone")]
 
 
+@pytest.mark.parametrize(
+    ("duplicates", "kept", "dropped", "named"),
+    [("first", (1, 3), 2, "duplicate of row 1"), ("last", (2, 3), 1, "duplicate of row 2")],
+)
+def test_duplicates_are_counted_among_valid_rows_only(
+    duplicates: str, kept: tuple[int, ...], dropped: int, named: str
+) -> None:
+    # rows 0 and 4 share the key but are invalid: they neither keep nor lose the key
+    df = pl.DataFrame(
+        {
+            "email": ["a@x.io", "a@x.io", "a@x.io", "b@x.io", "a@x.io"],
+            "phone": ["junk", "+79001234567", "+79001234568", "+79001234569", "junk"],
+        }
+    )
+    p = plan(df, Mapping({"email": "email", "phone": "phones"}), Trigger(1), duplicates=duplicates)
+    assert p.batches[0].rows == kept
+    rows = rejected(p)
+    assert [(pos, rule) for pos, rule, _ in rows] == [
+        (0, "invalid_phone"),
+        (dropped, "duplicate"),
+        (4, "invalid_phone"),
+    ]
+    assert named in rows[1][2]
+
+
 def test_duplicate_custom_keys() -> None:
     df = pl.DataFrame({"crm": ["1", "2", "1"]})
     p = plan(df, Mapping({"crm": "CRM_ID"}, matching="custom", match_field="CRM_ID"), Trigger(1))

@@ -254,6 +254,7 @@ class _Builder:
         self.format = format
         self.phone_region = phone_region
         self.exprs: dict[str, pl.Expr] = {}  # the first pass's output columns
+        self.steps: list[dict[str, pl.Expr]] = []  # intermediate columns, by step
         self.checks: list[_Check] = []
         self.contacts: dict[tuple[str, str], _Contact] = {}
         self.shaped: set[str] = set()  # columns whose valid values a strict pattern shaped: nothing to escape
@@ -278,6 +279,25 @@ class _Builder:
         name = f"__tk_{stem}{len(self.exprs)}"
         self.exprs[name] = expr.alias(name)
         return name
+
+    def _step(self, level: int, expr: pl.Expr) -> pl.Expr:
+        """An intermediate column, computed once before the outputs that use it.
+
+        The query does not share common subexpressions between outputs by itself: a contact's
+        trimmed text, read by its fast check, its value and its dirty part, is built once here.
+        """
+        while len(self.steps) <= level:
+            self.steps.append({})
+        name = f"__tk_i{sum(map(len, self.steps))}"
+        self.steps[level][name] = expr.alias(name)
+        return pl.col(name)
+
+    def first_pass(self, positions: pl.Series) -> pl.DataFrame:
+        """Run every expression: intermediate steps in order, each step's columns in parallel."""
+        query = self.df.lazy()
+        for step in self.steps:
+            query = query.with_columns(*step.values())
+        return query.select(pl.lit(positions).alias(POS), *self.exprs.values()).collect()
 
     def _flag(self, failed: pl.Expr, rule: str, column: str, what: str) -> None:
         name = self._new("c", failed.fill_null(False))
@@ -312,9 +332,10 @@ class _Builder:
 
     def _email(self, column: str) -> _Contact:
         text = self._text(column).str.to_lowercase()
-        fast = text.str.contains(_EMAIL_FAST) & (text.str.len_bytes() <= 254)
-        value = self._new("v", pl.when(fast).then(text))
-        dirty = self._new("x", pl.when(~fast).then(text))
+        trimmed = self._step(0, text)
+        fast = self._step(1, trimmed.str.contains(_EMAIL_FAST) & (trimmed.str.len_bytes() <= 254))
+        value = self._new("v", pl.when(fast).then(trimmed))
+        dirty = self._new("x", pl.when(~fast).then(trimmed))
         return _Contact(column, "email", text, value, dirty, _parse_email)
 
     def _phone(self, column: str) -> _Contact:
@@ -323,15 +344,17 @@ class _Builder:
             text = pl.lit("+") + pl.col(column).cast(pl.String)
         else:
             text = self._text(column)
-        compact = text.str.replace_many(list(_PHONE_SEPARATORS), [""] * len(_PHONE_SEPARATORS))
+        trimmed = self._step(0, text)
+        compact = trimmed.str.replace_many(list(_PHONE_SEPARATORS), [""] * len(_PHONE_SEPARATORS))
         national = _national_pattern(self.phone_region)
         if national is not None:
             # the region's usual national form (RU: 8 900 123-45-67) is rewritten in bulk
             compact = compact.str.replace(*national)
+        compact = self._step(1, compact)
         # "+44 (0) 7911 ...": the bracketed trunk 0 is not part of the number: exact parser
-        fast = compact.str.contains(_PHONE_FAST) & ~text.str.contains(r"\(\s*0\s*\)")
+        fast = self._step(2, compact.str.contains(_PHONE_FAST) & ~trimmed.str.contains(r"\(\s*0\s*\)"))
         value = self._new("v", pl.when(fast).then(compact))
-        dirty = self._new("x", pl.when(~fast).then(text))
+        dirty = self._new("x", pl.when(~fast).then(trimmed))
         return _Contact(column, "phone", text, value, dirty, _phone_parser(self.phone_region))
 
     # -- fields ---------------------------------------------------------------------------------
@@ -487,7 +510,7 @@ def prepare(
             contacts["push"].append(value)
 
     # pass 1: every column at once; pass 2: the exact parsers, on the dirty values only
-    work = df.lazy().select(pl.lit(pos).alias(POS), *builder.exprs.values()).collect()
+    work = builder.first_pass(pos)
     for contact in builder.contacts.values():
         work = contact.settle(work)
 
@@ -599,21 +622,25 @@ def _split_duplicates(
     ok = ~bad
     if duplicates == "keep":
         return ok.arg_true().to_numpy().astype(np.int64), empty
-    # invalid rows get a null key, so they neither count as duplicates nor hide one
-    keys = frame.select(pl.when(ok).then(pl.col(KEY))).to_series()
-    distinct = keys.is_first_distinct() if duplicates == "first" else keys.is_last_distinct()
-    kept = ok & distinct
-    valid = kept.arg_true().to_numpy().astype(np.int64)
-    if len(valid) == int(ok.sum()):
-        return valid, empty
     pick = "first" if duplicates == "first" else "last"
-    shared = ok & keys.is_duplicated()
+
+    def distinct(keys: pl.Series) -> pl.Series:
+        return keys.is_first_distinct() if pick == "first" else keys.is_last_distinct()
+
+    keys = frame.get_column(KEY)
+    # one hash pass over every key finds the candidates; an invalid row may come first with
+    # its key, so the few keys seen more than once are settled again among valid rows only
+    repeated = ~distinct(keys)
+    if not (repeated & ok).any():
+        return ok.arg_true().to_numpy().astype(np.int64), empty
+    shared = (ok & keys.is_in(keys.filter(repeated).unique().implode())).fill_null(False)
+    lost = ~distinct(keys.filter(shared))
+    kept = ok.clone()
+    kept.scatter(shared.arg_true().filter(lost), False)
     dups = (
         frame.filter(shared)
-        .with_columns(
-            getattr(pl.col(POS), pick)().over(KEY).alias("__tk_kept"), kept.filter(shared).alias("__tk_ok")
-        )
-        .filter(~pl.col("__tk_ok"))
+        .with_columns(getattr(pl.col(POS), pick)().over(KEY).alias("__tk_kept"), lost.alias("__tk_lost"))
+        .filter(pl.col("__tk_lost"))
         .select(
             POS,
             pl.lit("duplicate").alias(RULE),
@@ -627,4 +654,4 @@ def _split_duplicates(
             ).alias(REASON),
         )
     )
-    return valid, dups
+    return kept.arg_true().to_numpy().astype(np.int64), dups
