@@ -87,6 +87,29 @@ def _json_value(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
     return pl.when(expr.is_not_null()).then(wrapped.str.strip_prefix('{"v":').str.strip_suffix("}"))
 
 
+# A piece of a row: a literal, or an expression (null where the value is left out).
+Piece = str | pl.Expr
+
+
+def _concat(pieces: list[Piece], *, ignore_nulls: bool = True) -> pl.Expr:
+    """One ``concat_str`` of pieces, adjacent literals merged."""
+    merged: list[Piece] = []
+    for piece in pieces:
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        elif not (isinstance(piece, str) and piece == ""):
+            merged.append(piece)
+    exprs = [pl.lit(p) if isinstance(p, str) else p for p in merged]
+    return pl.concat_str(exprs, ignore_nulls=ignore_nulls) if exprs else pl.lit("")
+
+
+def _json_pieces(expr: pl.Expr, dtype: pl.DataType, clean: bool) -> list[Piece]:
+    """:func:`_json_value` as pieces: text keeps its quotes as literals."""
+    if dtype == pl.String:
+        return ['"', expr if clean else expr.str.replace_many(*_JSON_ESCAPES), '"']
+    return [_json_value(expr, dtype, clean)]
+
+
 def _xml_escape(expr: pl.Expr, clean: bool = False) -> pl.Expr:
     return expr if clean else expr.str.replace_many(*_XML_ESCAPES)
 
@@ -203,21 +226,43 @@ class RowEncoder:
             out.append((head, column, tail, self._schema[column]))
         return out
 
-    def _json_row(self) -> pl.Expr:
-        parts = [
-            pl.lit(head) + _json_value(pl.col(c), t, c in self._clean) for head, c, t in self._json_parts()
-        ]
-        subs = [
-            pl.lit(head) + _json_value(pl.col(c), t, c in self._clean) + pl.lit(tail)
-            for head, c, tail, t in self._json_subscriptions()
-        ]
-        if subs:
-            joined = pl.concat_str(subs, separator=",", ignore_nulls=True)
-            parts.append(
-                pl.when(joined.str.len_bytes() > 0).then(pl.lit('"subscriptions":[') + joined + pl.lit("]"))
-            )
-        body = pl.concat_str(parts, separator=",", ignore_nulls=True) if parts else pl.lit("")
-        return pl.lit('{"data":{') + body + pl.lit("}}")
+    def _json_row(self, nullable: frozenset[str] | None = None) -> pl.Expr:
+        """The fragment of a row, as one string concatenation.
+
+        Each value is written between literals in a single ``concat_str``, so a column without
+        nulls costs no intermediate string column. A column that has nulls (``nullable``, by
+        default all) becomes one piece, null where the value is null, which the outer
+        concatenation leaves out with its comma.
+        """
+        pieces = self._json_subscription_pieces(nullable) if self._subscriptions else []
+        fields: list[Piece] = []
+        for head, c, t in self._json_parts():
+            value = _json_pieces(pl.col(c), t, c in self._clean)
+            if nullable is None or c in nullable:
+                fields.append(_concat(["," + head, *value], ignore_nulls=False))
+            else:
+                fields.extend(["," + head, *value])
+        everything = fields + pieces
+        first = everything[0] if everything else None
+        if isinstance(first, str):  # a column without nulls comes first: it carries no comma
+            return _concat(['{"data":{' + first[1:], *everything[1:], "}}"])
+        # a column with nulls comes first: the first comma is cut after joining
+        inner = _concat(everything).str.strip_prefix(",") if everything else pl.lit("")
+        return _concat(['{"data":{', inner, "}}"])
+
+    def _json_subscription_pieces(self, nullable: frozenset[str] | None) -> list[Piece]:
+        items = []
+        for head, c, tail, t in self._json_subscriptions():
+            items.append((c, [head, *_json_pieces(pl.col(c), t, c in self._clean), tail]))
+        if nullable is not None and not any(c in nullable for c, _ in items):
+            pieces: list[Piece] = [',"subscriptions":[']
+            for i, (_, item) in enumerate(items):
+                pieces.extend(["," if i else "", *item])
+            return [*pieces, "]"]
+        joined = pl.concat_str(
+            [_concat(item, ignore_nulls=False) for _, item in items], separator=",", ignore_nulls=True
+        )
+        return [pl.when(joined.str.len_bytes() > 0).then(_concat([',"subscriptions":[', joined, "]"]))]
 
     def _json_size(self) -> pl.Expr:
         """The byte size of :meth:`_json_row`, as arithmetic over the columns' lengths."""
@@ -262,6 +307,10 @@ class RowEncoder:
     # -- use --------------------------------------------------------------------------------------
     def rows(self, frame: pl.DataFrame) -> pl.Series:
         """One fragment per row of ``frame`` (rows of the prepared frame)."""
+        if self.format == "json":
+            # the expression is fitted to these rows: columns without nulls are written inline
+            nullable = frozenset(c for c in frame.columns if frame.get_column(c).has_nulls())
+            return frame.select(self._json_row(nullable).alias("row")).to_series()
         return frame.select(self._row.alias("row")).to_series()
 
     def sizes(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
