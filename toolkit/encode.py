@@ -316,7 +316,14 @@ class RowEncoder:
     def sizes(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
         """The byte size of the fragment of each of ``frame``'s rows at ``rows``."""
         if self.format == "json":
-            every = frame.select(self._json_size().alias("size")).to_series().to_numpy()
+            # streaming: morsel by morsel, so the per-column lengths are never all held at once
+            every = (
+                frame.lazy()
+                .select(self._json_size().alias("size"))
+                .collect(engine="streaming")
+                .to_series()
+                .to_numpy()
+            )
             return every[rows].astype(np.int64)
         # XML: measured on the fragments, a chunk at a time so they are never all held at once
         out = np.empty(len(rows), dtype=np.int64)

@@ -172,6 +172,21 @@ def _national_pattern(region: str | None) -> tuple[str, str] | None:
     return f"^(?:{prefix}|{code})({alternatives})$", f"+{code}${{1}}"
 
 
+def _chunked_like(series: pl.Series, model: pl.Series) -> pl.Series:
+    """``series`` cut into ``model``'s chunks (zero-copy slices).
+
+    A frame whose columns are chunked differently is copied whole by the next ``select``
+    to line them up: a million rows would cost their normalized columns twice.
+    """
+    if model.n_chunks() == series.n_chunks():
+        return series
+    parts, start = [], 0
+    for chunk in model.get_chunks():
+        parts.append(series.slice(start, len(chunk)))
+        start += len(chunk)
+    return pl.concat(parts, rechunk=False)
+
+
 @dataclass
 class _Contact:
     """An email or phone column: settled by the fast check in bulk, the rest by the exact parser.
@@ -206,8 +221,8 @@ class _Contact:
         # the fast checks admit no such character; the exact parsers may (quoted local parts)
         self.clean = not settled.str.contains(_NEEDS_ESCAPE).any()
         column = work.get_column(self.value).clone()
-        column.scatter(where, settled)
-        return work.with_columns(column)
+        column.scatter(where, settled)  # (made contiguous)
+        return work.with_columns(_chunked_like(column, work.get_column(POS)))
 
     @property
     def failed(self) -> pl.Expr:
@@ -578,7 +593,16 @@ def _match_key(
     mode = mapping.matching
 
     def first(exprs: list[pl.Expr]) -> pl.Expr | None:
-        return (pl.coalesce(exprs) if len(exprs) > 1 else exprs[0]) if exprs else None
+        # a field and a subscription often read the same contact: coalesce it with itself once
+        unique: list[pl.Expr] = []
+        seen: set[tuple[str, ...]] = set()
+        for expr in exprs:
+            roots = tuple(expr.meta.root_names())
+            if roots and roots in seen:
+                continue
+            seen.add(roots)
+            unique.append(expr)
+        return (pl.coalesce(unique) if len(unique) > 1 else unique[0]) if unique else None
 
     def profile(field: str) -> pl.Expr | None:
         value = by_field.get(field)
