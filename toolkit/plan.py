@@ -17,6 +17,7 @@ import hashlib
 import html
 import itertools
 import json
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,32 +40,63 @@ __all__ = ["Batch", "Plan", "plan"]
 
 
 class _Bodies:
-    """The validated rows of a plan, shared by its batches; each body is encoded when asked for.
+    """The validated rows of a plan, shared by its batches; bodies are encoded when asked for.
 
-    A plan of a million rows holds its normalized rows once and no encoded profile, and a
-    launch holds only the bodies in flight. Every body is checked against the size the plan
-    promised before it leaves, so a body over the limit can never be sent.
+    A plan of a million rows holds its normalized rows once and no encoded profile. Asking
+    for a body encodes it with the next ones, up to ``WINDOW_ROWS`` rows, in one parallel
+    query, and keeps that window's other bodies for their turn (a launch asks in order):
+    memory holds one window, never the whole plan. Every body is checked against the size
+    the plan promised before it leaves, so a body over the limit can never be sent.
     """
 
-    def __init__(self, prepared: Prepared, encoder: RowEncoder, env: Envelope) -> None:
+    def __init__(self, prepared: Prepared, encoder: RowEncoder, env: Envelope, cuts: list[int]) -> None:
         self.frame = prepared.frame
         self.valid = prepared.valid
         self.encoder = encoder
         self.env = env
+        self.cuts = cuts
         self.positions = self.frame.get_column(POS).to_numpy()[self.valid]
+        self._window: dict[int, bytes] = {}
+        self._lock = threading.Lock()  # a launch sends from several threads
 
-    def body(self, start: int, stop: int, expected: int) -> bytes:
-        fragments = self.encoder.rows(self.frame[self.valid[start:stop]])
-        joined = fragments.str.join(self.env.separator.decode())
-        body = self.env.prefix + joined.cast(pl.Binary).item() + self.env.suffix
+    def body(self, index: int, expected: int) -> bytes:
+        with self._lock:
+            body = self._window.pop(index, None)
+            if body is None:
+                self._window = self._encode_window(index)
+                body = self._window.pop(index)
         if len(body) != expected:
-            raise AssertionError(
-                f"body of rows {start}..{stop} is {len(body):,} bytes, {expected:,} were planned"
-            )
+            raise AssertionError(f"body of batch {index} is {len(body):,} bytes, {expected:,} were planned")
         return body
+
+    def _encode_window(self, first: int) -> dict[int, bytes]:
+        cuts = self.cuts
+        last = first + 1
+        while last < len(cuts) - 1 and cuts[last + 1] - cuts[first] <= WINDOW_ROWS:
+            last += 1
+        start, stop = cuts[first], cuts[last]
+        fragments = self.encoder.rows(self.frame[self.valid[start:stop]], parallel=True)
+        sizes = np.diff(cuts[first : last + 1])
+        batch = pl.Series("batch", np.repeat(np.arange(first, last, dtype=np.int64), sizes))
+        bodies = (
+            pl.DataFrame({"batch": batch, "row": fragments})
+            .group_by("batch", maintain_order=True)
+            .agg(pl.col("row").str.join(self.env.separator.decode()))
+            .select(
+                "batch",
+                pl.concat_str(pl.lit(self.env.prefix.decode()), "row", pl.lit(self.env.suffix.decode()))
+                .cast(pl.Binary)
+                .alias("body"),
+            )
+        )
+        return dict(bodies.iter_rows())
 
     def keys(self, start: int, stop: int) -> list[str]:
         return self.frame.get_column(KEY).gather(self.valid[start:stop]).to_list()
+
+
+# Rows encoded together when a body is asked for: its window's bodies are built in parallel.
+WINDOW_ROWS = 100_000
 
 
 class Batch:
@@ -113,7 +145,7 @@ class Batch:
         if self._body is not None:
             return self._body
         assert self._bodies is not None
-        return self._bodies.body(*self._span, expected=self.nbytes)
+        return self._bodies.body(self.index, expected=self.nbytes)
 
     @property
     def rows(self) -> tuple[int, ...]:
@@ -426,7 +458,7 @@ def _build(
         prepared, sizes = prepared.keep(fits), sizes[fits]
 
     cuts = _cut_points(sizes, len(env.separator), budget, options["max_rows"])
-    bodies = _Bodies(prepared, encoder, env)
+    bodies = _Bodies(prepared, encoder, env, cuts)
     batches = tuple(
         Batch(
             index,
