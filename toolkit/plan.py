@@ -75,7 +75,7 @@ class _Bodies:
         while last < len(cuts) - 1 and cuts[last + 1] - cuts[first] <= WINDOW_ROWS:
             last += 1
         start, stop = cuts[first], cuts[last]
-        fragments = self.encoder.rows(self.frame[self.valid[start:stop]], parallel=True)
+        fragments = self.encoder.rows(self._gather(start, stop), parallel=True)
         sizes = np.diff(cuts[first : last + 1])
         batch = pl.Series("batch", np.repeat(np.arange(first, last, dtype=np.int64), sizes))
         bodies = (
@@ -91,12 +91,25 @@ class _Bodies:
         )
         return dict(bodies.iter_rows())
 
+    def _gather(self, start: int, stop: int) -> pl.DataFrame:
+        """Valid rows ``start..stop``.
+
+        The normalized frame is made of chunks; gathering from all of it would first join
+        them (a copy of the whole frame per call). The rows are in order, so the slice they
+        span holds them, and only that slice is touched.
+        """
+        rows = self.valid[start:stop]
+        if len(rows) == 0:
+            return self.frame.clear()
+        low = int(rows[0])
+        return self.frame.slice(low, int(rows[-1]) + 1 - low)[rows - low]
+
     def keys(self, start: int, stop: int) -> list[str]:
-        return self.frame.get_column(KEY).gather(self.valid[start:stop]).to_list()
+        return self._gather(start, stop).get_column(KEY).to_list()
 
 
 # Rows encoded together when a body is asked for: its window's bodies are built in parallel.
-WINDOW_ROWS = 100_000
+WINDOW_ROWS = 30_000
 
 
 class Batch:
@@ -469,7 +482,7 @@ def _build(
         )
         for index, (start, stop) in enumerate(itertools.pairwise(cuts))
     )
-    head = prepared.frame[prepared.valid[:20]]
+    head = bodies._gather(0, 20)
     preview_encoder = encoder if fmt == "json" else RowEncoder(prepared, mapping, "json", clean=frozenset())
     preview = [orjson.loads(r)["data"] for r in preview_encoder.rows(head).to_list()]
     return Plan(
