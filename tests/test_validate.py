@@ -112,10 +112,32 @@ def test_exact_email_parser_only_sees_distinct_dirty_values(monkeypatch: pytest.
 
     monkeypatch.setattr(validate, "_parse_email", counting)
     clean = [f"user{i}@example.com" for i in range(2000)]
-    emails = [*clean, "bad@", "bad@", "BAD@", "Пётр@почта.рф", "Пётр@почта.рф"]
+    emails = [*clean, "bad@@x", "bad@@x", "BAD@@X", "Пётр@почта.рф", "Пётр@почта.рф", "no-at-sign"]
     p = plan(pl.DataFrame({"email": emails}), Mapping({"email": "email"}), Trigger(1))
-    assert sorted(seen) == sorted(["bad@", "пётр@почта.рф"])  # lower-cased first: 'BAD@' == 'bad@'
+    # lower-cased first: 'BAD@@X' == 'bad@@x'; 'no-at-sign' is told apart in bulk
+    assert sorted(seen) == sorted(["bad@@x", "пётр@почта.рф"])
     assert p.summary()["valid"] == 2001
+    assert rejected(p)[-1][2] == (
+        "column 'email': 'no-at-sign' is not a valid email address (An email address must have an @-sign)"
+    )
+
+
+@pytest.mark.parametrize(("alphabet", "longest"), [("a.@ -", 7), ("a0._%+-@ b", 5)])
+def test_bulk_email_problems_say_what_the_exact_parser_says(alphabet: str, longest: int) -> None:
+    """Every value the bulk check names gets the parser's own sentence, over every short string."""
+    import itertools
+
+    values = [
+        text
+        for n in range(1, longest + 1)
+        for text in map("".join, itertools.product(alphabet, repeat=n))
+        if text == text.strip()
+    ]
+    problems = validate._email_shape_problem(pl.Series(values)).to_list()
+    named = [(v, p) for v, p in zip(values, problems, strict=True) if p is not None]
+    assert len(named) > len(values) // 4  # the shapes cover much of the dirt
+    for value, problem in named:
+        assert validate._parse_email(value) == (None, problem), value
 
 
 def test_exact_phone_parser_only_sees_distinct_dirty_values(monkeypatch: pytest.MonkeyPatch) -> None:
