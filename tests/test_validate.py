@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import toolkit.validate as validate
 from toolkit import Mapping, Subscription, Trigger, plan
@@ -581,6 +583,29 @@ def test_duplicates_are_counted_among_valid_rows_only(
         (4, "invalid_phone"),
     ]
     assert named in rows[1][2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["a@x.io", "b@x.io", "c@x.io", "A@X.IO "]), st.booleans()), max_size=30
+    ),
+    duplicates=st.sampled_from(["first", "last"]),
+)
+def test_duplicates_match_a_plain_reference(rows: list[tuple[str, bool]], duplicates: str) -> None:
+    """Kept rows: per key, the first (or last) valid row; invalid rows never count."""
+    df = pl.DataFrame(
+        {"email": [e for e, _ in rows], "phone": ["+79001234567" if ok else "junk" for _, ok in rows]},
+        schema={"email": pl.String, "phone": pl.String},
+    )
+    p = plan(df, Mapping({"email": "email", "phone": "phones"}), Trigger(1), duplicates=duplicates)
+    order = range(len(rows)) if duplicates == "first" else reversed(range(len(rows)))
+    chosen: dict[str, int] = {}
+    for i in order:
+        email, ok = rows[i]
+        if ok:
+            chosen.setdefault(email.strip().lower(), i)
+    assert [r for b in p.batches for r in b.rows] == sorted(chosen.values())
 
 
 def test_duplicate_custom_keys() -> None:

@@ -697,12 +697,14 @@ def _split_duplicates(
         return keys.is_first_distinct() if pick == "first" else keys.is_last_distinct()
 
     keys = frame.get_column(KEY)
-    # one hash pass over every key finds the candidates; an invalid row may come first with
-    # its key, so the few keys seen more than once are settled again among valid rows only
-    repeated = ~distinct(keys)
+    # the keys' 64-bit hashes find the candidates fast (equal keys, equal hashes); the few
+    # keys seen more than once are then compared as text among valid rows only, since an
+    # invalid row may come first with its key, or a hash may collide
+    hashes = keys.hash()
+    repeated = ~distinct(hashes)
     if not (repeated & ok).any():
         return ok.arg_true().to_numpy().astype(np.int64), empty
-    shared = (ok & keys.is_in(keys.filter(repeated).unique().implode())).fill_null(False)
+    shared = (ok & hashes.is_in(hashes.filter(repeated).unique().implode())).fill_null(False)
     lost = ~distinct(keys.filter(shared))
     kept = ok.clone()
     kept.scatter(shared.arg_true().filter(lost), False)
