@@ -333,3 +333,33 @@ def test_sizing_in_chunks_gives_the_same_batches(monkeypatch: pytest.MonkeyPatch
     assert bodies() == whole
     assert len(whole) > 1
     assert all(len(body) == nbytes for body, nbytes in whole)
+
+
+@pytest.mark.parametrize("order", ["forward", "backward", "shuffled", "threads"])
+def test_bodies_are_the_same_however_they_are_asked_for(monkeypatch: pytest.MonkeyPatch, order: str) -> None:
+    """Bodies are encoded a window at a time, the next window ahead: the order of asking must not show."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    segment = sample_customers(400, seed=3, kind="polars")
+    mapping = Mapping(
+        {"email": "email", "first_name": "_fname", "tags": "tags", "orders": "orders"},
+        subscriptions=[Subscription("sms", "phone", 20)],
+    )
+    expected = [b.body for b in plan(segment, mapping, Trigger(5), max_rows=10).batches]
+    monkeypatch.setattr(sys.modules["toolkit.plan"], "WINDOW_ROWS", 25)  # 2 batches a window
+    batches = plan(segment, mapping, Trigger(5), max_rows=10).batches
+    indices = list(range(len(batches)))
+    if order == "backward":
+        indices.reverse()
+    elif order == "shuffled":
+        random.Random(7).shuffle(indices)
+    if order == "threads":
+        with ThreadPoolExecutor(8) as pool:
+            got = dict(zip(indices, pool.map(lambda i: batches[i].body, indices), strict=True))
+    else:
+        got = {i: batches[i].body for i in indices}
+    assert len(expected) > 20
+    assert [got[i] for i in range(len(batches))] == expected
+    assert [b.nbytes for b in batches] == [len(body) for body in expected]
+    assert batches[3].body == expected[3]  # asked again: encoded again, the same

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import itertools
@@ -20,6 +21,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -44,9 +46,10 @@ class _Bodies:
 
     A plan of a million rows holds its normalized rows once and no encoded profile. Asking
     for a body encodes it with the next ones, up to ``WINDOW_ROWS`` rows, in one parallel
-    query, and keeps that window's other bodies for their turn (a launch asks in order):
-    memory holds one window, never the whole plan. Every body is checked against the size
-    the plan promised before it leaves, so a body over the limit can never be sent.
+    query, and keeps that window's other bodies for their turn (a launch asks in order);
+    meanwhile the window after it is encoded in the background. Memory holds two windows,
+    never the whole plan. Every body is checked against the size the plan promised before
+    it leaves, so a body over the limit can never be sent.
     """
 
     def __init__(self, prepared: Prepared, encoder: RowEncoder, env: Envelope, cuts: list[int]) -> None:
@@ -57,14 +60,22 @@ class _Bodies:
         self.cuts = cuts
         self.positions = self.frame.get_column(POS).to_numpy()[self.valid]
         self._window: dict[int, bytes] = {}
+        self._ahead: tuple[int, Future[dict[int, bytes]]] | None = None  # the next window, encoding
         self._lock = threading.Lock()  # a launch sends from several threads
 
     def body(self, index: int, expected: int) -> bytes:
         with self._lock:
             body = self._window.pop(index, None)
             if body is None:
-                self._window = self._encode_window(index)
+                ahead, self._ahead = self._ahead, None
+                if ahead is not None and ahead[0] == index:
+                    self._window = ahead[1].result()
+                else:
+                    self._window = self._encode_window(index)
                 body = self._window.pop(index)
+                following = max(self._window, default=index) + 1
+                if following < len(self.cuts) - 1:
+                    self._ahead = (following, _encoder_thread().submit(self._encode_window, following))
         if len(body) != expected:
             raise AssertionError(f"body of batch {index} is {len(body):,} bytes, {expected:,} were planned")
         return body
@@ -110,6 +121,12 @@ class _Bodies:
 
 # Rows encoded together when a body is asked for: its window's bodies are built in parallel.
 WINDOW_ROWS = 30_000
+
+
+@functools.cache
+def _encoder_thread() -> ThreadPoolExecutor:
+    """One background thread, shared by all plans, that encodes the next window ahead."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolkit-encode")
 
 
 class Batch:
