@@ -45,7 +45,7 @@ from toolkit.errors import InvalidArgumentError
 from toolkit.mapping import Mapping, Trigger
 from toolkit.validate import Prepared
 
-__all__ = ["Envelope", "RowEncoder", "envelope", "json_rows", "rows", "xml_rows"]
+__all__ = ["Envelope", "RowEncoder", "envelope", "json_rows", "rows", "take_sorted", "xml_rows"]
 
 _JSON_ESCAPES = (
     ["\\", '"'] + [chr(i) for i in range(32)],
@@ -118,8 +118,11 @@ def _xml_value(expr: pl.Expr, dtype: pl.DataType, tag: str, clean: bool = False)
     """A column's values as complete XML elements ``<tag>...</tag>`` (null stays null)."""
     if isinstance(dtype, pl.List):
         inner = dtype.inner
-        item = _xml_escape(pl.element()) if inner == pl.String else _xml_scalar(pl.element(), inner)
-        many = expr.list.eval(pl.lit(f"<{tag}>") + item + pl.lit(f"</{tag}>")).list.join("\n")
+        # items as text (numbers and booleans print as their scalars do), escaped unless clean
+        items = expr.cast(pl.List(pl.String)) if inner != pl.String else expr
+        if not clean:
+            items = items.list.eval(_xml_escape(pl.element()))
+        many = pl.lit(f"<{tag}>") + items.list.join(f"</{tag}>\n<{tag}>") + pl.lit(f"</{tag}>")
         one = (
             pl.lit(f"<{tag} array='true'>")
             + _xml_escape(expr.list.first().cast(pl.String))
@@ -139,6 +142,13 @@ def _xml_value(expr: pl.Expr, dtype: pl.DataType, tag: str, clean: bool = False)
     return pl.lit(f"<{tag}>") + _xml_scalar(expr, dtype, clean) + pl.lit(f"</{tag}>")
 
 
+def _xml_pieces(expr: pl.Expr, dtype: pl.DataType, tag: str, clean: bool) -> list[Piece]:
+    """:func:`_xml_value` as pieces: scalar tags are literals around the value."""
+    if isinstance(dtype, (pl.List, pl.Struct)):
+        return [_xml_value(expr, dtype, tag, clean)]
+    return [f"<{tag}>", _xml_scalar(expr, dtype, clean), f"</{tag}>"]
+
+
 def _xml_scalar(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Expr:
     if dtype == pl.String:
         return _xml_escape(expr, clean)
@@ -149,10 +159,13 @@ def _xml_scalar(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
 
 def _escape_free(frame: pl.DataFrame, columns: list[str], pattern: str) -> frozenset[str]:
     """The text columns where no value needs escaping, checked in one parallel query."""
-    text = [c for c in dict.fromkeys(columns) if frame.schema[c] == pl.String]
+    text = [c for c in dict.fromkeys(columns) if frame.schema[c] in (pl.String, pl.List(pl.String))]
     if not text:
         return frozenset()
-    found = frame.select(pl.col(c).str.contains(pattern).any() for c in text).row(0)
+    found = frame.select(
+        (pl.col(c).explode() if frame.schema[c] != pl.String else pl.col(c)).str.contains(pattern).any()
+        for c in text
+    ).row(0)
     return frozenset(c for c, needs in zip(text, found, strict=True) if not needs)
 
 
@@ -210,7 +223,6 @@ class RowEncoder:
                 frame, columns, _NEEDS_JSON_ESCAPE if format == "json" else _NEEDS_XML_ESCAPE
             )
         self._clean = clean | prepared.clean
-        self._row = self._json_row() if format == "json" else self._xml_row()
 
     # -- JSON -------------------------------------------------------------------------------------
     def _json_parts(self) -> list[tuple[str, str, pl.DataType]]:
@@ -286,23 +298,36 @@ class RowEncoder:
         return len('{"data":{}}') + total + pl.max_horizontal(present - 1, pl.lit(0, dtype=pl.Int64))
 
     # -- XML --------------------------------------------------------------------------------------
-    def _xml_row(self) -> pl.Expr:
-        parts = [_xml_value(pl.col(c), self._schema[c], f, c in self._clean) for f, c in self._fields]
-        subs = []
-        for sub, column in self._subscriptions:
-            rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
-            value = _xml_value(pl.col(column), self._schema[column], sub.contact_field, column in self._clean)
-            subs.append(
-                pl.lit(f"<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n")
-                + value
-                + pl.lit(f"\n{rest}\n</subscriptions>")
+    def _xml_row(self, nullable: frozenset[str] | None = None) -> pl.Expr:
+        """The fragment of a row, built like :meth:`_json_row`: one concatenation, nulls left out.
+
+        ``<data>``, then each element on its own line, then ``</data>``; ``<data/>`` for a row
+        with nothing to say.
+        """
+        pieces: list[Piece] = []
+        for f, c in self._fields:
+            value = ["\n", *_xml_pieces(pl.col(c), self._schema[c], f, c in self._clean)]
+            pieces.extend(
+                value if nullable is not None and c not in nullable else [_concat(value, ignore_nulls=False)]
             )
-        if subs:
-            joined = pl.concat_str(subs, separator="\n", ignore_nulls=True)
-            parts.append(pl.when(joined.str.len_bytes() > 0).then(joined))
-        body = pl.concat_str(parts, separator="\n", ignore_nulls=True) if parts else pl.lit("")
-        row = pl.when(body.str.len_bytes() > 0).then(pl.lit("<data>\n") + body + pl.lit("\n</data>"))
-        return row.otherwise(pl.lit("<data/>"))
+        for sub, c in self._subscriptions:
+            rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
+            item = [
+                f"\n<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n",
+                *_xml_pieces(pl.col(c), self._schema[c], sub.contact_field, c in self._clean),
+                f"\n{rest}\n</subscriptions>",
+            ]
+            pieces.extend(
+                item if nullable is not None and c not in nullable else [_concat(item, ignore_nulls=False)]
+            )
+        if any(isinstance(p, str) for p in pieces):  # something is always there
+            return _concat(["<data>", *pieces, "\n</data>"])
+        inner = _concat(pieces)
+        return (
+            pl.when(inner.str.len_bytes() > 0)
+            .then(_concat(["<data>", inner, "\n</data>"]))
+            .otherwise(pl.lit("<data/>"))
+        )
 
     # -- use --------------------------------------------------------------------------------------
     def rows(self, frame: pl.DataFrame, *, parallel: bool = False) -> pl.Series:
@@ -311,12 +336,12 @@ class RowEncoder:
         ``parallel`` runs the streaming engine, which encodes slices of the rows on every core:
         worth it from some ten thousand rows.
         """
+        # the expression is fitted to these rows: columns without nulls are written inline
+        nullable = frozenset(c for c in frame.columns if frame.get_column(c).has_nulls())
         if self.format == "json":
-            # the expression is fitted to these rows: columns without nulls are written inline
-            nullable = frozenset(c for c in frame.columns if frame.get_column(c).has_nulls())
             row = self._json_row(nullable)
         else:
-            row = self._row
+            row = self._xml_row(nullable)
         query = frame.lazy().select(row.alias("row"))
         return query.collect(engine="streaming" if parallel else "in-memory").to_series()
 
@@ -336,8 +361,27 @@ class RowEncoder:
         out = np.empty(len(rows), dtype=np.int64)
         for start in range(0, len(rows), SIZE_CHUNK_ROWS):
             chunk = rows[start : start + SIZE_CHUNK_ROWS]
-            out[start : start + len(chunk)] = self.rows(frame[chunk]).str.len_bytes().to_numpy()
+            out[start : start + len(chunk)] = (
+                self.rows(take_sorted(frame, chunk), parallel=True).str.len_bytes().to_numpy()
+            )
         return out
+
+
+def take_sorted(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """The rows of ``frame`` at ``rows`` (ascending row numbers).
+
+    A prepared frame is made of chunks; gathering from all of it would first join them (a
+    copy of the whole frame per call). The rows are in order, so the slice they span holds
+    them, and only that slice is touched.
+
+    Example:
+        >>> take_sorted(pl.DataFrame({"a": [10, 11, 12, 13]}), np.array([1, 3]))["a"].to_list()
+        [11, 13]
+    """
+    if len(rows) == 0:
+        return frame.clear()
+    low = int(rows[0])
+    return frame.slice(low, int(rows[-1]) + 1 - low)[rows - low]
 
 
 # Rows measured per step in XML: bounds the fragments held while sizing.

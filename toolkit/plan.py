@@ -32,7 +32,7 @@ import phonenumbers
 import polars as pl
 
 from toolkit.contract import MAX_BODY_BYTES, Format
-from toolkit.encode import Envelope, RowEncoder, envelope
+from toolkit.encode import Envelope, RowEncoder, envelope, take_sorted
 from toolkit.errors import InvalidArgumentError, did_you_mean
 from toolkit.frames import SourceFrame
 from toolkit.mapping import Mapping, Trigger
@@ -103,17 +103,8 @@ class _Bodies:
         return dict(bodies.iter_rows())
 
     def _gather(self, start: int, stop: int) -> pl.DataFrame:
-        """Valid rows ``start..stop``.
-
-        The normalized frame is made of chunks; gathering from all of it would first join
-        them (a copy of the whole frame per call). The rows are in order, so the slice they
-        span holds them, and only that slice is touched.
-        """
-        rows = self.valid[start:stop]
-        if len(rows) == 0:
-            return self.frame.clear()
-        low = int(rows[0])
-        return self.frame.slice(low, int(rows[-1]) + 1 - low)[rows - low]
+        """Valid rows ``start..stop`` of the normalized frame."""
+        return take_sorted(self.frame, self.valid[start:stop])
 
     def keys(self, start: int, stop: int) -> list[str]:
         return self._gather(start, stop).get_column(KEY).to_list()
