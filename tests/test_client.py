@@ -13,6 +13,8 @@ import json
 import logging
 import pickle
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ import toolkit
 from toolkit import contract
 from toolkit.client import Client, TaskStatus, splice_token
 from toolkit.errors import (
+    AlreadyLaunched,
     ApiError,
     AuthError,
     ConfigurationError,
@@ -38,6 +41,7 @@ from toolkit.errors import (
     ToolkitError,
     TransportError,
 )
+from toolkit.journal import Journal
 from toolkit.sandbox import serve
 from toolkit.sandbox.knobs import Faults, Knobs
 
@@ -469,3 +473,213 @@ def test_logs_never_show_the_token(
     assert sb.token not in text and "LEAKY-TOKEN-XYZ" not in text  # type: ignore[attr-defined]
     client.close()
     bad.close()
+
+
+# --- import_and_start: journalled, once -----------------------------------------------------------
+def _single_sends(server: object) -> list[dict]:
+    """The sandbox's trigger sends of single imports (no task id), oldest first."""
+    return [s for s in _inspect(server, "sends") if s["task_id"] is None]
+
+
+def test_import_and_start_twice_sends_once(
+    sb: object, make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    client = make_client(sb)
+    row = {"email": "once@client.test", "name": "Once"}
+    answer = client.import_and_start(row, MAPPING, TRIGGER)
+    assert answer["error"] == 0 and answer["profile_id"]
+    with pytest.raises(
+        AlreadyLaunched, match=r"already sent to trigger 96 .* at \d{4}-\d\d-\d\d .*force=True"
+    ) as info:
+        client.import_and_start(dict(row), MAPPING, TRIGGER)  # the re-run cell
+    assert answer["profile_id"] in str(info.value) and info.value.previous.profile_id == answer["profile_id"]
+    assert _calls(caplog, contract.SINGLE_PATH, 1) == ["200"]  # the second call sent nothing
+    sends = _single_sends(sb)
+    assert [(s["trigger_id"], s["profile_id"]) for s in sends] == [(96, answer["profile_id"])]
+    # the same row as a one-row frame is the same body: still refused
+    with pytest.raises(AlreadyLaunched):
+        client.import_and_start(pl.DataFrame([row]), MAPPING, TRIGGER)
+    # force=True sends again on purpose, once; a later plain call is refused again
+    again = client.import_and_start(row, MAPPING, TRIGGER, force=True)
+    assert again["profile_id"] == answer["profile_id"] and len(_single_sends(sb)) == 2
+    with pytest.raises(AlreadyLaunched):
+        client.import_and_start(row, MAPPING, TRIGGER)
+    assert len(_single_sends(sb)) == 2
+    # another trigger, or another profile, is another send
+    client.import_and_start(row, MAPPING, toolkit.Trigger(97))
+    client.import_and_start({"email": "twice@client.test", "name": "T"}, MAPPING, TRIGGER)
+    assert len(_single_sends(sb)) == 4
+    states = [(r.trigger_id, r.state, r.forced) for r in client.journal.singles()]
+    assert states == [(96, "sent", False), (96, "sent", True), (97, "sent", False), (96, "sent", False)]
+    client.close()
+
+
+def test_import_and_start_refused_is_not_counted_as_sent(sb: object, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite"
+    row = {"email": "refused@client.test", "name": "R"}
+    bad = Client(sb.url, "WRONG-TOKEN-FOR-SINGLE", journal=journal)  # type: ignore[attr-defined]
+    with pytest.raises(AuthError):
+        bad.import_and_start(row, MAPPING, TRIGGER)
+    (attempt,) = bad.journal.singles()
+    assert (attempt.state, attempt.error_code, attempt.profile_id) == ("failed", 403, None)
+    bad.close()
+    assert _single_sends(sb) == []
+    good = Client(sb.url, sb.token, journal=journal)  # type: ignore[attr-defined]
+    assert good.import_and_start(row, MAPPING, TRIGGER)["profile_id"]  # the retry goes out
+    assert len(_single_sends(sb)) == 1
+    with pytest.raises(AlreadyLaunched):
+        good.import_and_start(row, MAPPING, TRIGGER)
+    assert [r.state for r in good.journal.singles()] == ["failed", "sent"]
+    good.close()
+
+
+def test_import_and_start_503_refused_by_the_platform_can_be_retried(
+    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    seed = _seed_for(["503", "ok"], fail_rate=0.5)
+    with serve(seed=seed, fail_rate=0.5) as server:
+        client = make_client(server, max_retries=0)  # the 503 is the answer, not retried inside
+        row = {"email": "busy@client.test", "name": "B"}
+        with pytest.raises(ApiError) as info:
+            client.import_and_start(row, MAPPING, TRIGGER)
+        assert info.value.code == 503 and not isinstance(info.value, OutcomeUnknown)
+        assert client.journal.singles()[0].state == "failed"
+        assert client.import_and_start(row, MAPPING, TRIGGER)["profile_id"]
+        assert _calls(caplog, contract.SINGLE_PATH, 2) == ["503 (failed)", "200"]
+        assert len(_single_sends(server)) == 1
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "knobs", "imported"),
+    [
+        ("drop", {"drop_rate": 0.5}, 0),  # closed before handling: nothing done, but who can tell
+        ("lose", {"lose_response_rate": 0.5}, 1),  # handled, answer lost: the platform has it
+        ("500", {"fail_rate": 0.5}, 0),  # HTTP 500: maybe done
+    ],
+)
+def test_import_and_start_lost_answer_is_unknown_and_never_resent(
+    make_client: Callable[..., Client],
+    caplog: pytest.LogCaptureFixture,
+    fault: str,
+    knobs: dict[str, float],
+    imported: int,
+) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
+    seed = _seed_for([fault, "ok"], **knobs)
+    with serve(seed=seed, **knobs) as server:  # type: ignore[arg-type]
+        client = make_client(server)
+        row = {"email": f"{fault}@client.test", "name": "U"}
+        with pytest.raises(OutcomeUnknown, match=r"force=True") as first:
+            client.import_and_start(row, MAPPING, TRIGGER)
+        assert "resend_unknown" not in str(first.value)  # a single send has no Launch
+        (attempt,) = client.journal.singles()
+        assert attempt.state == "unknown"
+        assert len(_single_sends(server)) == imported
+        client.close()
+        # the next call (here: a new client on the same journal) sends nothing
+        again = make_client(server)
+        with pytest.raises(OutcomeUnknown, match=r"Check on the platform first.*force=True") as second:
+            again.import_and_start(row, MAPPING, TRIGGER)
+        assert not isinstance(second.value, AlreadyLaunched)
+        assert len(_calls(caplog, contract.SINGLE_PATH, 1)) == 1
+        # force=True: checked, send it again on purpose
+        assert again.import_and_start(row, MAPPING, TRIGGER, force=True)["profile_id"]
+        assert len(_single_sends(server)) == imported + 1
+        with pytest.raises(AlreadyLaunched):
+            again.import_and_start(row, MAPPING, TRIGGER)
+        assert [r.state for r in again.journal.singles()] == ["unknown", "sent"]
+        again.close()
+
+
+def test_import_and_start_new_process_refuses_the_repeat(
+    sb: object, make_client: Callable[..., Client], tmp_path: Path
+) -> None:
+    client = make_client(sb)
+    row = {"email": "process@client.test", "name": "P"}
+    client.import_and_start(row, MAPPING, TRIGGER)
+    client.close()
+    script = (
+        "import sys, toolkit\n"
+        "from toolkit.client import Client\n"
+        "client = Client(sys.argv[1], sys.argv[2], journal=sys.argv[3])\n"
+        "mapping = toolkit.Mapping({'email': 'email', 'name': '_fname'})\n"
+        "try:\n"
+        "    client.import_and_start({'email': 'process@client.test', 'name': 'P'}, mapping,"
+        " toolkit.Trigger(96))\n"
+        "except toolkit.AlreadyLaunched as exc:\n"
+        "    print('refused:', exc)\n"
+        "else:\n"
+        "    print('sent')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, sb.url, sb.token, str(tmp_path / "journal.sqlite")],  # type: ignore[attr-defined]
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.startswith("refused:") and "force=True" in done.stdout, done.stdout + done.stderr
+    assert len(_single_sends(sb)) == 1
+
+
+def test_import_and_start_concurrent_calls_send_once(make_client: Callable[..., Client]) -> None:
+    """Two notebooks (two journal connections) sending the same profile at the same moment."""
+    with serve(latency_ms=400) as server:
+        clients = [make_client(server), make_client(server)]
+        row = {"email": "race@client.test", "name": "R"}
+        outcomes: list[object] = []
+        barrier = threading.Barrier(2)
+
+        def send(client: Client) -> None:
+            barrier.wait()
+            try:
+                outcomes.append(client.import_and_start(row, MAPPING, TRIGGER)["profile_id"])
+            except (OutcomeUnknown, AlreadyLaunched) as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=send, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        sent = [o for o in outcomes if isinstance(o, str)]
+        refused = [o for o in outcomes if not isinstance(o, str)]
+        assert len(sent) == 1 and len(refused) == 1
+        assert isinstance(refused[0], OutcomeUnknown) and "another process" in str(refused[0])
+        assert len(_single_sends(server)) == 1
+        for c in clients:
+            c.close()
+
+
+@pytest.mark.parametrize("token_in_body", [False, True])
+def test_import_and_start_journal_holds_no_token_and_no_profile(
+    make_client: Callable[..., Client], tmp_path: Path, token_in_body: bool
+) -> None:
+    token = "VERY-SECRET-SINGLE-TOKEN-42"
+    with serve(token=token) as server:
+        client = make_client(server, token_in_body=token_in_body)
+        row = {"email": "private.person@secret-domain.test", "name": "Privatina"}
+        answer = client.import_and_start(row, MAPPING, TRIGGER)
+        with pytest.raises(AlreadyLaunched):
+            client.import_and_start(row, MAPPING, TRIGGER)
+        # the identity is the body without the token: the other way of passing it is the same send
+        other = make_client(server, token_in_body=not token_in_body)
+        with pytest.raises(AlreadyLaunched):
+            other.import_and_start(row, MAPPING, TRIGGER)
+        (record,) = client.journal.singles()
+        client.close()
+        other.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("journal.sqlite"))
+    assert raw and token.encode() not in raw
+    assert b"private.person" not in raw and b"secret-domain" not in raw and b"Privatina" not in raw
+    assert record.digest.encode() in raw and answer["profile_id"].encode() in raw
+    check = Journal(tmp_path / "journal.sqlite")
+    columns = [r[1] for r in check._query("PRAGMA table_info(single_sends)")]
+    assert columns == [
+        "send_id", "host", "trigger_id", "digest", "format", "state", "forced", "sent_at", "finished_at",
+        "profile_id", "task_id", "error_code", "error",
+    ]  # fmt: skip
+    check.close()

@@ -235,3 +235,83 @@ def test_link_to_a_batch_in_flight_is_unknown_and_names_it(journal: Journal) -> 
     journal.mark_sent(a, 1, "t1")
     journal.link(b, 1, journal.batch(a, 1))
     assert (journal.batch(b, 1).state, journal.batch(b, 1).task_id) == ("sent", "t1")
+
+
+# --- single sends (Client.import_and_start) -----------------------------------------------------
+def _claim(
+    j: Journal, *, digest: str = "d" * 64, trigger_id: int = 96, host: str = HOST, force: bool = False
+):
+    return j.claim_single(host=host, trigger_id=trigger_id, digest=digest, format="json", force=force)
+
+
+def test_single_send_states(journal: Journal) -> None:
+    first, claimed = _claim(journal)
+    assert claimed and first.state == "sending" and first.sent_at and first.finished_at is None
+    holder, claimed = _claim(journal)  # in flight (or its process stopped): may be sent
+    assert not claimed and holder.send_id == first.send_id and holder.was_sent
+    journal.mark_single_failed(first.send_id, "AuthError: refused by the platform", code=403)
+    retry, claimed = _claim(journal)  # refused: not counted as sent
+    assert claimed and retry.send_id != first.send_id
+    journal.mark_single_unknown(retry.send_id, "its answer was lost (ReadTimeout)")
+    holder, claimed = _claim(journal)
+    assert not claimed and (holder.state, holder.error) == ("unknown", "its answer was lost (ReadTimeout)")
+    forced, claimed = _claim(journal, force=True)  # checked on the platform: sent again on purpose
+    assert claimed and forced.forced
+    journal.mark_single_sent(forced.send_id, profile_id="p1", task_id=None)
+    holder, claimed = _claim(journal)
+    assert not claimed and (holder.send_id, holder.state, holder.profile_id) == (forced.send_id, "sent", "p1")
+    assert holder.finished_at is not None
+    assert [r.state for r in journal.singles(digest="d" * 64)] == ["failed", "unknown", "sent"]
+    # another trigger, host or body is another send; batches are not affected
+    assert _claim(journal, trigger_id=97)[1] and _claim(journal, host="https://prod.example.com")[1]
+    assert _claim(journal, digest="e" * 64)[1]
+    assert journal.history() == []
+
+
+def test_single_claim_is_atomic_across_connections(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journals = [Journal(path) for _ in range(8)]
+    barrier = threading.Barrier(len(journals))
+    claimed: list[bool] = []
+
+    def worker(j: Journal) -> None:
+        barrier.wait()
+        claimed.append(_claim(j)[1])
+
+    threads = [threading.Thread(target=worker, args=(j,)) for j in journals]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == [False] * 7 + [True]
+    assert len(journals[0].singles()) == 1
+    for j in journals:
+        j.close()
+
+
+def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
+    from toolkit import journal as journal_module
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(journal_module._SCHEMA)  # what version 1 wrote: no single_sends table
+    old.execute("PRAGMA user_version=1")
+    old.execute(
+        "INSERT INTO launches (launch_id, label, trigger_id, host, created, fingerprint) VALUES (?,?,?,?,?,?)",
+        ("abc123", "old launch", 96, HOST, "2024-01-01T00:00:00.000+00:00", "f" * 64),
+    )
+    old.commit()
+    old.close()
+    j = Journal(path)
+    assert j.find("old launch").launch_id == "abc123"  # the old records still read
+    assert _claim(j)[1] and len(j.singles()) == 1
+    j.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    check.execute("PRAGMA user_version=9")  # a file from a newer toolkit keeps its version
+    check.commit()
+    check.close()
+    Journal(path).close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 9
+    check.close()

@@ -43,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -61,6 +62,7 @@ from requests.adapters import HTTPAdapter
 from toolkit import contract
 from toolkit._retry import Backoff, TokenBucket, parse_retry_after
 from toolkit.errors import (
+    AlreadyLaunched,
     ApiError,
     AuthError,
     ConfigurationError,
@@ -72,7 +74,7 @@ from toolkit.errors import (
     ResponseInfo,
     TransportError,
 )
-from toolkit.journal import Journal, api_host
+from toolkit.journal import Journal, SingleRecord, api_host
 
 if TYPE_CHECKING:
     from toolkit.launch import Launch
@@ -547,23 +549,97 @@ class Client:
         return TaskStatus.from_payload(task_id, payload)
 
     def import_and_start(
-        self, record_or_row: Any, mapping: Any, trigger: Any, *, format: contract.Format = "json"
+        self,
+        record_or_row: Any,
+        mapping: Any,
+        trigger: Any,
+        *,
+        format: contract.Format = "json",
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Import one profile and start the trigger for it (``campaigns/triggers/import_and_start``).
+        """Import one profile and start the trigger for it (``campaigns/triggers/import_and_start``),
+        once: a re-run sends nothing and raises.
 
         ``record_or_row`` is one row of a segment: a dict of column -> value, or a one-row
         frame. It goes through the same validation and encoding as a plan, so the profile
-        sent is exactly the one a launch would send. Returns the platform's answer.
-        Not journalled and not retried once sent (use :meth:`launch` for idempotent sends).
+        sent is exactly the one a launch would send. Returns the platform's answer
+        (``{"error": 0, "profile_id": ...}``).
+
+        Journalled like a launch's batches: the send is identified by the host, the
+        trigger and the sha256 of the exact body (no token in it), and claimed in the
+        journal before it goes out, so a re-run cell, a second notebook or a new process
+        with the same journal never mails the customer twice:
+
+        * sent before: raises :class:`~toolkit.errors.AlreadyLaunched` (when, and the
+          profile id), nothing is sent; ``force=True`` sends again on purpose;
+        * earlier answer lost (connection dropped after sending, HTTP 500, a process
+          stopped mid-request): raises :class:`~toolkit.errors.OutcomeUnknown`, nothing is
+          sent; check on the platform whether the profile was imported, then
+          ``force=True`` sends it again if it was not;
+        * refused earlier (an :class:`~toolkit.errors.ApiError` such as a wrong token, or
+          the platform never reached): not counted as sent, a new call sends it.
+
+        The journal keeps the body's digest, trigger, host, state, times and the ids the
+        platform answered with; never the token or the profile's data. Not retried once
+        it may have reached the platform (see the module docs); use :meth:`launch` for many
+        profiles.
 
         Example (needs a server)::
 
-            client.import_and_start({"email": "a@x.io", "name": "Ann"}, mapping, Trigger(96))
+            row = {"email": "ann@x.io", "name": "Ann"}
+            client.import_and_start(row, mapping, Trigger(96))       # {'error': 0, 'profile_id': '...'}
+            client.import_and_start(row, mapping, Trigger(96))       # AlreadyLaunched: sent at ...
+            client.import_and_start(row, mapping, Trigger(96), force=True)  # sent again, on purpose
         """
         from toolkit.launch import single_body
 
         body = single_body(record_or_row, mapping, trigger, format=format)
-        return self.call(contract.SINGLE_PATH, body, format=format, idempotent=False)
+        trigger_id = int(trigger.trigger_id)
+        digest = hashlib.sha256(body).hexdigest()
+        journal = self.journal
+        record, claimed = journal.claim_single(
+            host=self.host, trigger_id=trigger_id, digest=digest, format=format, force=force
+        )
+        if not claimed:
+            if record.state == "sent":
+                raise AlreadyLaunched(_single_sent_message(record), previous=record)
+            raise OutcomeUnknown(
+                _single_unknown_message(record),
+                request=RequestInfo("POST", self.base_url + contract.SINGLE_PATH),
+            )
+        send_id = record.send_id
+        try:
+            payload = self.call(contract.SINGLE_PATH, body, format=format, idempotent=False)
+        except OutcomeUnknown as exc:
+            reason = _unknown_reason(exc)
+            journal.mark_single_unknown(send_id, reason)
+            raise OutcomeUnknown(
+                f"import_and_start to trigger {trigger_id} on {self.host}: {reason}; the platform may have "
+                "imported the profile and started the trigger, so it is journalled as unknown and never "
+                "re-sent by itself: check the platform, then call import_and_start(..., force=True) to "
+                "send it again if it was not imported",
+                request=exc.request,
+                response=exc.response,
+            ) from exc
+        except ApiError as exc:
+            journal.mark_single_failed(
+                send_id, f"{type(exc).__name__}: refused by the platform", code=exc.code
+            )
+            raise
+        except TransportError:  # never reached the platform (OutcomeUnknown is above)
+            journal.mark_single_failed(send_id, "TransportError: never delivered")
+            raise
+        except BaseException as exc:
+            # anything unexpected once claimed (Ctrl-C, a bug): the request may have gone out
+            journal.mark_single_unknown(send_id, f"interrupted while sending ({type(exc).__name__})")
+            raise
+        profile_id, task_id = payload.get("profile_id"), payload.get("task_id")
+        journal.mark_single_sent(
+            send_id,
+            profile_id=None if profile_id in (None, "") else str(profile_id),
+            task_id=None if task_id in (None, "") else str(task_id),
+        )
+        return payload
 
     def launch(
         self,
@@ -615,6 +691,47 @@ class Client:
         from toolkit.launch import history_frame
 
         return history_frame(self.journal, kind=kind)
+
+
+def _when(timestamp: str) -> str:
+    return timestamp[:19].replace("T", " ") + " UTC"
+
+
+def _single_sent_message(record: SingleRecord) -> str:
+    answer = f", profile {record.profile_id}" if record.profile_id else ""
+    answer += f", task {record.task_id}" if record.task_id else ""
+    return (
+        f"this profile was already sent to trigger {record.trigger_id} on {record.host} with "
+        f"import_and_start at {_when(record.finished_at or record.sent_at)}{answer} (journal send "
+        f"{record.send_id}). Nothing was sent now; to send it again on purpose: "
+        "client.import_and_start(..., force=True)"
+    )
+
+
+def _single_unknown_message(record: SingleRecord) -> str:
+    if record.state == "sending":
+        what = (
+            f"is being sent by another process since {_when(record.sent_at)}, or was caught in flight "
+            "when its process stopped"
+        )
+    else:
+        what = f"was sent at {_when(record.sent_at)} but {record.error or 'its answer was lost'}"
+    return (
+        f"this profile's import_and_start to trigger {record.trigger_id} on {record.host} {what} "
+        f"(journal send {record.send_id}): the platform may or may not have imported it and started "
+        "the trigger. Nothing was sent now. Check on the platform first; if it was not imported, "
+        "client.import_and_start(..., force=True) sends it again"
+    )
+
+
+def _unknown_reason(exc: OutcomeUnknown) -> str:
+    """Why an outcome is unknown, in the toolkit's words (no server text, no token)."""
+    if exc.response is not None and exc.response.status_code >= 500:
+        return f"the platform answered HTTP {exc.response.status_code}"
+    cause = exc.__cause__
+    if cause is not None:
+        return f"its answer was lost ({type(cause).__name__})"
+    return "its answer was lost"
 
 
 def _short(exc: BaseException) -> str:

@@ -13,7 +13,10 @@ What is stored, and what never is:
 * batches: index, sha256 of the body, the input row positions, row count, state, task
   id, attempts, times, remote status/progress and result counts;
 * sent rows: the sha256 of each row's match key (to answer "was this key sent?");
-* row results once a task completes: position, status, profile id, error code, text.
+* row results once a task completes: position, status, profile id, error code, text;
+* single sends (``Client.import_and_start``): the sha256 of the body, trigger id, host,
+  format, state, times, attempts' outcome (profile id / task id the platform gave, error
+  code and a short reason written by the toolkit, never the platform's text).
 
 Never the token, never a request body, never profile data (emails, names, phones).
 
@@ -23,6 +26,13 @@ Batch states::
                    |          \\--> failed    (the task ran and failed: it was sent)
                    |--> unknown              (the answer was lost after sending)
                    \\--> failed               (refused / never delivered: task_id is NULL)
+
+Single sends have one row per attempt; the latest attempt that is (or may be) sent
+decides::
+
+    sending --> sent                     (the platform answered: never send it again)
+       |------> unknown                  (the answer was lost: check, then force=True)
+       \\------> failed                   (refused / never delivered: safe to send again)
 
 The file is opened in WAL mode so a notebook and a CLI can read it while a launch
 writes; each write is one short transaction.
@@ -66,6 +76,7 @@ __all__ = [
     "Journal",
     "LaunchRecord",
     "RowResult",
+    "SingleRecord",
     "api_host",
     "key_hash",
 ]
@@ -76,7 +87,8 @@ BatchState = Literal["planned", "sending", "sent", "unknown", "completed", "fail
 #: States meaning "the platform has (or may have) this batch": never send it again by itself.
 SENT_STATES: Final = frozenset({"sending", "sent", "unknown", "completed"})
 
-_SCHEMA_VERSION = 1
+#: ``PRAGMA user_version`` of a journal written by this code (see ``_MIGRATIONS``).
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS launches (
     launch_id   TEXT PRIMARY KEY,
@@ -132,6 +144,31 @@ CREATE TABLE IF NOT EXISTS row_results (
     PRIMARY KEY (launch_id, position)
 );
 """
+#: Schema changes by version, applied in order to files of a lower ``user_version``. Each is
+#: idempotent (``IF NOT EXISTS``): two processes opening an old file at once both may run it.
+_MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (
+        2,
+        """
+CREATE TABLE IF NOT EXISTS single_sends (
+    send_id     TEXT PRIMARY KEY,
+    host        TEXT NOT NULL,
+    trigger_id  INTEGER,
+    digest      TEXT NOT NULL,
+    format      TEXT NOT NULL DEFAULT 'json',
+    state       TEXT NOT NULL DEFAULT 'sending',
+    forced      INTEGER NOT NULL DEFAULT 0,
+    sent_at     TEXT NOT NULL,
+    finished_at TEXT,
+    profile_id  TEXT,
+    task_id     TEXT,
+    error_code  INTEGER,
+    error       TEXT
+);
+CREATE INDEX IF NOT EXISTS single_sends_identity ON single_sends (digest, trigger_id, host);
+""",
+    ),
+)
 
 
 def _now() -> str:
@@ -232,6 +269,55 @@ class RowResult:
     error_text: str | None = None
 
 
+SingleState = Literal["sending", "sent", "unknown", "failed"]
+
+
+@dataclass(frozen=True)
+class SingleRecord:
+    """One attempt of a single send (``Client.import_and_start``): identity and outcome only.
+
+    ``state`` is ``sending`` (in flight, or its process stopped), ``sent``, ``unknown`` (the
+    answer was lost) or ``failed`` (refused or never delivered: it may be sent again).
+    """
+
+    send_id: str
+    host: str
+    trigger_id: int | None
+    digest: str
+    format: str
+    state: str
+    forced: bool
+    sent_at: str
+    finished_at: str | None
+    profile_id: str | None
+    task_id: str | None
+    error_code: int | None
+    error: str | None
+
+    @property
+    def was_sent(self) -> bool:
+        """True when the platform has or may have this body (never send it again by itself)."""
+        return self.state in ("sending", "sent", "unknown")
+
+
+def _single(row: sqlite3.Row) -> SingleRecord:
+    return SingleRecord(
+        send_id=row["send_id"],
+        host=row["host"],
+        trigger_id=row["trigger_id"],
+        digest=row["digest"],
+        format=row["format"],
+        state=row["state"],
+        forced=bool(row["forced"]),
+        sent_at=row["sent_at"],
+        finished_at=row["finished_at"],
+        profile_id=row["profile_id"],
+        task_id=row["task_id"],
+        error_code=row["error_code"],
+        error=row["error"],
+    )
+
+
 def _batch(row: sqlite3.Row) -> BatchRecord:
     return BatchRecord(
         launch_id=row["launch_id"],
@@ -303,12 +389,22 @@ class Journal:
                         self._conn.execute("PRAGMA journal_mode=WAL")
                     self._conn.execute("PRAGMA synchronous=NORMAL")
                     self._conn.executescript(_SCHEMA)
-                    self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                    self._migrate()
                     break
                 except sqlite3.OperationalError as exc:
                     if "locked" not in str(exc) or attempt == 49:
                         raise
                     time.sleep(0.02 + 0.01 * attempt)
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older toolkit up to ``_SCHEMA_VERSION`` (never down:
+        a file from a newer toolkit keeps its version)."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        for target, ddl in _MIGRATIONS:
+            if version < target:
+                self._conn.executescript(ddl)
+        if version < _SCHEMA_VERSION:
+            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     # --- opening -----------------------------------------------------------------------
     @staticmethod
@@ -698,6 +794,88 @@ class Journal:
             sql += " AND l.trigger_id = ?"
             params.append(trigger_id)
         return bool(self._query(sql + " LIMIT 1", params))
+
+    # --- single sends (Client.import_and_start) ---------------------------------------------
+    def claim_single(
+        self, *, host: str, trigger_id: int | None, digest: str, format: str, force: bool = False
+    ) -> tuple[SingleRecord, bool]:
+        """Atomically record a single send as ``sending`` unless the same body was (or may
+        have been) sent to the same trigger and host; returns ``(record, claimed)``.
+
+        ``claimed`` True: ``record`` is the new attempt, send it now. False: ``record`` is the
+        latest earlier attempt in the way (``sent``, ``unknown``, or ``sending``: in flight in
+        another process, or caught in flight by a process that stopped). ``force=True``
+        always claims. The check and the claim are one ``BEGIN IMMEDIATE`` transaction, so
+        two processes cannot both claim the same body.
+
+        Example:
+            >>> j = Journal(":memory:")
+            >>> first, ok = j.claim_single(host="http://h", trigger_id=96, digest="d" * 64, format="json")
+            >>> ok, first.state
+            (True, 'sending')
+            >>> j.mark_single_sent(first.send_id, profile_id="p1")
+            >>> again, ok = j.claim_single(host="http://h", trigger_id=96, digest="d" * 64, format="json")
+            >>> ok, again.send_id == first.send_id, again.state, again.profile_id
+            (False, True, 'sent', 'p1')
+            >>> j.claim_single(host="http://h", trigger_id=96, digest="d" * 64, format="json", force=True)[1]
+            True
+        """
+        with self._tx() as db:
+            if not force:
+                row = db.execute(
+                    "SELECT * FROM single_sends WHERE digest = ? AND trigger_id IS ? AND host = ?"
+                    " AND state IN ('sending', 'sent', 'unknown') ORDER BY rowid DESC LIMIT 1",
+                    (digest, trigger_id, host),
+                ).fetchone()
+                if row is not None:
+                    return _single(row), False
+            send_id = uuid.uuid4().hex[:12]
+            db.execute(
+                "INSERT INTO single_sends (send_id, host, trigger_id, digest, format, state, forced, sent_at)"
+                " VALUES (?,?,?,?,?,'sending',?,?)",
+                (send_id, host, trigger_id, digest, format, int(force), _now()),
+            )
+            row = db.execute("SELECT * FROM single_sends WHERE send_id = ?", (send_id,)).fetchone()
+        return _single(row), True
+
+    def _set_single(self, send_id: str, **values: Any) -> None:
+        cols = ", ".join(f"{k} = ?" for k in values)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE single_sends SET {cols}, finished_at = ? WHERE send_id = ?",
+                (*values.values(), _now(), send_id),
+            )
+
+    def mark_single_sent(
+        self, send_id: str, *, profile_id: str | None = None, task_id: str | None = None
+    ) -> None:
+        """The platform accepted the single send: keep the ids it answered with."""
+        self._set_single(send_id, state="sent", profile_id=profile_id, task_id=task_id)
+
+    def mark_single_unknown(self, send_id: str, error: str) -> None:
+        """The request went out but its answer was lost (or was HTTP 500): the platform may have it."""
+        self._set_single(send_id, state="unknown", error=error)
+
+    def mark_single_failed(self, send_id: str, error: str, *, code: int | None = None) -> None:
+        """Refused or never delivered: not counted as sent, safe to send again."""
+        self._set_single(send_id, state="failed", error=error, error_code=code)
+
+    def singles(
+        self, *, digest: str | None = None, trigger_id: int | None = None, host: str | None = None
+    ) -> list[SingleRecord]:
+        """Single-send attempts, oldest first, optionally only one body / trigger / host.
+
+        Example:
+            >>> Journal(":memory:").singles()
+            []
+        """
+        where, params = [], []
+        for column, value in (("digest", digest), ("trigger_id", trigger_id), ("host", host)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM single_sends" + (" WHERE " + " AND ".join(where) if where else "")
+        return [_single(r) for r in self._query(sql + " ORDER BY rowid", params)]
 
     # --- history -----------------------------------------------------------------------------
     def history(self) -> list[dict[str, Any]]:
