@@ -312,27 +312,27 @@ def test_sample_in_both_kinds_gives_identical_bodies() -> None:
 
 
 @pytest.mark.parametrize("format", ["json", "xml"])
-def test_sizing_in_chunks_gives_the_same_batches(monkeypatch: pytest.MonkeyPatch, format: str) -> None:
-    """XML fragments are sized a chunk at a time; chunk edges must not show in the batches."""
-    encode_module = sys.modules["toolkit.encode"]
-
-    segment = toolkit.sample_customers(300, kind="polars")
-    mapping = toolkit.Mapping(
-        {"email": "email", "first_name": "_fname", "tags": "tags", "revenue": "revenue"},
-        subscriptions=[toolkit.Subscription("sms", "phone", 20)],
+def test_sizes_are_added_up_exactly(format: str) -> None:
+    """Sizes are computed from the columns, never from built rows: they must match the bodies."""
+    segment = toolkit.sample_customers(300, kind="polars").with_columns(
+        # text that needs escaping in both formats, and nulls in the first column
+        pl.when(pl.int_range(pl.len()) % 7 == 0)
+        .then(pl.lit('Ann "A" <&>\\ \n'))
+        .otherwise("first_name")
+        .alias("first_name"),
+        pl.when(pl.int_range(pl.len()) % 5 == 0).then(None).otherwise("city").alias("city"),
     )
-
-    def bodies() -> list[tuple[bytes, int]]:
-        batches = toolkit.plan(
-            segment, mapping, toolkit.Trigger(5), format=format, max_rows=40, max_bytes=9_000
-        ).batches
-        return [(b.body, b.nbytes) for b in batches]
-
-    whole = bodies()
-    monkeypatch.setattr(encode_module, "SIZE_CHUNK_ROWS", 7)
-    assert bodies() == whole
-    assert len(whole) > 1
-    assert all(len(body) == nbytes for body, nbytes in whole)
+    mapping = toolkit.Mapping(
+        {"city": "_city", "email": "email", "first_name": "_fname", "tags": "tags", "revenue": "revenue",
+         "email_opt_in": "opt_in", "signup_date": "_regdate"},
+        subscriptions=[toolkit.Subscription("sms", "phone", 20, status="active")],
+    )  # fmt: skip
+    batches = toolkit.plan(
+        segment, mapping, toolkit.Trigger(5), format=format, max_rows=40, max_bytes=9_000
+    ).batches
+    assert len(batches) > 1
+    assert [b.nbytes for b in batches] == [len(b.body) for b in batches]
+    assert max(b.nbytes for b in batches) <= 9_000
 
 
 @pytest.mark.parametrize("order", ["forward", "backward", "shuffled", "threads"])

@@ -103,6 +103,20 @@ def _concat(pieces: list[Piece], *, ignore_nulls: bool = True) -> pl.Expr:
     return pl.concat_str(exprs, ignore_nulls=ignore_nulls) if exprs else pl.lit("")
 
 
+def _length(pieces: list[Piece]) -> pl.Expr:
+    """The byte length of ``_concat(pieces, ignore_nulls=False)``: null where a piece is null.
+
+    Text columns are measured as they are (no string is built); other pieces are built and
+    measured.
+    """
+    fixed = sum(len(p.encode()) for p in pieces if isinstance(p, str))
+    total: pl.Expr = pl.lit(fixed, dtype=pl.Int64)
+    for piece in pieces:
+        if not isinstance(piece, str):
+            total = total + piece.str.len_bytes().cast(pl.Int64)
+    return total
+
+
 def _json_pieces(expr: pl.Expr, dtype: pl.DataType, clean: bool) -> list[Piece]:
     """:func:`_json_value` as pieces: text keeps its quotes as literals."""
     if dtype == pl.String:
@@ -298,28 +312,33 @@ class RowEncoder:
         return len('{"data":{}}') + total + pl.max_horizontal(present - 1, pl.lit(0, dtype=pl.Int64))
 
     # -- XML --------------------------------------------------------------------------------------
+    def _xml_groups(self) -> list[list[Piece]]:
+        """Per field, then per subscription: its pieces, each starting on a new line."""
+        groups: list[list[Piece]] = []
+        for f, c in self._fields:
+            groups.append(["\n", *_xml_pieces(pl.col(c), self._schema[c], f, c in self._clean)])
+        for sub, c in self._subscriptions:
+            rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
+            groups.append(
+                [
+                    f"\n<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n",
+                    *_xml_pieces(pl.col(c), self._schema[c], sub.contact_field, c in self._clean),
+                    f"\n{rest}\n</subscriptions>",
+                ]
+            )
+        return groups
+
     def _xml_row(self, nullable: frozenset[str] | None = None) -> pl.Expr:
         """The fragment of a row, built like :meth:`_json_row`: one concatenation, nulls left out.
 
         ``<data>``, then each element on its own line, then ``</data>``; ``<data/>`` for a row
         with nothing to say.
         """
+        columns = [c for _, c in self._fields] + [c for _, c in self._subscriptions]
         pieces: list[Piece] = []
-        for f, c in self._fields:
-            value = ["\n", *_xml_pieces(pl.col(c), self._schema[c], f, c in self._clean)]
-            pieces.extend(
-                value if nullable is not None and c not in nullable else [_concat(value, ignore_nulls=False)]
-            )
-        for sub, c in self._subscriptions:
-            rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
-            item = [
-                f"\n<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n",
-                *_xml_pieces(pl.col(c), self._schema[c], sub.contact_field, c in self._clean),
-                f"\n{rest}\n</subscriptions>",
-            ]
-            pieces.extend(
-                item if nullable is not None and c not in nullable else [_concat(item, ignore_nulls=False)]
-            )
+        for c, group in zip(columns, self._xml_groups(), strict=True):
+            always = nullable is not None and c not in nullable
+            pieces.extend(group if always else [_concat(group, ignore_nulls=False)])
         if any(isinstance(p, str) for p in pieces):  # something is always there
             return _concat(["<data>", *pieces, "\n</data>"])
         inner = _concat(pieces)
@@ -328,6 +347,15 @@ class RowEncoder:
             .then(_concat(["<data>", inner, "\n</data>"]))
             .otherwise(pl.lit("<data/>"))
         )
+
+    def _xml_size(self) -> pl.Expr:
+        """The byte size of :meth:`_xml_row`, as arithmetic over the pieces' lengths."""
+        lengths = [_length(group) for group in self._xml_groups()]
+        if not lengths:
+            return pl.lit(len("<data/>"), dtype=pl.Int64)
+        present = pl.sum_horizontal(v.is_not_null().cast(pl.Int64) for v in lengths)
+        total = pl.sum_horizontal(v.fill_null(0) for v in lengths)
+        return pl.when(present > 0).then(len("<data>\n</data>") + total).otherwise(len("<data/>"))
 
     # -- use --------------------------------------------------------------------------------------
     def rows(self, frame: pl.DataFrame, *, parallel: bool = False) -> pl.Series:
@@ -346,25 +374,14 @@ class RowEncoder:
         return query.collect(engine="streaming" if parallel else "in-memory").to_series()
 
     def sizes(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
-        """The byte size of the fragment of each of ``frame``'s rows at ``rows``."""
-        if self.format == "json":
-            # streaming: morsel by morsel, so the per-column lengths are never all held at once
-            every = (
-                frame.lazy()
-                .select(self._json_size().alias("size"))
-                .collect(engine="streaming")
-                .to_series()
-                .to_numpy()
-            )
-            return every[rows].astype(np.int64)
-        # XML: measured on the fragments, a chunk at a time so they are never all held at once
-        out = np.empty(len(rows), dtype=np.int64)
-        for start in range(0, len(rows), SIZE_CHUNK_ROWS):
-            chunk = rows[start : start + SIZE_CHUNK_ROWS]
-            out[start : start + len(chunk)] = (
-                self.rows(take_sorted(frame, chunk), parallel=True).str.len_bytes().to_numpy()
-            )
-        return out
+        """The byte size of the fragment of each of ``frame``'s rows at ``rows``.
+
+        Added up from the pieces' lengths, never from built fragments; the streaming engine
+        goes morsel by morsel, so the per-column lengths are never all held at once.
+        """
+        size = self._json_size() if self.format == "json" else self._xml_size()
+        every = frame.lazy().select(size.alias("size")).collect(engine="streaming").to_series().to_numpy()
+        return every[rows].astype(np.int64)
 
 
 def take_sorted(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
@@ -382,10 +399,6 @@ def take_sorted(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
         return frame.clear()
     low = int(rows[0])
     return frame.slice(low, int(rows[-1]) + 1 - low)[rows - low]
-
-
-# Rows measured per step in XML: bounds the fragments held while sizing.
-SIZE_CHUNK_ROWS = 100_000
 
 
 def json_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
