@@ -108,9 +108,10 @@ class SerializationError(ToolkitError, TypeError):
 
 
 class AlreadyLaunched(ToolkitError, RuntimeError):
-    """Every batch of this plan was already sent for the same trigger and host.
+    """Already sent for the same trigger and host: every batch of a plan, or one profile
+    (``Client.import_and_start``).
 
-    ``previous`` holds the earlier launch's journal record (label, time, task ids).
+    ``previous`` holds the earlier send's journal record (label or send id, time, ids).
     Pass ``force=True`` to send again on purpose.
     """
 
