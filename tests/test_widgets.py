@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as widgets
 import polars as pl
 import pytest
 import requests
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 import toolkit
+from toolkit import charts
 from toolkit.client import Client
+from toolkit.errors import AuthError
 from toolkit.widgets import CSS_CLASSES, History, LaunchForm, LaunchMonitor, guess_fields
 
 
@@ -33,6 +39,19 @@ def _sends(sandbox: Any, trigger_id: int | None = None) -> list[dict[str, Any]]:
 
 def _status_text(form: Any) -> str:
     return re.sub(r"<[^>]+>", "", form.status.value)
+
+
+def _bars(widget: Any) -> tuple[list[str], list[int]]:
+    """The progress block's lines ("100 rows · completed: ...", "300 of 300 rows processed") and
+    bar values, in order."""
+    texts, values = [], []
+    for row in widget.progress.children:
+        for child in getattr(row, "children", ()):
+            if isinstance(child, widgets.IntProgress):
+                values.append(child.value)
+            elif isinstance(child, widgets.Label):
+                texts.append(child.value)
+    return texts, values
 
 
 @pytest.fixture
@@ -144,7 +163,13 @@ def test_double_click_launches_once_and_rerun_shows_already_launched(
     assert len(_sends(sandbox, 96)) == valid
     text = _status_text(form)
     assert text.startswith("⚠ Already launched: this plan was already sent to trigger 96"), text
+    assert "Nothing was sent now" in text
     assert "Traceback" not in form.status.value
+    # the bars show the launch that happened, not the one refused ("planned")
+    texts, values = _bars(form)
+    assert values and set(values) == {100}, (texts, values)
+    assert texts[-1] == f"{valid:,} of {valid:,} rows processed", texts
+    assert all("completed" in t for t in texts[:-1]) and not any("planned" in t for t in texts), texts
     assert sandbox.token not in form.status.value + form.preview.value + form.records.value
 
 
@@ -245,3 +270,88 @@ def test_monitor_and_history_show_results(sandbox: Any, segment: pl.DataFrame, c
     assert history.launch is not None and history.launch.launch_id == launch.launch_id
     assert "Results of monitored" in history.results.children[0].value
     assert sandbox.token not in history.table.value
+
+
+def _chart_texts(fig: Figure) -> str:
+    return " ".join(t.get_text() for t in fig.findobj(Text))
+
+
+def test_refused_launch_keeps_bars_and_restores_progress_history(
+    sandbox: Any, segment: pl.DataFrame, client: Client
+) -> None:
+    form = LaunchForm(segment, client=client, trigger=95, label="widget-resumed",
+                      plan_options={"max_rows": 100})  # fmt: skip
+    n_batches, valid = len(form.plan.batches), form.plan.n_valid
+    assert n_batches == 3
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    first = form.launch
+    assert first is not None and first.done and first.progress_history()  # read by wait()
+    done_texts, done_values = _bars(form)
+    assert set(done_values) == {100}
+
+    # the same plan again, a moment later (the form's bars follow launches journalled in the last
+    # second while sending): refused, the earlier launch is resumed
+    time.sleep(1.1)
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    assert _status_text(form).startswith("⚠ Already launched"), _status_text(form)
+    assert len(_sends(sandbox, 95)) == valid
+    assert _bars(form) == (done_texts, done_values), "the bars of the launch that happened"
+    resumed = form.launch
+    assert resumed is not first and resumed.launch_id == first.launch_id
+
+    # its progress history, rebuilt from the journal: each task at 0 % when sent, 100 % when done
+    history = resumed.progress_history()
+    assert [h["time"] for h in history] == sorted(h["time"] for h in history)
+    assert {h["source"] for h in history} == {"journal"}
+    batches = {b.index: b for b in resumed.batches}
+    assert len(batches) == n_batches
+    for index, b in batches.items():
+        points = [(h["status"], h["progress"], h["task_id"]) for h in history if h["batch"] == index]
+        assert points == [("sent", 0.0, b.task_id), (b.status, 100.0, b.task_id)], points
+        sent, finished = (h["time"] for h in history if h["batch"] == index)
+        assert sent <= finished and sent.tzinfo is not None
+    fig = charts.plot_progress(resumed)
+    assert "no progress recorded" not in _chart_texts(fig)
+    assert len(fig.axes[0].get_lines()) == n_batches + 1  # a line per task and one for all rows
+
+    # the History widget resumes it the same way; a launch with status reads of its own keeps them
+    history_widget = History(client)
+    shown = history_widget.show(first.launch_id)
+    assert shown is not None and len(shown.progress_history()) == 2 * n_batches
+    own = first.progress_history()
+    LaunchMonitor(first, follow=False)
+    assert first.progress_history() == own
+
+
+def test_resumed_launch_without_tasks_keeps_the_empty_note(
+    sandbox: Any, segment: pl.DataFrame, tmp_path: Path
+) -> None:
+    bad = Client(sandbox.url, "wrong-token-456", journal=tmp_path / "refused.sqlite")
+    p = toolkit.plan(segment, toolkit.Mapping({"email": "email"}), toolkit.Trigger(94))
+    with pytest.raises(AuthError):
+        bad.launch(p, label="refused", progress=False)
+    history = History(bad)
+    launch = history.show()
+    assert launch is not None and launch.progress_history() == []  # no task: nothing to rebuild
+    assert "no progress recorded" in _chart_texts(charts.plot_progress(launch))
+
+
+def test_form_rows_wrap_instead_of_cutting_widgets_off(segment: pl.DataFrame, client: Client) -> None:
+    form = LaunchForm(segment, client=client, trigger=96)
+    form.add_subscription.click()
+    rows = [form.subscriptions_box.children[0]]
+    rows += [
+        r for r in form.children[0].children[0].children if form.detect_geo in getattr(r, "children", ())
+    ]
+    assert len(rows) == 2
+    for row in rows:
+        assert row.layout.flex_flow == "row wrap"
+        for child in row.children:  # no fixed pixel width; never wider than the row
+            assert not str(child.layout.width or "").endswith("px")
+            assert child.layout.width in (None, "auto") or child.layout.max_width == "100%"
+    assert not form.detect_geo.indent and form.detect_geo.layout.width == "auto"
+    assert form.children[0].layout.flex_flow == "row wrap"  # the preview goes below when narrow

@@ -38,13 +38,14 @@ import time
 from collections import Counter
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as widgets
 import narwhals.stable.v2 as nw
 
 from toolkit.contract import CHANNELS, MATCHING_MODES
-from toolkit.errors import AlreadyLaunched, ConfigurationError, ToolkitError
+from toolkit.errors import AlreadyLaunched, ConfigurationError, InvalidArgumentError, ToolkitError
 from toolkit.mapping import Attachment, Mapping, Subscription, Trigger
 from toolkit.plan import Plan, plan
 
@@ -108,6 +109,7 @@ KNOWN_FIELDS: Final = {
 }
 
 _WIDE: Final = widgets.Layout(width="auto")
+_FLAG: Final = widgets.Layout(width="auto", margin="2px 2em 2px 0")  # a checkbox as wide as its text
 _STYLE: Final = {"description_width": "initial"}
 _MAX_BATCH_BARS: Final = 20
 _POLL_SECONDS: Final = 0.5
@@ -126,6 +128,17 @@ def guess_fields(columns: Sequence[str]) -> dict[str, str]:
         c: KNOWN_FIELDS.get(str(c).strip().lower().replace("-", "_").replace(" ", "_"), str(c))
         for c in columns
     }
+
+
+def _row(children: Sequence[widgets.Widget]) -> widgets.HBox:
+    """A row of widgets that wraps onto the next line where the notebook is too narrow for it
+    (an ``HBox`` alone cuts its last widgets off: a 1280 px screen hid ``detect_geo``)."""
+    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+
+
+def _fit(width: str) -> widgets.Layout:
+    """A widget's layout: ``width`` at most, never wider than the row it is in."""
+    return widgets.Layout(width=width, max_width="100%")
 
 
 def _esc(value: Any) -> str:
@@ -184,6 +197,54 @@ def _results_view(launch: Launch, *, n: int = 10) -> tuple[str, list[bytes]]:
     )
     images = [_png(charts.plot_launch(launch)), _png(charts.plot_errors(results))]
     return text, images
+
+
+def _when(text: str | None) -> datetime | None:
+    """A journal timestamp (ISO 8601, UTC) as an aware datetime."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _journal_progress(batches: Sequence[Any]) -> list[dict[str, Any]]:
+    """A launch's progress over time as far as its journal knows it, in the shape of
+    :meth:`Launch.progress_history() <toolkit.launch.Launch.progress_history>`: each task at 0 %
+    when its batch was sent and, once it finished, at 100 % when it finished. The status reads
+    in between are not journalled (only the last one, without its time), so the curve steps
+    from 0 to 100 per task; ``"source": "journal"`` marks these entries."""
+    history: list[dict[str, Any]] = []
+    for b in batches:
+        if not b.task_id:
+            continue  # never reached the platform (or its answer was lost): no task to draw
+        entry = {"task_id": b.task_id, "batch": b.index, "source": "journal"}
+        sent = _when(b.sent_at)
+        if sent is not None:
+            history.append({"time": sent, **entry, "status": "sent", "progress": 0.0})
+        finished = _when(b.finished_at) if b.finished else None
+        if finished is not None:
+            history.append({"time": finished, **entry, "status": b.status or b.state, "progress": 100.0})
+    return sorted(history, key=lambda h: h["time"])
+
+
+def _restore_progress_history(launch: Launch) -> bool:
+    """Give a launch read back from the journal (``client.resume``) the progress history its
+    ``wait()`` would have recorded, rebuilt from the journal's send and finish times, so that
+    ``charts.plot_progress(launch)`` draws it instead of an empty chart. A launch that already
+    has status reads of its own is left as it is. True when a history was restored."""
+    history = getattr(launch, "_history", None)
+    lock = getattr(launch, "_history_lock", None)
+    if not isinstance(history, list) or lock is None:
+        return False  # a Launch without this private state: nothing to restore into
+    rebuilt = _journal_progress(launch.batches)
+    with lock:
+        if history or not rebuilt:
+            return False
+        history.extend(rebuilt)
+    return True
 
 
 class _BatchBars(widgets.VBox):
@@ -318,12 +379,15 @@ class LaunchForm(widgets.VBox):
         self.add_subscription = widgets.Button(description="Add subscription", icon="plus")
         self.add_subscription.on_click(lambda _b: self._add_subscription_row(None))
         self.skip_triggers = widgets.Checkbox(
-            value=bool(trig and trig.skip_triggers), description="skip_triggers"
+            value=bool(trig and trig.skip_triggers), description="skip_triggers", indent=False, layout=_FLAG
         )
         self.skip_invalid_subscriptions = widgets.Checkbox(
-            value=bool(trig and trig.skip_invalid_subscriptions), description="skip_invalid_subscriptions"
+            value=bool(trig and trig.skip_invalid_subscriptions), description="skip_invalid_subscriptions",
+            indent=False, layout=_FLAG,
+        )  # fmt: skip
+        self.detect_geo = widgets.Checkbox(
+            value=bool(trig and trig.detect_geo), description="detect_geo", indent=False, layout=_FLAG
         )
-        self.detect_geo = widgets.Checkbox(value=bool(trig and trig.detect_geo), description="detect_geo")
         self.content = widgets.Textarea(
             value=json.dumps(trig.content, ensure_ascii=False) if trig and trig.content else "",
             description="content", placeholder='{"page": "registration_form"}', continuous_update=True,
@@ -384,14 +448,14 @@ class LaunchForm(widgets.VBox):
                 heading("Segment and trigger"),
                 self.segment,
                 self.trigger_id,
-                widgets.HBox([self.matching, self.match_field]),
+                _row([self.matching, self.match_field]),
                 heading("Columns -> profile fields (untick to leave a column out)"),
                 self.fields_box,
                 heading("Subscriptions (one per row each)"),
                 self.subscriptions_box,
                 self.add_subscription,
                 heading("Options"),
-                widgets.HBox([self.skip_triggers, self.skip_invalid_subscriptions, self.detect_geo]),
+                _row([self.skip_triggers, self.skip_invalid_subscriptions, self.detect_geo]),
                 self.content,
                 self.content_error,
                 self.custom_data,
@@ -399,14 +463,16 @@ class LaunchForm(widgets.VBox):
                 self.attachments,
                 self.label,
             ],
-            layout=widgets.Layout(width="50%"),
+            # half the width each, side by side; the preview goes below where both do not fit
+            layout=widgets.Layout(flex="1 1 28em", min_width="0"),
         )
         side = widgets.VBox(
             [heading("Preview"), self.preview, self.records],
-            layout=widgets.Layout(width="50%", padding="0 1em"),
+            layout=widgets.Layout(flex="1 1 28em", min_width="0", padding="0 1em"),
         )
-        actions = widgets.HBox([self.confirm, self.dry_run, self.button])
-        self.children = (widgets.HBox([inputs, side]), actions, self.status, self.progress, self.results)
+        actions = _row([self.confirm, self.dry_run, self.button])
+        columns = widgets.HBox([inputs, side], layout=widgets.Layout(flex_flow="row wrap"))
+        self.children = (columns, actions, self.status, self.progress, self.results)
         self._changed()
 
     # --- building the form ---------------------------------------------------------------------
@@ -426,14 +492,14 @@ class LaunchForm(widgets.VBox):
         rows = []
         for column in columns:
             check = widgets.Checkbox(value=column in chosen, description=column, indent=False,
-                                     layout=widgets.Layout(width="14em"))  # fmt: skip
+                                     layout=_fit("14em"))  # fmt: skip
             text = widgets.Text(value=chosen.get(column, guessed[column]), placeholder="profile field",
-                                continuous_update=False, layout=widgets.Layout(width="14em"))  # fmt: skip
+                                continuous_update=False, layout=_fit("14em"))  # fmt: skip
             text.add_class(CSS_CLASSES["field"])
             check.observe(self._changed, names="value")
             text.observe(self._changed, names="value")
             self.field_widgets[column] = (check, text)
-            rows.append(widgets.HBox([check, widgets.HTML("&rarr;"), text]))
+            rows.append(_row([check, widgets.HTML("&rarr;"), text]))
         self.fields_box.children = tuple(rows)
 
     def _build_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
@@ -445,15 +511,15 @@ class LaunchForm(widgets.VBox):
         columns = self._columns()
         default_column = next((c for c in columns if "email" in c.lower()), columns[0])
         channel = widgets.Dropdown(options=list(CHANNELS), value=sub.channel if sub else "email",
-                                   description="channel", layout=widgets.Layout(width="14em"))  # fmt: skip
+                                   description="channel", layout=_fit("14em"))  # fmt: skip
         column = widgets.Dropdown(
             options=columns, value=sub.column if sub and sub.column in columns else default_column,
-            description="column", layout=widgets.Layout(width="16em"),
+            description="column", layout=_fit("16em"),
         )  # fmt: skip
         resource = widgets.IntText(value=sub.resource_id if sub else 1, description="resource_id",
-                                   style=_STYLE, layout=widgets.Layout(width="12em"))  # fmt: skip
-        remove = widgets.Button(description="remove", icon="trash", layout=widgets.Layout(width="7em"))
-        row = widgets.HBox([channel, column, resource, remove])
+                                   style=_STYLE, layout=_fit("12em"))  # fmt: skip
+        remove = widgets.Button(description="remove", icon="trash", layout=_fit("7em"))
+        row = _row([channel, column, resource, remove])  # on two lines in a narrow notebook
         row._toolkit_extra = dict(sub.extra) if sub else {}  # type: ignore[attr-defined]
 
         def drop(_b: Any) -> None:
@@ -805,12 +871,24 @@ class LaunchForm(widgets.VBox):
         )
 
     def _show_previous(self, p: Plan, exc: AlreadyLaunched) -> None:
+        """After a refused launch: the bars, results and charts of the launch that did happen
+        (the bars were reset to "planned" for the launch that was about to start)."""
         previous = getattr(exc, "previous", None)
         launch_id = getattr(previous, "launch_id", None)
         if launch_id is None:
             return
+        client = self.client
+        with contextlib.suppress(Exception):  # from the journal alone, even if the rest fails
+            batches = client.journal.batches(launch_id)
+            if batches:
+                self.progress.reset({b.index: b.n_rows for b in batches})
+                self.progress.update(batches)
         with contextlib.suppress(Exception):
-            launch = self.client.resume(launch_id, plan=p)
+            try:
+                launch = client.resume(launch_id, plan=p)
+            except InvalidArgumentError:  # its batches went out in a launch of another plan
+                launch = client.resume(launch_id)
+            _restore_progress_history(launch)
             self.launch = launch
             text, images = _results_view(launch)
             self.results.children = (
@@ -850,6 +928,8 @@ class LaunchMonitor(widgets.VBox):
                          self.status, self.results)  # fmt: skip
         batches = launch.batches
         self.progress.reset({b.index: b.n_rows for b in batches})
+        with contextlib.suppress(Exception):  # a resumed launch: its progress so far, from the journal
+            _restore_progress_history(launch)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh()
@@ -973,6 +1053,7 @@ class History(widgets.VBox):
             return None
         try:
             self.launch = self._client.resume(launch_id)
+            _restore_progress_history(self.launch)
             text, images = _results_view(self.launch)
         except BaseException as exc:
             self.status.value = _message("error", _readable(exc))

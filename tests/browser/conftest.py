@@ -540,10 +540,54 @@ class LaunchFormPage:
         expect(button).to_be_disabled()
 
 
+# Why an element is not wholly on screen: cut by an ancestor that clips (overflow other than
+# visible: e.g. a widget box narrower than its children), or inside one that must be scrolled
+# sideways to see it. Every sideways scroll is put back to 0 first, as a user finds the page.
+_CLIPPED_BY = """el => {
+    const name = a => `${a.tagName.toLowerCase()}.${[...a.classList].join('.')}`;
+    const ancestors = [];
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) ancestors.push(a);
+    for (const a of ancestors) a.scrollLeft = 0;
+    const r = el.getBoundingClientRect(), cut = [];
+    if (r.width === 0 || r.height === 0) cut.push('zero size');
+    for (const a of ancestors) {
+        const s = getComputedStyle(a), p = a.getBoundingClientRect();
+        if (s.overflowX !== 'visible' && (r.left < p.left - 1 || r.right > p.right + 1))
+            cut.push(`${name(a)} (x ${Math.round(p.left)}-${Math.round(p.right)})`);
+        else if (s.overflowY !== 'visible' && (r.top < p.top - 1 || r.bottom > p.bottom + 1))
+            cut.push(`${name(a)} (y ${Math.round(p.top)}-${Math.round(p.bottom)})`);
+    }
+    return cut;
+}"""
+
+
+def why_not_in_view(page: Any, locator: Any) -> str | None:
+    """Why ``locator`` is not wholly visible (None when it is): scrolled into view (up or down),
+    then its bounding box is checked against the viewport and against clipping ancestors."""
+    locator.scroll_into_view_if_needed()
+    cut = locator.evaluate(_CLIPPED_BY)  # puts sideways scrolls back first
+    box = locator.bounding_box()
+    size = page.viewport_size
+    if box is None or size is None:
+        return "not rendered"
+    if cut:
+        return f"cut off by {'; '.join(cut)} (bounding box {box})"
+    right, bottom = box["x"] + box["width"], box["y"] + box["height"]
+    if box["x"] < 0 or box["y"] < 0 or right > size["width"] or bottom > size["height"]:
+        return f"bounding box {box} outside the {size['width']}x{size['height']} viewport"
+    return None
+
+
 @pytest.fixture
 def launch_form() -> Callable[..., LaunchFormPage]:
     """``launch_form(page)``: wait for the launch form in the page and drive it."""
     return LaunchFormPage.find
+
+
+@pytest.fixture
+def outside_view() -> Callable[[Any, Any], str | None]:
+    """``outside_view(page, locator)``: why the element is not wholly on screen, or None."""
+    return why_not_in_view
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ def test_launch_form_in_jupyterlab(
     page: Any,
     launch_form: Callable[..., Any],
     shoot: Callable[..., Path],
+    outside_view: Callable[[Any, Any], str | None],
 ) -> None:
     sandbox = lab_server.sandbox
     open_and_run_all(page, lab_server)
@@ -51,6 +52,21 @@ def test_launch_form_in_jupyterlab(
     expect(page.locator(".jp-CodeCell .jp-InputPrompt", has_text="*")).to_have_count(0, timeout=90_000)
     errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     assert not errors.all_inner_texts(), f"the notebook shows errors: {errors.all_inner_texts()}"
+
+    # a laptop screen: every input of the form fits (wraps), nothing is cut off on the right
+    tall = page.viewport_size
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_timeout(300)  # relayout
+    detect_geo = form.form.locator(".widget-checkbox", has_text="detect_geo")
+    remove = form.part("subscriptions").get_by_role("button", name="remove").first
+    for name, element in (("detect_geo checkbox", detect_geo), ("subscription remove button", remove)):
+        problem = outside_view(page, element)
+        if problem:
+            shoot(page, "jupyterlab-0-1280x800-FAILED")
+        assert problem is None, f"at 1280x800 the {name} is not fully visible: {problem}"
+    shoot(page, "jupyterlab-0-1280x800")
+    page.set_viewport_size(tall)
+    page.wait_for_timeout(300)
 
     form.fill(trigger_id=TRIGGER_ID, matching=MATCHING)
     n_profiles = form.confirm()
@@ -74,6 +90,7 @@ def test_launch_form_in_jupyterlab(
 
     form.launch_again()
     form.part("status").scroll_into_view_if_needed()
+    form.expect_progress_complete(n_profiles)  # the launch that happened, not "planned" again
     shoot(page, "jupyterlab-3-second-click")
     assert sandbox.sends_per_profile(TRIGGER_ID) == sends, "the second click sent again"
     assert len(sandbox.tasks()) == n_tasks, "the second click started a task"

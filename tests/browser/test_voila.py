@@ -98,6 +98,7 @@ def test_launch_form_in_voila(
     n_tasks = len(sandbox.tasks())
 
     form.launch_again()
+    form.expect_progress_complete(n_profiles)  # the launch that happened, not "planned" again
     shoot(page, "voila-3-second-click", full_page=True)
     assert sandbox.sends_per_profile(TRIGGER_ID) == sends, "the second click sent again"
     assert len(sandbox.tasks()) == n_tasks, "the second click started a task"
