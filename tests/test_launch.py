@@ -302,7 +302,16 @@ def test_resume_by_label_without_the_plan(sb: object, make_client: Callable[...,
     later = make_client(sb)  # a new session: only the journal is left
     launch = later.resume("nightly")
     assert launch.plan is None and launch.label == "nightly"
+    # the status reads of the first session are gone; the journal's send times are not
+    sent = launch.progress_history()
+    assert sorted((h["batch"], h["progress"], h["source"]) for h in sent) == [
+        (b, 0.0, "journal") for b in range(3)
+    ]
     launch.wait(progress=False)
+    finished = later.resume("nightly").progress_history()
+    assert sorted((h["batch"], h["progress"]) for h in finished) == [
+        (b, p) for b in range(3) for p in (0.0, 100.0)
+    ]
     results = launch.results()
     assert isinstance(results, pd.DataFrame) and tuple(results.columns) == RESULT_COLUMNS
     assert results["status"].value_counts().to_dict() == {"imported": 29}  # rejections need the plan

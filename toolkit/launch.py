@@ -173,6 +173,37 @@ def _plan_summary(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _journal_time(text: str | None) -> datetime | None:
+    """A journal timestamp (ISO 8601, UTC) as an aware datetime."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _journal_progress(batches: Sequence[BatchRecord]) -> list[dict[str, Any]]:
+    """A launch's progress over time as far as its journal knows it, in the shape of
+    :meth:`Launch.progress_history() <toolkit.launch.Launch.progress_history>`: each task at 0 %
+    when its batch was sent and, once it finished, at 100 % when it finished. The status reads
+    in between are not journalled (only the last one, without its time), so the curve steps
+    from 0 to 100 per task; ``"source": "journal"`` marks these entries."""
+    history: list[dict[str, Any]] = []
+    for b in batches:
+        if not b.task_id:
+            continue  # never reached the platform (or its answer was lost): no task to draw
+        entry = {"task_id": b.task_id, "batch": b.index, "source": "journal"}
+        sent = _journal_time(b.sent_at)
+        if sent is not None:
+            history.append({"time": sent, **entry, "status": "sent", "progress": 0.0})
+        finished = _journal_time(b.finished_at) if b.finished else None
+        if finished is not None:
+            history.append({"time": finished, **entry, "status": b.status or b.state, "progress": 100.0})
+    return sorted(history, key=lambda h: h["time"])
+
+
 class Launch:
     """One launch of a plan: its batches' states, task progress, and per-row results.
 
@@ -214,7 +245,11 @@ class Launch:
                 "or none to read the launch from the journal alone"
             )
         client.journal.reset_in_flight(record.launch_id)
-        return cls(client, record, plan=plan)
+        launch = cls(client, record, plan=plan)
+        # the status reads of the earlier session are gone; its journal still knows when each
+        # batch was sent and finished, so progress_history() (and its chart) is not empty
+        launch._history.extend(_journal_progress(launch.batches))
+        return launch
 
     # --- identity -------------------------------------------------------------------------
     @property
@@ -468,7 +503,11 @@ class Launch:
         return status
 
     def progress_history(self) -> list[dict[str, Any]]:
-        """Every status read by ``wait()``: time, task_id, batch, status (raw), progress (0-100)."""
+        """Every status read by ``wait()``: time, task_id, batch, status (raw), progress (0-100).
+
+        A launch read back from the journal (``client.resume``) starts with each task at 0 %
+        when it was sent and at 100 % when it finished, marked ``"source": "journal"``.
+        """
         with self._history_lock:
             return [dict(h) for h in self._history]
 

@@ -38,7 +38,6 @@ import time
 from collections import Counter
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as widgets
@@ -197,54 +196,6 @@ def _results_view(launch: Launch, *, n: int = 10) -> tuple[str, list[bytes]]:
     )
     images = [_png(charts.plot_launch(launch)), _png(charts.plot_errors(results))]
     return text, images
-
-
-def _when(text: str | None) -> datetime | None:
-    """A journal timestamp (ISO 8601, UTC) as an aware datetime."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _journal_progress(batches: Sequence[Any]) -> list[dict[str, Any]]:
-    """A launch's progress over time as far as its journal knows it, in the shape of
-    :meth:`Launch.progress_history() <toolkit.launch.Launch.progress_history>`: each task at 0 %
-    when its batch was sent and, once it finished, at 100 % when it finished. The status reads
-    in between are not journalled (only the last one, without its time), so the curve steps
-    from 0 to 100 per task; ``"source": "journal"`` marks these entries."""
-    history: list[dict[str, Any]] = []
-    for b in batches:
-        if not b.task_id:
-            continue  # never reached the platform (or its answer was lost): no task to draw
-        entry = {"task_id": b.task_id, "batch": b.index, "source": "journal"}
-        sent = _when(b.sent_at)
-        if sent is not None:
-            history.append({"time": sent, **entry, "status": "sent", "progress": 0.0})
-        finished = _when(b.finished_at) if b.finished else None
-        if finished is not None:
-            history.append({"time": finished, **entry, "status": b.status or b.state, "progress": 100.0})
-    return sorted(history, key=lambda h: h["time"])
-
-
-def _restore_progress_history(launch: Launch) -> bool:
-    """Give a launch read back from the journal (``client.resume``) the progress history its
-    ``wait()`` would have recorded, rebuilt from the journal's send and finish times, so that
-    ``charts.plot_progress(launch)`` draws it instead of an empty chart. A launch that already
-    has status reads of its own is left as it is. True when a history was restored."""
-    history = getattr(launch, "_history", None)
-    lock = getattr(launch, "_history_lock", None)
-    if not isinstance(history, list) or lock is None:
-        return False  # a Launch without this private state: nothing to restore into
-    rebuilt = _journal_progress(launch.batches)
-    with lock:
-        if history or not rebuilt:
-            return False
-        history.extend(rebuilt)
-    return True
 
 
 class _BatchBars(widgets.VBox):
@@ -888,7 +839,6 @@ class LaunchForm(widgets.VBox):
                 launch = client.resume(launch_id, plan=p)
             except InvalidArgumentError:  # its batches went out in a launch of another plan
                 launch = client.resume(launch_id)
-            _restore_progress_history(launch)
             self.launch = launch
             text, images = _results_view(launch)
             self.results.children = (
@@ -928,8 +878,6 @@ class LaunchMonitor(widgets.VBox):
                          self.status, self.results)  # fmt: skip
         batches = launch.batches
         self.progress.reset({b.index: b.n_rows for b in batches})
-        with contextlib.suppress(Exception):  # a resumed launch: its progress so far, from the journal
-            _restore_progress_history(launch)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh()
@@ -1053,7 +1001,6 @@ class History(widgets.VBox):
             return None
         try:
             self.launch = self._client.resume(launch_id)
-            _restore_progress_history(self.launch)
             text, images = _results_view(self.launch)
         except BaseException as exc:
             self.status.value = _message("error", _readable(exc))
