@@ -367,7 +367,7 @@ def plot_progress(launch: Launch, *, title: str | None = None) -> Figure:
     ax.step(times, overall, where="post", color=OKABE_ITO["black"], linewidth=2.2, label="all rows")
     ax.set_ylim(0, 105)
     ax.set_xlim(left=0)
-    ax.set_xlabel("seconds since the first status read")
+    ax.set_xlabel("seconds since the first record (send or status read)")
     ax.set_ylabel("progress (%)")
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8)
