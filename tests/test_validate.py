@@ -93,10 +93,69 @@ def test_phone_region_none_rejects_national_numbers_with_a_hint() -> None:
     assert "column 'v'" in reason and "'8 (900) 123-45-67'" in reason and "phone_region=" in reason
 
 
-@pytest.mark.parametrize("bad", ["12345", "+000000000000", "call me", "+7 900 1", "+7900123456789012"])
+@pytest.mark.parametrize(
+    "bad",
+    # no country 999 nor 80; +44 numbers are 7, 9 or 10 digits; +7 numbers are 10
+    [
+        "12345",
+        "+000000000000",
+        "call me",
+        "+7 900 1",
+        "+7900123456789012",
+        "+99912345678",
+        "+8012345678",
+        "+44123456789012",
+        "+790012345678",
+    ],
+)
 def test_invalid_phones(bad: str) -> None:
     ((_, rule, reason),) = rejected(one_column([bad], "phones"))
     assert rule == "invalid_phone" and f"'{bad}'" in reason and "column 'v'" in reason
+
+
+def test_fast_phone_check_admits_only_possible_numbers() -> None:
+    """What skips the exact parser has a real country code and a length that country uses."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(11)
+    shaped = [
+        f"+{rng.randint(1, 9)}{rng.randrange(10**13):013d}"[: rng.randint(9, 16)] for _ in range(20_000)
+    ]
+    every_kind = [
+        f"+{cc}{digit * n}"
+        for cc, n in (divmod(k, 100) for k in validate._possible_keys())
+        for digit in "259"
+    ]
+    candidates = pl.Series(shaped + every_kind)
+    fast = pl.select(validate._possible_international(pl.lit(candidates))).to_series()
+    admitted = candidates.filter(fast).to_list()
+    assert set(every_kind) <= set(admitted)
+
+    def possible(value: str) -> bool:
+        try:
+            number = phonenumbers.parse(value)
+        except phonenumbers.NumberParseException:  # no such country code
+            return False
+        # a number only possible locally (no area code) is not: is_valid_number refuses it
+        return (
+            phonenumbers.is_possible_number_with_reason(number) == phonenumbers.ValidationResult.IS_POSSIBLE
+        )
+
+    assert all(possible(v) for v in admitted)
+    # the refused go to the exact parser: few of them should be possible (a trunk 0 after the
+    # country code, which phonenumbers drops, is one such case)
+    refused = candidates.filter(~fast).to_list()
+    assert sum(map(possible, refused)) < len(candidates) // 50
+    # and the usual numbers of every country stay on the fast path
+    examples = [
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        if (number := phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE))
+    ]
+    fast = pl.select(validate._possible_international(pl.lit(pl.Series(examples)))).to_series()
+    assert len(examples) > 200 and fast.all()
 
 
 def test_integer_phone_column_is_read_as_international() -> None:

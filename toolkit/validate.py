@@ -224,6 +224,58 @@ def _chunked_like(series: pl.Series, model: pl.Series) -> pl.Series:
     return pl.concat(parts, rechunk=False)
 
 
+@functools.cache
+def _possible_keys() -> list[int]:
+    """``country code * 100 + national number length`` for every length a country's numbers have.
+
+    A code shared by several regions (+1) follows its main region, as ``phonenumbers`` does.
+    """
+    keys = set()
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        main = phonenumbers.region_code_for_country_code(code)
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, main)
+        if metadata is not None:
+            keys.update(code * 100 + n for n in metadata.general_desc.possible_length)
+    return sorted(keys)
+
+
+_MAX_DIGITS = 16  # after the '+': E.164 allows 15
+
+
+@functools.cache
+def _possible_table() -> pl.Series:
+    """Row ``first three digits * (_MAX_DIGITS + 1) + digit count``: is such a number possible?
+
+    Country codes are one to three digits and none is the start of another, so the first
+    three digits and the count settle it.
+    """
+    keys = set(_possible_keys())
+    table = np.zeros(1000 * (_MAX_DIGITS + 1), dtype=bool)
+    for prefix in range(1000):
+        for count in range(_MAX_DIGITS + 1):
+            codes = (prefix // 100, prefix // 10, prefix)
+            table[prefix * (_MAX_DIGITS + 1) + count] = any(
+                code * 100 + count - k in keys for k, code in enumerate(codes, start=1)
+            )
+    return pl.Series("possible", table)
+
+
+def _possible_international(compact: pl.Expr) -> pl.Expr:
+    """``+<digits>`` whose country code exists and whose number has a length that country uses.
+
+    What passes is a *possible* number (``phonenumbers.is_possible_number``), settled by one
+    table lookup; what fails goes to the exact parser, never straight to rejection.
+
+    Example:
+        >>> pl.select(_possible_international(pl.lit(pl.Series(["+79001234567", "+99912345678", "+7900"])))).to_series().to_list()
+        [True, False, False]
+    """
+    prefix = compact.str.slice(1, 3).cast(pl.Int32, strict=False)
+    count = (compact.str.len_bytes().cast(pl.Int32) - 1).clip(0, _MAX_DIGITS)
+    row = (prefix * (_MAX_DIGITS + 1) + count).fill_null(0)
+    return pl.lit(_possible_table()).gather(row).fill_null(False) & prefix.is_not_null()
+
+
 @dataclass
 class _Contact:
     """An email or phone column: settled by the fast check in bulk, the rest by the exact parser.
@@ -412,7 +464,12 @@ class _Builder:
             compact = compact.str.replace(*national)
         compact = self._step(1, compact)
         # "+44 (0) 7911 ...": the bracketed trunk 0 is not part of the number: exact parser
-        fast = self._step(2, compact.str.contains(_PHONE_FAST) & ~trimmed.str.contains(r"\(\s*0\s*\)"))
+        fast = self._step(
+            2,
+            compact.str.contains(_PHONE_FAST)
+            & _possible_international(compact)
+            & ~trimmed.str.contains(r"\(\s*0\s*\)"),
+        )
         value = self._new("v", pl.when(fast).then(compact))
         dirty = self._new("x", pl.when(~fast).then(trimmed))
         return _Contact(column, "phone", text, value, dirty, _phone_parser(self.phone_region))
