@@ -330,13 +330,18 @@ def test_pandas_datetimes_naive_and_aware() -> None:
 
 
 @pytest.mark.parametrize(
-    "good", ["2000-01-31", "2000-02-29", "2000-01-01T10:00:00Z", "2000-01-01T10:00:00+03:00"]
+    "good",
+    ["2000-01-31", "2000-02-29", "2000-01-01T10:00:00Z", "2000-01-01T10:00:00+03:00", "2016-12-31T23:59:60Z"],
 )
 def test_date_text_accepted(good: str) -> None:
     assert sent(one_column([good], "_bdate"))[0]["_bdate"] == good
 
 
-@pytest.mark.parametrize("bad", ["2001-02-29", "2000-13-01", "01.02.2000", "yesterday", "2000-1-1"])
+@pytest.mark.parametrize(
+    "bad",
+    ["2001-02-29", "2000-13-01", "01.02.2000", "yesterday", "2000-1-1", "2000-01-01T24:00:00Z",
+     "2000-01-01T10:61:00Z", "2000-01-01T10:00:00+25:00", "2001-02-29T10:00:00Z"],
+)  # fmt: skip
 def test_date_text_rejected(bad: str) -> None:
     ((_, rule, reason),) = rejected(one_column([bad], "_regdate"))
     assert rule == "invalid_date" and f"'{bad}'" in reason and "column 'v'" in reason
@@ -428,6 +433,12 @@ def test_list_columns_become_arrays() -> None:
     df = pd.DataFrame({"email": ["a@x.io", "b@x.io", "c@x.io"], "tags": [["vip", "newsletter"], [], None]})
     p = plan(df, Mapping({"email": "email", "tags": "tags"}), Trigger(1))
     assert [r.get("tags") for r in sent(p)] == [["vip", "newsletter"], [], None]
+
+
+def test_list_items_are_trimmed_and_blank_ones_left_out() -> None:
+    df = pl.DataFrame({"email": ["a@x.io", "b@x.io"], "tags": [[" vip ", "", "  ", None, "new"], ["  "]]})
+    p = plan(df, Mapping({"email": "email", "tags": "tags"}), Trigger(1))
+    assert [r.get("tags") for r in sent(p)] == [["vip", "new"], []]
 
 
 def test_list_items_with_non_ascii_text() -> None:

@@ -71,8 +71,10 @@ _IPV4 = (
     r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$"
 )
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# the time and the offset are checked by their ranges (a leap second may be 60); the date by parsing
 _RFC3339 = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+\-][0-9]{2}:[0-9]{2})$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+\-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 _XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 _RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
@@ -553,6 +555,11 @@ class _Builder:
                            "holds a number that is not finite")  # fmt: skip
                 if values.is_nan().any():
                     items, has_null = items.list.eval(pl.element().fill_nan(None)), True
+            if inner in (pl.String, pl.Categorical):
+                text = values.cast(pl.String)
+                if (text.str.strip_chars() != text).any() or (text.str.len_bytes() == 0).any():
+                    # items are text like any other: trimmed, and a blank one is left out
+                    items, has_null = items.list.eval(_blank_to_null(pl.element())), True
             if self.format == "xml" and inner in (pl.String, pl.Categorical):
                 self._flag(items.list.eval(pl.element().str.contains(_XML_ILLEGAL)).list.any(), "invalid_text",
                            column, "holds a control character XML cannot carry")  # fmt: skip
