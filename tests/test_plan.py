@@ -247,6 +247,24 @@ def test_html_escapes_values() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
+def test_subset_writes_rows_as_the_whole_plan_did() -> None:
+    """Whether a float column is sent as integers is decided once, by the first plan."""
+    df = pd.DataFrame({"email": ["a@x.io", "b@x.io", "c@x.io"], "score": [1.5, 2.0, float("nan")]})
+    mapping = Mapping({"email": "email", "score": "score"})
+    whole = plan(df, mapping, Trigger(1))
+    part = whole.subset([1])
+    assert b'"score":2.0' in whole.batches[0].body and part.batches[0].body.count(b'"score":2.0') == 1
+    # a column of whole numbers (pandas' integers that went through NaN) stays integers
+    counts = pd.DataFrame({"email": ["a@x.io", "b@x.io"], "orders": [3.0, float("nan")]})
+    assert (
+        b'"orders":3}'
+        in plan(counts, Mapping({"email": "email", "orders": "orders"}), Trigger(1))
+        .subset([0])
+        .batches[0]
+        .body
+    )
+
+
 def test_subset_keeps_original_positions(segment: pd.DataFrame) -> None:
     p = plan(segment, SEGMENT_MAPPING, Trigger(96), max_rows=200)
     bad = rejected_positions(p)[:3]

@@ -221,6 +221,7 @@ class Plan:
     preview: list[dict[str, Any]] = field(repr=False)
     _source: SourceFrame = field(repr=False)
     _positions: np.ndarray | None = field(repr=False, default=None)
+    _whole_floats: frozenset[str] | None = field(repr=False, default=None)
 
     @property
     def n_valid(self) -> int:
@@ -295,7 +296,14 @@ class Plan:
         if len(local) and (local.max() >= self.n_rows or local.min() < 0):
             raise InvalidArgumentError(f"positions must be between 0 and {self.n_rows - 1}")
         native = self._source.take(local.tolist())
-        return _build(SourceFrame.wrap(native), self.mapping, self.trigger, self.options, positions=wanted)
+        return _build(
+            SourceFrame.wrap(native),
+            self.mapping,
+            self.trigger,
+            self.options,
+            positions=wanted,
+            whole_floats=self._whole_floats,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -445,6 +453,7 @@ def _build(
     trigger: Trigger,
     options: dict[str, Any],
     positions: np.ndarray | None,
+    whole_floats: frozenset[str] | None = None,
 ) -> Plan:
     fmt: Format = options["format"]
     prepared = prepare(
@@ -455,6 +464,7 @@ def _build(
         phone_region=options["phone_region"],
         duplicates=options["duplicates"],
         positions=positions,
+        whole_floats=whole_floats,
     )
     env = envelope(mapping, trigger, fmt)
     encoder = RowEncoder(prepared, mapping, fmt)
@@ -505,6 +515,7 @@ def _build(
         preview=preview,
         _source=source,
         _positions=positions,
+        _whole_floats=prepared.whole_floats,
     )
 
 

@@ -98,6 +98,7 @@ class Prepared:
     fields: tuple[tuple[str, str], ...]  # (profile field, column in frame)
     subscriptions: tuple[str, ...]  # column in frame per mapping.subscriptions entry
     clean: frozenset[str] = frozenset()  # text columns whose valid values need no escaping (JSON, XML)
+    whole_floats: frozenset[str] = frozenset()  # float columns sent as integers
 
     @property
     def valid_frame(self) -> pl.DataFrame:
@@ -362,7 +363,13 @@ class _Builder:
     numbers); the first pass then runs every column's expression in one parallel query.
     """
 
-    def __init__(self, df: pl.DataFrame, format: Format, phone_region: str | None) -> None:
+    def __init__(
+        self,
+        df: pl.DataFrame,
+        format: Format,
+        phone_region: str | None,
+        whole_floats: frozenset[str] | None = None,
+    ) -> None:
         self.df = df
         self.schema = df.schema
         self.format = format
@@ -372,13 +379,13 @@ class _Builder:
         self.checks: list[_Check] = []
         self.contacts: dict[tuple[str, str], _Contact] = {}
         self.shaped: set[str] = set()  # columns whose valid values a strict pattern shaped: nothing to escape
-        self._whole = self._whole_floats()
+        self.whole = self._whole_floats() if whole_floats is None else whole_floats
 
-    def _whole_floats(self) -> set[str]:
+    def _whole_floats(self) -> frozenset[str]:
         """Float columns whose finite values are all whole numbers below 2**53 (pandas' ints with NaN)."""
         floats = [c for c, t in self.schema.items() if t.is_float()]
         if not floats:
-            return set()
+            return frozenset()
         stats = self.df.select(
             pl.struct(
                 whole=((v := pl.col(c).filter(pl.col(c).is_finite())) == v.round(0)).all(),
@@ -387,7 +394,9 @@ class _Builder:
             ).alias(c)
             for c in floats
         ).row(0, named=True)
-        return {c for c, s in stats.items() if s["whole"] and s["count"] > 0 and s["largest"] < 2**53}
+        return frozenset(
+            c for c, s in stats.items() if s["whole"] and s["count"] > 0 and s["largest"] < 2**53
+        )
 
     def _new(self, stem: str, expr: pl.Expr) -> str:
         name = f"__tk_{stem}{len(self.exprs)}"
@@ -532,7 +541,7 @@ class _Builder:
             self._flag(infinite, "invalid_number", column, "is not a finite number")
             value = pl.when(source.is_finite()).then(source)  # NaN and infinities: left out
             # integers that went through NaN (pandas): send them as integers again
-            return value.cast(pl.Int64) if column in self._whole else value
+            return value.cast(pl.Int64) if column in self.whole else value
         if dtype.is_integer() or dtype == pl.Boolean or dtype.is_decimal() or isinstance(dtype, pl.Struct):
             return source
         if dtype == pl.Date:
@@ -597,10 +606,14 @@ def prepare(
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
     positions: Sequence[int] | np.ndarray | None = None,
+    whole_floats: frozenset[str] | None = None,
 ) -> Prepared:
     """Normalize every mapped column and mark invalid rows (see the module's rules).
 
     ``positions`` are the input positions of ``df``'s rows (default ``0..n-1``).
+    ``whole_floats`` names the float columns sent as integers (default: those whose values
+    are all whole numbers); a re-plan of some rows passes the first plan's, so that a row is
+    written the same way whichever rows it is planned with.
 
     Three passes over the data: one parallel query normalizes every column and runs the fast
     checks; the exact parsers settle the few values those refused; one more query names each
@@ -609,7 +622,7 @@ def prepare(
     _check_columns(df, mapping)
     if duplicates not in ("first", "last", "keep"):
         raise InvalidArgumentError(f"duplicates must be 'first', 'last' or 'keep', got {duplicates!r}")
-    builder = _Builder(df, format, phone_region)
+    builder = _Builder(df, format, phone_region, whole_floats)
     pos = pl.Series(
         POS,
         np.arange(df.height, dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64),
@@ -689,6 +702,7 @@ def prepare(
             for name, value in names.items()
             if value.meta.output_name(raise_if_undetermined=False) in clean
         ),
+        whole_floats=builder.whole,
     )
 
 
