@@ -45,7 +45,7 @@ from toolkit.errors import InvalidArgumentError
 from toolkit.mapping import Mapping, Trigger
 from toolkit.validate import Prepared
 
-__all__ = ["Envelope", "RowEncoder", "envelope", "json_rows", "rows", "take_sorted", "xml_rows"]
+__all__ = ["Envelope", "RowEncoder", "envelope", "json_rows", "take_sorted", "xml_rows"]
 
 _JSON_ESCAPES = (
     ["\\", '"'] + [chr(i) for i in range(32)],
@@ -409,11 +409,6 @@ def json_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
 def xml_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
     """One ``<data>...</data>`` XML fragment per valid row of ``prepared``."""
     return RowEncoder(prepared, mapping, "xml").rows(prepared.valid_frame)
-
-
-def rows(prepared: Prepared, mapping: Mapping, format: Format) -> pl.Series:
-    """The fragments of ``format``."""
-    return json_rows(prepared, mapping) if format == "json" else xml_rows(prepared, mapping)
 
 
 @dataclass(frozen=True)
