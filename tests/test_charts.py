@@ -135,3 +135,21 @@ def test_charts_never_touch_pyplot() -> None:
     p = toolkit.plan(toolkit.sample_customers(20), toolkit.Mapping({"email": "email"}), toolkit.Trigger(1))
     charts.plot_funnel(p)
     assert ("matplotlib.pyplot" in sys.modules) == before
+
+
+def test_a_long_error_text_does_not_squeeze_the_launch_chart_away(sandbox: Any, tmp_path: Path) -> None:
+    """The platform's error text names the failures in the legend: a long one is shortened."""
+    import io
+    import warnings
+
+    refused = Client(sandbox.url, "wrong-token-" + "x" * 200, journal=tmp_path / "j.sqlite")
+    plan = toolkit.plan(toolkit.sample_customers(30, kind="polars"), toolkit.Mapping({"email": "email"}),
+                        toolkit.Trigger(94))  # fmt: skip
+    with pytest.raises(toolkit.AuthError):
+        refused.launch(plan, label="refused", progress=False)
+    fig = charts.plot_launch(refused.resume("refused"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied because axes sizes collapsed"
+        fig.savefig(io.BytesIO(), format="png", dpi=80)
+    (legend,) = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend.startswith("failed: ") and len(legend) <= 60

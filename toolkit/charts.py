@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -181,9 +182,9 @@ def _plot_tasks(frame: pl.DataFrame, *, title: str) -> Figure:
         def is_reason(s: str, e: Any, t: Any, reason: str = reason) -> bool:
             return s == "failed" and grouped.get(_reason(s, e, t), "other") == reason
 
-        series.append(
-            (f"failed: {reason}", STATUS_COLORS["failed"], _HATCHES[i % len(_HATCHES)], per_batch(is_reason))
-        )
+        # a platform's error text can be long: a legend wider than the figure squeezes the plot away
+        label = textwrap.shorten(f"failed: {reason}", width=60, placeholder="...")
+        series.append((label, STATUS_COLORS["failed"], _HATCHES[i % len(_HATCHES)], per_batch(is_reason)))
     for status in ("unknown", "pending"):
         series.append((status, STATUS_COLORS[status], "", per_batch(lambda s, e, t, st=status: s == st)))
 
