@@ -87,20 +87,12 @@ class _Bodies:
             last += 1
         start, stop = cuts[first], cuts[last]
         fragments = self.encoder.rows(self._gather(start, stop), parallel=True)
-        sizes = np.diff(cuts[first : last + 1])
-        batch = pl.Series("batch", np.repeat(np.arange(first, last, dtype=np.int64), sizes))
-        bodies = (
-            pl.DataFrame({"batch": batch, "row": fragments})
-            .group_by("batch", maintain_order=True)
-            .agg(pl.col("row").str.join(self.env.separator.decode()))
-            .select(
-                "batch",
-                pl.concat_str(pl.lit(self.env.prefix.decode()), "row", pl.lit(self.env.suffix.decode()))
-                .cast(pl.Binary)
-                .alias("body"),
-            )
-        )
-        return dict(bodies.iter_rows())
+        separator, env = self.env.separator.decode(), self.env
+        bodies = {}
+        for index in range(first, last):
+            rows = fragments.slice(cuts[index] - start, cuts[index + 1] - cuts[index])
+            bodies[index] = env.prefix + rows.str.join(separator).cast(pl.Binary).item() + env.suffix
+        return bodies
 
     def _gather(self, start: int, stop: int) -> pl.DataFrame:
         """Valid rows ``start..stop`` of the normalized frame."""
