@@ -171,9 +171,11 @@ def _xml_scalar(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
     return _number_text(expr, dtype)
 
 
-def _escape_free(frame: pl.DataFrame, columns: list[str], pattern: str) -> frozenset[str]:
-    """The text columns where no value needs escaping, checked in one parallel query."""
-    text = [c for c in dict.fromkeys(columns) if frame.schema[c] in (pl.String, pl.List(pl.String))]
+def _escape_free(frame: pl.DataFrame, columns: list[str], pattern: str, *, lists: bool) -> frozenset[str]:
+    """The text columns (and, with ``lists``, lists of text) where no value needs escaping,
+    checked in one parallel query."""
+    kinds = (pl.String, pl.List(pl.String)) if lists else (pl.String,)
+    text = [c for c in dict.fromkeys(columns) if frame.schema[c] in kinds]
     if not text:
         return frozenset()
     found = frame.select(
@@ -233,9 +235,9 @@ class RowEncoder:
         if clean is None:
             columns = [c for _, c in self._fields] + list(prepared.subscriptions)
             columns = [c for c in columns if c not in prepared.clean]
-            clean = _escape_free(
-                frame, columns, _NEEDS_JSON_ESCAPE if format == "json" else _NEEDS_XML_ESCAPE
-            )
+            # JSON lists go through polars' own encoder: only XML writes their items itself
+            pattern = _NEEDS_JSON_ESCAPE if format == "json" else _NEEDS_XML_ESCAPE
+            clean = _escape_free(frame, columns, pattern, lists=format == "xml")
         self._clean = clean | prepared.clean
 
     # -- JSON -------------------------------------------------------------------------------------
