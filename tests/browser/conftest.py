@@ -204,6 +204,15 @@ class SandboxLog:
         """How many times each profile was sent the trigger."""
         return Counter(send["profile_id"] for send in self.sends(trigger_id))
 
+    def assert_sent_once_each(self, trigger_id: int, outcome: Outcome, n_profiles: int) -> Counter[str]:
+        """The launch the form reported finished, and the sandbox got each imported profile once."""
+        assert outcome.unknown == outcome.pending == 0
+        assert outcome.imported > 0 and outcome.imported + outcome.failed == n_profiles
+        sends = self.sends_per_profile(trigger_id)
+        assert len(sends) == outcome.imported, "one profile sent per imported row"
+        assert set(sends.values()) == {1}, f"profiles sent more than once: {sends.most_common(3)}"
+        return sends
+
 
 # --- Jupyter servers ------------------------------------------------------------------------------
 @dataclass

@@ -81,11 +81,7 @@ def test_launch_form_in_jupyterlab(
     form.part("results").scroll_into_view_if_needed()
     shoot(page, "jupyterlab-2-launched")
 
-    assert outcome.unknown == outcome.pending == 0
-    assert outcome.imported > 0 and outcome.imported + outcome.failed == n_profiles
-    sends = sandbox.sends_per_profile(TRIGGER_ID)
-    assert len(sends) == outcome.imported, "one profile sent per imported row"
-    assert set(sends.values()) == {1}, f"profiles sent more than once: {sends.most_common(3)}"
+    sends = sandbox.assert_sent_once_each(TRIGGER_ID, outcome, n_profiles)
     n_tasks = len(sandbox.tasks())
 
     form.launch_again()
