@@ -200,10 +200,15 @@ def cmd_launch(args: argparse.Namespace) -> int:
         )
         if not args.no_wait:
             launch.wait(timeout=args.timeout, progress=not args.quiet)
-        code = _report(launch)
-        if args.results:
-            _write_results(launch, args.results)
-        return code
+        return _finish(launch, args)
+
+
+def _finish(launch: Any, args: argparse.Namespace) -> int:
+    """Print the launch's report, write its results if asked, and return the exit code."""
+    code = _report(launch)
+    if args.results:
+        _write_results(launch, args.results)
+    return code
 
 
 @_guard
@@ -222,10 +227,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with _client(args) as client:
         launch = client.resume(args.label)
         launch.wait(timeout=args.timeout, progress=not args.quiet)
-        code = _report(launch)
-        if args.results:
-            _write_results(launch, args.results)
-        return code
+        return _finish(launch, args)
 
 
 @_guard
