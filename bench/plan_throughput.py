@@ -189,7 +189,7 @@ def _settle_heap() -> bool:
 
 
 def child(name: str, rows: int, repeat: int, measure: str) -> dict[str, Any]:
-    from toolkit.sample import sample_customers
+    from toolkit.core.sample import sample_customers
 
     frame = sample_customers(rows, kind="polars")
     run = SETUPS[name]()

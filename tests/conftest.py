@@ -8,7 +8,7 @@
 - ``isolated_journal``: points ``TOOLKIT_JOURNAL`` at the test's own ``journal.sqlite`` in
   ``tmp_path``. Not autouse: a module opts in with
   ``pytestmark = pytest.mark.usefixtures("isolated_journal")``.
-- ``make_client(server, **kwargs)``: a :class:`toolkit.client.Client` for ``server`` (anything
+- ``make_client(server, **kwargs)``: a :class:`toolkit.send.client.Client` for ``server`` (anything
   with ``.url`` and ``.token``), its journal the test's ``tmp_path / "journal.sqlite"`` unless
   ``journal=`` is given; other keyword arguments go to ``Client``.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import requests
 
-from toolkit.client import Client
 from toolkit.sandbox import SandboxServer, serve
+from toolkit.send.client import Client
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from matplotlib.figure import Figure
 
 import toolkit
-from toolkit import charts
-from toolkit.client import Client
-from toolkit.launch import Launch
+from toolkit.send.client import Client
+from toolkit.send.launch import Launch
+from toolkit.view import charts
 
 TRIGGER = 96
 

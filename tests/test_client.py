@@ -27,8 +27,7 @@ import pytest
 import requests
 
 import toolkit
-from toolkit import contract
-from toolkit.client import Client, TaskStatus, splice_token
+from toolkit.core import contract
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -41,9 +40,10 @@ from toolkit.errors import (
     ToolkitError,
     TransportError,
 )
-from toolkit.journal import Journal
 from toolkit.sandbox import serve
 from toolkit.sandbox.knobs import Faults, Knobs
+from toolkit.send.client import Client, TaskStatus, splice_token
+from toolkit.send.journal import Journal
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "examples"
 MAPPING = toolkit.Mapping({"email": "email", "name": "_fname"})
@@ -368,7 +368,7 @@ def test_429_waits_for_retry_after(
         assert time.monotonic() - started >= 0.8
         outcomes = _calls(caplog, contract.STATUS_PATH, 2)
         assert outcomes[0].startswith("429") and outcomes[-1] == "200"
-        assert any("retrying" in r.getMessage() for r in caplog.records if r.name == "toolkit.client")
+        assert any("retrying" in r.getMessage() for r in caplog.records if r.name == "toolkit.send.client")
         client.close()
 
 
@@ -430,7 +430,7 @@ def test_connection_refused_is_retried_until_the_server_is_up(
         retries = [
             r.getMessage()
             for r in caplog.records
-            if r.name == "toolkit.client" and "retrying" in r.getMessage()
+            if r.name == "toolkit.send.client" and "retrying" in r.getMessage()
         ]
         assert retries and all("Connection" in m for m in retries)  # refused while the server was down
         client.close()
@@ -469,7 +469,7 @@ def test_logs_never_show_the_token(
     with pytest.raises(AuthError):
         bad.task_status(task_id)
     text = caplog.text + json.dumps([r.getMessage() for r in caplog.records])
-    assert "toolkit.client" in {r.name for r in caplog.records}
+    assert "toolkit.send.client" in {r.name for r in caplog.records}
     assert sb.token not in text and "LEAKY-TOKEN-XYZ" not in text  # type: ignore[attr-defined]
     client.close()
     bad.close()
@@ -603,7 +603,7 @@ def test_import_and_start_new_process_refuses_the_repeat(
     client.close()
     script = (
         "import sys, toolkit\n"
-        "from toolkit.client import Client\n"
+        "from toolkit.send.client import Client\n"
         "client = Client(sys.argv[1], sys.argv[2], journal=sys.argv[3])\n"
         "mapping = toolkit.Mapping({'email': 'email', 'name': '_fname'})\n"
         "try:\n"

@@ -1,4 +1,4 @@
-"""toolkit.contract: the platform's XML shapes, read and written exactly as the seed shows them."""
+"""toolkit.core.contract: the platform's XML shapes, read and written exactly as the seed shows them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import defusedxml
 import pytest
 
-from toolkit.contract import (
+from toolkit.core.contract import (
     MATCHING_MODES,
     REQUEST_LIST_PATHS,
     STATUS_LIST_PATHS,

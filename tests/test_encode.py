@@ -1,4 +1,4 @@
-"""toolkit.encode: fragments and envelopes, byte-exact, JSON and XML."""
+"""toolkit.core.encode: fragments and envelopes, byte-exact, JSON and XML."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 
 from toolkit import Mapping, Subscription, Trigger, plan
-from toolkit.contract import loads_xml
-from toolkit.encode import envelope, json_rows, xml_rows
+from toolkit.core.contract import loads_xml
+from toolkit.core.encode import envelope, json_rows, xml_rows
+from toolkit.core.validate import prepare
 from toolkit.errors import InvalidArgumentError
-from toolkit.validate import prepare
 
 NASTY = [
     'quote " back \\ slash',

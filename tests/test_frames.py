@@ -1,4 +1,4 @@
-"""toolkit.frames: any frame in, polars inside, the caller's kind back out."""
+"""toolkit.core.frames: any frame in, polars inside, the caller's kind back out."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from toolkit.core.frames import SourceFrame, native_kind
 from toolkit.errors import InvalidArgumentError
-from toolkit.frames import SourceFrame, native_kind
 
 
 def test_pandas_in_pandas_out() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.errors import ConfigurationError, InvalidArgumentError
-from toolkit.journal import Journal, RowResult, api_host, key_hash
+from toolkit.send.journal import Journal, RowResult, api_host, key_hash
 
 HOST = "http://127.0.0.1:5000"
 
@@ -290,7 +290,7 @@ def test_single_claim_is_atomic_across_connections(tmp_path: Path) -> None:
 
 
 def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
-    from toolkit import journal as journal_module
+    from toolkit.send import journal as journal_module
 
     path = tmp_path / "old.sqlite"
     old = sqlite3.connect(path)

@@ -22,11 +22,11 @@ import pytest
 import requests
 
 import toolkit
-from toolkit.client import Client
 from toolkit.errors import AlreadyLaunched, AuthError, ConfigurationError, InvalidArgumentError
-from toolkit.launch import RESULT_COLUMNS, Launch
 from toolkit.sandbox import serve
 from toolkit.sandbox.knobs import Faults, Knobs
+from toolkit.send.client import Client
+from toolkit.send.launch import RESULT_COLUMNS, Launch
 
 MAPPING = toolkit.Mapping({"email": "email", "name": "_fname"})
 TRIGGER = toolkit.Trigger(96)
@@ -283,7 +283,7 @@ def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object,
                                                                make_client: Callable[..., Client],
                                                                caplog: pytest.LogCaptureFixture,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    monkeypatch.setattr("toolkit.launch._POLL_MAX", 0.05)  # poll faster than a person would
+    monkeypatch.setattr("toolkit.send.launch._POLL_MAX", 0.05)  # poll faster than a person would
     client = make_client(sb)
     launch = client.launch(toolkit.plan(_segment(5), MAPPING, TRIGGER), label="forgotten", progress=False)
     requests.post(f"{sb.url}/_sandbox/reset", headers={"Authorization": f"Bearer {sb.token}"}, timeout=10)  # type: ignore[attr-defined]
@@ -416,7 +416,7 @@ def test_repr_is_readable(sb: object, make_client: Callable[..., Client]) -> Non
 CHILD = textwrap.dedent(
     """
     import polars as pl, toolkit
-    from toolkit.client import Client
+    from toolkit.send.client import Client
     frame = pl.DataFrame({"email": [f"crash{i}@launch.test" for i in range(120)], "name": ["C"] * 120})
     plan = toolkit.plan(frame, toolkit.Mapping({"email": "email", "name": "_fname"}), toolkit.Trigger(96),
                         max_rows=10)

@@ -1,4 +1,4 @@
-"""toolkit.mapping: every bad declaration fails at construction with a message that says what to do."""
+"""toolkit.core.mapping: every bad declaration fails at construction with a message that says what to do."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import toolkit
-from toolkit.contract import MAX_FILE_BYTES
+from toolkit.core.contract import MAX_FILE_BYTES
+from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger
 from toolkit.errors import InvalidArgumentError, SerializationError, ToolkitError
-from toolkit.mapping import Attachment, Mapping, Subscription, Trigger
 
 
 # --- Subscription ----------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_attach_over_the_file_limit_is_refused(tmp_path: Path) -> None:
 
 def test_attach_at_the_file_limit_passes_the_size_check(monkeypatch: pytest.MonkeyPatch) -> None:
     # the limit is inclusive: exactly MAX_FILE_BYTES is allowed (checked without allocating it)
-    import toolkit.mapping as mapping_module
+    import toolkit.core.mapping as mapping_module
 
     monkeypatch.setattr(mapping_module, "MAX_FILE_BYTES", 4)
     assert Attachment.from_bytes("a.bin", b"1234").size == 4

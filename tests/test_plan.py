@@ -1,4 +1,4 @@
-"""toolkit.plan: batches under both limits, the Plan's views, bad calls, one code path for every frame kind."""
+"""toolkit.core.plan: batches under both limits, the Plan's views, bad calls, one code path for every frame kind."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 import toolkit
 from toolkit import Mapping, Subscription, Trigger, plan, sample_customers
-from toolkit.contract import loads_xml
+from toolkit.core.contract import loads_xml
+from toolkit.core.plan import TOKEN_ROOM
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, SerializationError, ToolkitError
-from toolkit.plan import TOKEN_ROOM
 
 SEGMENT_MAPPING = Mapping(
     {
@@ -218,7 +218,7 @@ def test_summary_repr_html_records(segment: pd.DataFrame) -> None:
     assert s["bytes"] == sum(len(b.body) for b in p.batches)
     assert s["largest_batch_rows"] == 500 and s["max_rows"] == 500 and s["trigger_id"] == 96
     assert sum(s["rejected_by_rule"].values()) == s["rejected"]
-    assert set(s["rejected_by_rule"]) <= set(toolkit.validate.RULES)
+    assert set(s["rejected_by_rule"]) <= set(toolkit.core.validate.RULES)
     assert list(s["rejected_by_rule"].values()) == sorted(s["rejected_by_rule"].values(), reverse=True)
     json.dumps(s)  # JSON-ready
     assert repr(p) == (
@@ -365,7 +365,7 @@ def test_bodies_are_the_same_however_they_are_asked_for(monkeypatch: pytest.Monk
         subscriptions=[Subscription("sms", "phone", 20)],
     )
     expected = [b.body for b in plan(segment, mapping, Trigger(5), max_rows=10).batches]
-    monkeypatch.setattr(sys.modules["toolkit.plan"], "WINDOW_ROWS", 25)  # 2 batches a window
+    monkeypatch.setattr(sys.modules["toolkit.core.plan"], "WINDOW_ROWS", 25)  # 2 batches a window
     batches = plan(segment, mapping, Trigger(5), max_rows=10).batches
     indices = list(range(len(batches)))
     if order == "backward":

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolkit.core.sample import COLUMNS, sample_customers
 from toolkit.errors import InvalidArgumentError
-from toolkit.sample import COLUMNS, sample_customers
 
 POLARS_SCHEMA = {
     "crm_id": pl.String,

@@ -1,4 +1,4 @@
-"""The seed's two request examples, rebuilt from a pandas frame and from a polars frame with toolkit.plan.
+"""The seed's two request examples, rebuilt from a pandas frame and from a polars frame with toolkit.core.plan.
 
 Our bodies are compared field by field with the published examples (both parsed; ``token`` left
 out: the client sends it in a header). Our bodies also carry ``format``, ``skip_triggers``,
@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from toolkit import Attachment, Mapping, Subscription, Trigger, plan
-from toolkit.contract import loads_xml
+from toolkit.core.contract import loads_xml
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "examples"
 KINDS = ["pandas", "polars"]

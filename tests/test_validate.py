@@ -1,4 +1,4 @@
-"""toolkit.validate: normalization and every validation rule, as a user sees them in a plan."""
+"""toolkit.core.validate: normalization and every validation rule, as a user sees them in a plan."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import toolkit.validate as validate
+import toolkit.core.validate as validate
 from toolkit import Mapping, Subscription, Trigger, plan
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError
 
@@ -244,7 +244,7 @@ def test_non_ascii_text_passes_intact_in_json_and_xml() -> None:
     p = one_column(values, "_fname")
     assert [r["_fname"] for r in sent(p)] == values
     assert "Пётр 😀".encode() in p.batches[0].body  # UTF-8, not \u escapes
-    from toolkit.contract import loads_xml
+    from toolkit.core.contract import loads_xml
 
     px = one_column(values, "_fname", format="xml")
     assert [r["_fname"] for r in loads_xml(px.batches[0].body)["data"]] == values
@@ -267,7 +267,7 @@ def test_control_characters_in_xml_text_are_rejected_not_sent() -> None:
 
 @pytest.mark.parametrize("bad", ["non\ufffecharacter", "non\uffffcharacter", "nul\x00", "esc\x1b"])
 def test_characters_xml_cannot_carry_are_rejected_in_xml_plans(bad: str) -> None:
-    from toolkit.contract import loads_xml
+    from toolkit.core.contract import loads_xml
 
     p = one_column(["fine", bad], "_fname", format="xml")
     assert [(pos, rule) for pos, rule, _ in rejected(p)] == [(1, "invalid_text")]
@@ -276,7 +276,7 @@ def test_characters_xml_cannot_carry_are_rejected_in_xml_plans(bad: str) -> None
 
 @pytest.mark.parametrize("bad", ["bell\x07", "non\uffffcharacter"])
 def test_characters_xml_cannot_carry_in_list_items_are_rejected_in_xml_plans(bad: str) -> None:
-    from toolkit.contract import loads_xml
+    from toolkit.core.contract import loads_xml
 
     df = pl.DataFrame({"email": ["a@x.io", "b@x.io", "c@x.io"], "v": [["ok", bad], [bad], ["fine"]]})
     p = plan(df, Mapping({"email": "email", "v": "tags"}), Trigger(1), format="xml")
@@ -392,7 +392,7 @@ def test_floats_keep_full_precision() -> None:
         if fmt == "json":
             got = [r["score"] for r in sent(p)]
         else:
-            from toolkit.contract import loads_xml
+            from toolkit.core.contract import loads_xml
 
             got = [float(r["score"]) for r in loads_xml(p.batches[0].body)["data"]]
         assert got == values
@@ -442,7 +442,7 @@ def test_list_items_are_trimmed_and_blank_ones_left_out() -> None:
 
 
 def test_list_items_with_non_ascii_text() -> None:
-    from toolkit.contract import loads_xml
+    from toolkit.core.contract import loads_xml
 
     tags = [["постоянный", "😀 vip"], ['a "quoted" \\ tag'], ["日本"]]
     df = pl.DataFrame({"email": ["a@x.io", "b@x.io", "c@x.io"], "tags": tags})

@@ -19,10 +19,10 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 import toolkit
-from toolkit import charts
-from toolkit.client import Client
 from toolkit.errors import AuthError
-from toolkit.widgets import CSS_CLASSES, History, LaunchForm, LaunchMonitor, guess_fields
+from toolkit.send.client import Client
+from toolkit.view import charts
+from toolkit.view.widgets import CSS_CLASSES, History, LaunchForm, LaunchMonitor, guess_fields
 
 
 def _sends(sandbox: Any, trigger_id: int | None = None) -> list[dict[str, Any]]:

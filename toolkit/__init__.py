@@ -19,7 +19,10 @@ Example:
     50
 """
 
-from toolkit.client import Client
+from toolkit._version import __version__
+from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger
+from toolkit.core.plan import Batch, Plan, plan
+from toolkit.core.sample import sample_customers
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -34,12 +37,8 @@ from toolkit.errors import (
     ToolkitError,
     TransportError,
 )
-from toolkit.launch import Launch
-from toolkit.mapping import Attachment, Mapping, Subscription, Trigger
-from toolkit.plan import Batch, Plan, plan
-from toolkit.sample import sample_customers
-
-__version__ = "0.1.0"
+from toolkit.send.client import Client
+from toolkit.send.launch import Launch
 
 __all__ = [
     "AlreadyLaunched",

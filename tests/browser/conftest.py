@@ -446,8 +446,8 @@ class Outcome:
 
 @dataclass
 class LaunchFormPage:
-    """``toolkit.widgets.LaunchForm`` in a page (JupyterLab's notebook or Voila's), found by the
-    CSS classes of ``toolkit.widgets.CSS_CLASSES``, driven and read as a user would."""
+    """``toolkit.view.widgets.LaunchForm`` in a page (JupyterLab's notebook or Voila's), found by the
+    CSS classes of ``toolkit.view.widgets.CSS_CLASSES``, driven and read as a user would."""
 
     page: Any
     form: Any  # Locator of .toolkit-launch-form

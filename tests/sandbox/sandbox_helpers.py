@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import requests
 
-from toolkit.contract import BATCH_PATH, SINGLE_PATH, STATUS_PATH
+from toolkit.core.contract import BATCH_PATH, SINGLE_PATH, STATUS_PATH
 from toolkit.sandbox import SandboxServer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"

@@ -9,7 +9,7 @@ import pytest
 import requests
 from sandbox_helpers import Api, example
 
-from toolkit.contract import BATCH_PATH, MAX_BODY_BYTES, SINGLE_PATH, STATUS_PATH, loads_xml
+from toolkit.core.contract import BATCH_PATH, MAX_BODY_BYTES, SINGLE_PATH, STATUS_PATH, loads_xml
 
 PLATFORM = [BATCH_PATH, SINGLE_PATH, STATUS_PATH]
 

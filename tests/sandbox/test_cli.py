@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from toolkit.contract import STATUS_PATH
+from toolkit.core.contract import STATUS_PATH
 
 TOOLKIT = [sys.executable, "-m", "toolkit"]
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 from sandbox_helpers import Api
 
-from toolkit.contract import BATCH_PATH, STATUS_PATH
+from toolkit.core.contract import BATCH_PATH, STATUS_PATH
 
 ONE = {"trigger_id": 3, "data": [{"data": {"email": "a@example.com"}}]}
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from sandbox_helpers import Api
 
-from toolkit.contract import BATCH_PATH, SINGLE_PATH, STATUS_PATH, loads_xml
+from toolkit.core.contract import BATCH_PATH, SINGLE_PATH, STATUS_PATH, loads_xml
 from toolkit.sandbox import SandboxServer, serve
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox_helpers import Api
 
-from toolkit.contract import BATCH_PATH
+from toolkit.core.contract import BATCH_PATH
 
 
 def test_bad_profiles_fail_alone_with_readable_errors_in_input_order(api: Api) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sandbox_helpers import Api
 
-from toolkit.contract import BATCH_PATH, SINGLE_PATH, STATUS_PATH, loads_xml
+from toolkit.core.contract import BATCH_PATH, SINGLE_PATH, STATUS_PATH, loads_xml
 
 OK_DATA = [{"data": {"email": "a@example.com"}}]
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 from sandbox_helpers import Api, example
 
-from toolkit.contract import BATCH_PATH, SINGLE_PATH, STATUS_LIST_PATHS, STATUS_PATH, loads_xml
+from toolkit.core.contract import BATCH_PATH, SINGLE_PATH, STATUS_LIST_PATHS, STATUS_PATH, loads_xml
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 HEX24 = re.compile(r"^[0-9a-f]{24}$")

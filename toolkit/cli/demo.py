@@ -92,7 +92,7 @@ def _save_charts(nb: Any, out: Path) -> list[Path]:
 
 def _summary() -> dict[str, Any]:
     """Counts of the main launch (and its retry) from the journal, on the demo's platform."""
-    from toolkit.client import Client
+    from toolkit.send.client import Client
 
     with Client.from_env() as client:
         record = client.journal.find(MAIN_LABEL)

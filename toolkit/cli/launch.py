@@ -97,7 +97,7 @@ def _err(message: str) -> None:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from toolkit.client import Client
+    from toolkit.send.client import Client
 
     kwargs: dict[str, Any] = {}
     if args.journal:
@@ -122,7 +122,7 @@ def _read(path: str) -> Any:
 
 
 def _mapping(args: argparse.Namespace) -> Any:
-    from toolkit.mapping import Mapping
+    from toolkit.core.mapping import Mapping
 
     fields: dict[str, str] = {}
     for item in args.maps:
@@ -182,8 +182,8 @@ def _guard(func: Any) -> Any:
 @_guard
 def cmd_launch(args: argparse.Namespace) -> int:
     """``toolkit launch``: plan, send, wait, report."""
-    from toolkit.mapping import Trigger
-    from toolkit.plan import plan as make_plan
+    from toolkit.core.mapping import Trigger
+    from toolkit.core.plan import plan as make_plan
 
     segment = _read(args.segment)
     planned = make_plan(segment, _mapping(args), Trigger(args.trigger_id), format=args.format)
@@ -235,8 +235,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     """``toolkit history``: the journal's launches, newest first (no network, no token)."""
     import polars as pl
 
-    from toolkit.journal import Journal
-    from toolkit.launch import history_frame
+    from toolkit.send.journal import Journal
+    from toolkit.send.launch import history_frame
 
     with Journal.open(args.journal) as journal:
         frame = history_frame(journal, kind="polars")

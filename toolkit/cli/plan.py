@@ -13,9 +13,9 @@ import argparse
 import json
 from typing import Any
 
-from toolkit.mapping import Mapping, Subscription, Trigger
-from toolkit.plan import plan
-from toolkit.sample import sample_customers
+from toolkit.core.mapping import Mapping, Subscription, Trigger
+from toolkit.core.plan import plan
+from toolkit.core.sample import sample_customers
 
 #: The mapping the demo and the sample segment use.
 SAMPLE_FIELDS = {

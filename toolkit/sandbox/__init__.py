@@ -1,7 +1,7 @@
 """The sandbox: a local HTTP server that speaks the platform API faithfully.
 
 It backs the demo, the notebooks and every client test. It is an independent
-implementation of ``docs/CONTRACT.md``: it imports only :mod:`toolkit.contract` from the
+implementation of ``docs/CONTRACT.md``: it imports only :mod:`toolkit.core.contract` from the
 rest of the package (its validators are its own), so it can catch the client's mistakes.
 
 Start it with ``toolkit sandbox [--host 127.0.0.1] [--port 8080] [--token TOKEN] [--db PATH]

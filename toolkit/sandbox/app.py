@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from toolkit.contract import (
+from toolkit.core.contract import (
     API_PREFIX,
     BATCH_PATH,
     MAX_BODY_BYTES,

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Final
 
-from toolkit.contract import MATCHING_MODES
+from toolkit.core.contract import MATCHING_MODES
 
 from .envelope import ImportEnvelope
 from .knobs import IdSource

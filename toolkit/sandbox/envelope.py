@@ -20,7 +20,7 @@ from typing import Any, Final
 import orjson
 from defusedxml import DefusedXmlException
 
-from toolkit.contract import MATCHING_MODES, MAX_FILE_BYTES, REQUEST_LIST_PATHS, Format, loads_xml
+from toolkit.core.contract import MATCHING_MODES, MAX_FILE_BYTES, REQUEST_LIST_PATHS, Format, loads_xml
 
 from .validators import parse_data_uri
 

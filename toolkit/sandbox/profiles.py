@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from toolkit.contract import CHANNELS, DATE_FIELDS, EMAIL_FIELD, IP_FIELDS, MATCHING_MODES, PHONE_FIELD
+from toolkit.core.contract import CHANNELS, DATE_FIELDS, EMAIL_FIELD, IP_FIELDS, MATCHING_MODES, PHONE_FIELD
 
 from .envelope import ImportEnvelope
 from .validators import is_date, is_email, is_ipv4, normalize_phone

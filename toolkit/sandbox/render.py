@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from toolkit.contract import BODY_TOO_LARGE, Format, dumps_xml, ok_envelope, xml_text
+from toolkit.core.contract import BODY_TOO_LARGE, Format, dumps_xml, ok_envelope, xml_text
 
 __all__ = ["body_too_large", "http_status", "progress", "render", "status_payload", "status_xml"]
 
@@ -80,7 +80,7 @@ def status_xml(task: dict[str, Any]) -> bytes:
     Example:
         >>> task = {"status": "completed", "total": 2, "done": 2,
         ...         "results": [{"profile_id": "p1"}, {"error": 400, "error_text": "invalid email"}]}
-        >>> from toolkit.contract import loads_xml, STATUS_LIST_PATHS
+        >>> from toolkit.core.contract import loads_xml, STATUS_LIST_PATHS
         >>> loads_xml(status_xml(task), STATUS_LIST_PATHS)["data"]["result"]["result"]
         [{'profile_id': 'p1'}, {'error': '400', 'error_text': 'invalid email'}]
     """

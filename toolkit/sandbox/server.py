@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from toolkit.contract import MAX_BODY_BYTES, MAX_FILE_BYTES
+from toolkit.core.contract import MAX_BODY_BYTES, MAX_FILE_BYTES
 
 from .app import ABORT_EXTENSION, create_app
 from .knobs import Knobs

@@ -1,6 +1,6 @@
 """Small, independent checks of profile values, as the platform applies them on import.
 
-The sandbox deliberately does not reuse the client's validation (``toolkit.validate``): a
+The sandbox deliberately does not reuse the client's validation (``toolkit.core.validate``): a
 second, separate implementation is what lets the sandbox catch the client's mistakes.
 
 Example:

@@ -37,8 +37,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from toolkit.launch import Launch
-    from toolkit.plan import Plan
+    from toolkit.core.plan import Plan
+    from toolkit.send.launch import Launch
 
 __all__ = [
     "OKABE_ITO",
@@ -280,7 +280,7 @@ def funnel_counts(plan_or_launch: Plan | Launch) -> dict[str, int | None]:
         >>> funnel_counts(p)
         {'segment rows': 2, 'valid': 1, 'sent': None, 'imported': None}
     """
-    from toolkit.plan import Plan
+    from toolkit.core.plan import Plan
 
     if isinstance(plan_or_launch, Plan):
         return {"segment rows": plan_or_launch.n_rows, "valid": plan_or_launch.n_valid, "sent": None,
@@ -327,7 +327,7 @@ def plot_funnel(plan_or_launch: Plan | Launch, *, title: str | None = None) -> F
     ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
     ax.set_xlim(0, (total or 1) * 1.22)
     if title is None:
-        from toolkit.plan import Plan
+        from toolkit.core.plan import Plan
 
         kind = "plan" if isinstance(plan_or_launch, Plan) else f"launch {plan_or_launch.label or ''}".strip()
         title = f"From segment to imported profiles ({kind})"

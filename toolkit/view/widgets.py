@@ -3,7 +3,7 @@
 * :class:`LaunchForm`: choose a segment, the trigger, the matching, the column -> field
   mapping, subscriptions, flags, content and attachments; see the plan live (summary,
   rejected rows by reason, the first records exactly as sent); tick the confirmation and
-  launch, once. ``form.launch`` is then the :class:`~toolkit.launch.Launch`.
+  launch, once. ``form.launch`` is then the :class:`~toolkit.send.launch.Launch`.
 * :class:`LaunchMonitor`: live per-task progress of a running or resumed launch, then
   its results and charts.
 * :class:`History`: the journal's launches; pick one to see its results and charts.
@@ -43,16 +43,16 @@ from typing import TYPE_CHECKING, Any, Final
 import ipywidgets as widgets
 import narwhals.stable.v2 as nw
 
-from toolkit.contract import CHANNELS, MATCHING_MODES
+from toolkit.core.contract import CHANNELS, MATCHING_MODES
+from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger
+from toolkit.core.plan import Plan, plan
 from toolkit.errors import AlreadyLaunched, ConfigurationError, InvalidArgumentError, ToolkitError
-from toolkit.mapping import Attachment, Mapping, Subscription, Trigger
-from toolkit.plan import Plan, plan
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from toolkit.client import Client
-    from toolkit.launch import Launch
+    from toolkit.send.client import Client
+    from toolkit.send.launch import Launch
 
 __all__ = ["CSS_CLASSES", "History", "LaunchForm", "LaunchMonitor", "guess_fields"]
 
@@ -181,7 +181,7 @@ def _count_table(title: str, counts: AbcMapping[str, int], empty: str = "none") 
 
 def _results_view(launch: Launch, *, n: int = 10) -> tuple[str, list[bytes]]:
     """The results of a launch as HTML (counts, failures, first rows) and chart PNGs."""
-    from toolkit import charts
+    from toolkit.view import charts
 
     summary = launch.summary()
     counts = {k: summary[k] for k in ("imported", "failed", "rejected", "unknown", "pending") if summary[k]}
@@ -256,18 +256,18 @@ class LaunchForm(widgets.VBox):
 
     Args:
         frames: the segment (a pandas or polars frame), or a dict of named segments.
-        mapping: a :class:`~toolkit.mapping.Mapping` to start from; without one, every column
+        mapping: a :class:`~toolkit.core.mapping.Mapping` to start from; without one, every column
             is mapped by :func:`guess_fields` (email -> email, phone -> phones, ...).
-        client: the :class:`~toolkit.client.Client` to launch with; by default
+        client: the :class:`~toolkit.send.client.Client` to launch with; by default
             ``Client.from_env()``, built on the first launch.
-        trigger: a :class:`~toolkit.mapping.Trigger` (or a trigger id) to start from.
+        trigger: a :class:`~toolkit.core.mapping.Trigger` (or a trigger id) to start from.
         label: the launch's label to start from.
         background: run a launch in a background thread (the notebook stays responsive);
             ``form.join()`` waits for it.
-        plan_options: more :func:`~toolkit.plan.plan` keyword arguments (``max_rows``, ...).
+        plan_options: more :func:`~toolkit.core.plan.plan` keyword arguments (``max_rows``, ...).
 
     ``form.plan`` is the plan the form would send now (``None`` while the form is invalid,
-    ``form.errors`` says why); ``form.launch`` the last :class:`~toolkit.launch.Launch`.
+    ``form.errors`` says why); ``form.launch`` the last :class:`~toolkit.send.launch.Launch`.
 
     Example:
         >>> import toolkit
@@ -675,13 +675,13 @@ class LaunchForm(widgets.VBox):
     def client(self) -> Client:
         """The client launches go through (``Client.from_env()`` unless one was given)."""
         if self._client is None:
-            from toolkit.client import Client
+            from toolkit.send.client import Client
 
             try:
                 self._client = Client.from_env()
             except ConfigurationError as exc:
                 raise ConfigurationError(
-                    f"no platform to launch on: {exc}. In a notebook, toolkit.notebook.connect() "
+                    f"no platform to launch on: {exc}. In a notebook, toolkit.view.notebook.connect() "
                     "starts a local sandbox; or pass LaunchForm(..., client=Client(url, token))."
                 ) from None
         return self._client
@@ -854,7 +854,7 @@ class LaunchMonitor(widgets.VBox):
     """Live progress of a launch (running or resumed), then its results and charts.
 
     Args:
-        launch: the :class:`~toolkit.launch.Launch` to follow.
+        launch: the :class:`~toolkit.send.launch.Launch` to follow.
         follow: poll in a background thread until every task is done (``False``: show the
             journal's state now; ``monitor.refresh()`` reads it again).
         interval: seconds between polls.
@@ -938,7 +938,7 @@ class History(widgets.VBox):
 
     Example (needs a journal)::
 
-        History(toolkit.notebook.connect())
+        History(toolkit.view.notebook.connect())
     """
 
     def __init__(self, client: Client, *, limit: int = 50) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.contract import CHANNELS, MATCHING_MODES, MAX_FILE_BYTES, MatchingRule
+from toolkit.core.contract import CHANNELS, MATCHING_MODES, MAX_FILE_BYTES, MatchingRule
 from toolkit.errors import InvalidArgumentError, SerializationError, did_you_mean
 
 __all__ = ["Attachment", "Mapping", "Subscription", "Trigger"]

@@ -24,7 +24,7 @@ naming the column and the value). Rules, in the order they are checked:
 
 Example:
     >>> import polars as pl
-    >>> from toolkit.mapping import Mapping, Trigger
+    >>> from toolkit.core.mapping import Mapping, Trigger
     >>> df = pl.DataFrame({"email": ["  Ann@X.io ", "bad@", None], "phone": ["8 (900) 123-45-67", None, "+7 900 1"]})
     >>> prepared = prepare(df, Mapping({"email": "email", "phone": "phones"}), Trigger(1))
     >>> prepared.valid_frame.select("__tk_f0", "__tk_f1").rows()
@@ -45,9 +45,9 @@ import numpy as np
 import phonenumbers
 import polars as pl
 
-from toolkit.contract import DATE_FIELDS, EMAIL_FIELD, IP_FIELDS, PHONE_FIELD, Format
+from toolkit.core.contract import DATE_FIELDS, EMAIL_FIELD, IP_FIELDS, PHONE_FIELD, Format
+from toolkit.core.mapping import Mapping, Trigger
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, did_you_mean
-from toolkit.mapping import Mapping, Trigger
 
 __all__ = ["RULES", "Duplicates", "Prepared", "prepare"]
 

@@ -1,9 +1,9 @@
-"""Notebook set-up: one call gives a :class:`~toolkit.client.Client`, on the platform or a sandbox.
+"""Notebook set-up: one call gives a :class:`~toolkit.send.client.Client`, on the platform or a sandbox.
 
 :func:`connect` reads ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN``: when both are set it
 talks to that platform (the real one, or the test session's sandbox). Otherwise it starts
 a local sandbox in the background, once per kernel, for the kernel's life, and points
-the environment at it (so ``Client.from_env()`` and :class:`~toolkit.widgets.LaunchForm`
+the environment at it (so ``Client.from_env()`` and :class:`~toolkit.view.widgets.LaunchForm`
 find it too). Sandbox launches are journalled in a temporary file, not in your real
 journal, unless ``TOOLKIT_JOURNAL`` says otherwise.
 
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.client import ENV_TOKEN, ENV_URL, Client
+from toolkit.send.client import ENV_TOKEN, ENV_URL, Client
 
 if TYPE_CHECKING:
     from toolkit.sandbox import SandboxServer
@@ -67,7 +67,7 @@ def connect(*, verbose: bool = False, **knobs: Any) -> Client:
 
     Example (starts a server)::
 
-        client = toolkit.notebook.connect()
+        client = toolkit.view.notebook.connect()
         client.launch(plan)
     """
     global _stack, _server

@@ -1,6 +1,6 @@
 """Launch: send a plan's batches exactly once, follow their tasks, read the results.
 
-A launch is journalled (see :mod:`toolkit.journal`) around every request, which gives
+A launch is journalled (see :mod:`toolkit.send.journal`) around every request, which gives
 its three guarantees:
 
 * **nothing is sent twice**: a batch whose body (sha256 digest) was sent before to the
@@ -14,7 +14,7 @@ its three guarantees:
   launch from the journal alone.
 
 Example:
-    >>> from toolkit.journal import Journal
+    >>> from toolkit.send.journal import Journal
     >>> j = Journal(":memory:")
     >>> history_frame(j, kind="polars").columns[:4]
     ['launch_id', 'label', 'created', 'trigger_id']
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 import polars as pl
 
-from toolkit import contract
+from toolkit.core import contract
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -46,15 +46,15 @@ from toolkit.errors import (
     OutcomeUnknown,
     TransportError,
 )
-from toolkit.journal import BatchRecord, Journal, LaunchRecord, RowResult
+from toolkit.send.journal import BatchRecord, Journal, LaunchRecord, RowResult
 
 if TYPE_CHECKING:
-    from toolkit.client import Client, TaskStatus
-    from toolkit.plan import Plan
+    from toolkit.core.plan import Plan
+    from toolkit.send.client import Client, TaskStatus
 
 __all__ = ["RESULT_COLUMNS", "Launch", "history_frame", "single_body", "start_launch"]
 
-log = logging.getLogger("toolkit.launch")
+log = logging.getLogger("toolkit.send.launch")
 
 #: The results frame's columns, in order (docs/ARCHITECTURE.md).
 RESULT_COLUMNS = ("position", "match_key", "batch", "task_id", "status", "profile_id", "error", "error_text")
@@ -186,7 +186,7 @@ def _journal_time(text: str | None) -> datetime | None:
 
 def _journal_progress(batches: Sequence[BatchRecord]) -> list[dict[str, Any]]:
     """A launch's progress over time as far as its journal knows it, in the shape of
-    :meth:`Launch.progress_history() <toolkit.launch.Launch.progress_history>`: each task at 0 %
+    :meth:`Launch.progress_history() <toolkit.send.launch.Launch.progress_history>`: each task at 0 %
     when its batch was sent and, once it finished, at 100 % when it finished. The status reads
     in between are not journalled (only the last one, without its time), so the curve steps
     from 0 to 100 per task; ``"source": "journal"`` marks these entries."""
@@ -600,7 +600,7 @@ class Launch:
             if join:
                 self._require_plan("results(join=True)")
             return frame.to_pandas()
-        from toolkit.frames import SourceFrame
+        from toolkit.core.frames import SourceFrame
 
         source = SourceFrame.wrap(self.plan.source)
         if join:
@@ -658,7 +658,7 @@ class Launch:
             )
         if frame is None:
             return plan.subset(positions)
-        from toolkit.plan import plan as make_plan
+        from toolkit.core.plan import plan as make_plan
 
         return make_plan(frame, plan.mapping, plan.trigger, **dict(plan.options)).subset(positions)
 
@@ -703,7 +703,7 @@ def _polars(frame: Any) -> pl.DataFrame | None:
         return None
     if isinstance(frame, pl.DataFrame):
         return frame
-    from toolkit.frames import SourceFrame
+    from toolkit.core.frames import SourceFrame
 
     return SourceFrame.wrap(frame).polars
 
@@ -767,14 +767,14 @@ def single_body(record_or_row: Any, mapping: Any, trigger: Any, *, format: contr
     match key at the top level (``email``, ``phone``, ``profile_id`` or ``field_value``).
 
     Example:
-        >>> from toolkit.mapping import Mapping, Trigger
+        >>> from toolkit.core.mapping import Mapping, Trigger
         >>> single_body({"email": " Ann@X.io", "name": "Ann"}, Mapping({"email": "email", "name": "_fname"}),
         ...             Trigger(96))  # doctest: +ELLIPSIS
         b'{"format":"json","matching":"email","trigger_id":96,...,"data":{"email":"ann@x.io","_fname":"Ann"},"email":"ann@x.io"}'
     """
     import polars as pl
 
-    from toolkit.plan import plan as make_plan
+    from toolkit.core.plan import plan as make_plan
 
     frame = pl.DataFrame([dict(record_or_row)]) if isinstance(record_or_row, AbcMapping) else record_or_row
     planned = make_plan(frame, mapping, trigger, format="json")

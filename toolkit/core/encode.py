@@ -10,8 +10,8 @@ decoder refuses ``1.0`` for an int field.
 
 Example:
     >>> import polars as pl
-    >>> from toolkit.mapping import Mapping, Subscription, Trigger
-    >>> from toolkit.validate import prepare
+    >>> from toolkit.core.mapping import Mapping, Subscription, Trigger
+    >>> from toolkit.core.validate import prepare
     >>> df = pl.DataFrame({"email": ["ann@x.io"], "name": [' Ann "A"'], "n": [2.0]})
     >>> mapping = Mapping({"email": "email", "name": "_fname", "n": "orders"},
     ...                   subscriptions=[Subscription("email", "email", 21)])
@@ -40,10 +40,10 @@ import numpy as np
 import orjson
 import polars as pl
 
-from toolkit.contract import Format, is_xml_name, xml_fragment, xml_text
+from toolkit.core.contract import Format, is_xml_name, xml_fragment, xml_text
+from toolkit.core.mapping import Mapping, Trigger
+from toolkit.core.validate import Prepared
 from toolkit.errors import InvalidArgumentError
-from toolkit.mapping import Mapping, Trigger
-from toolkit.validate import Prepared
 
 __all__ = ["Envelope", "RowEncoder", "envelope", "json_rows", "take_sorted", "xml_rows"]
 
@@ -207,8 +207,8 @@ class RowEncoder:
 
     Example:
         >>> import polars as pl
-        >>> from toolkit.mapping import Mapping, Trigger
-        >>> from toolkit.validate import prepare
+        >>> from toolkit.core.mapping import Mapping, Trigger
+        >>> from toolkit.core.validate import prepare
         >>> mapping = Mapping({"email": "email", "name": "_fname"})
         >>> prepared = prepare(pl.DataFrame({"email": ["a@x.io", "b@x.io"], "name": ["Ann", None]}), mapping, Trigger(1))
         >>> encoder = RowEncoder(prepared, mapping, "json")
@@ -438,7 +438,7 @@ def envelope(mapping: Mapping, trigger: Trigger, format: Format) -> Envelope:
     """The request envelope: options first, then the profiles, ``data`` last.
 
     Example:
-        >>> from toolkit.mapping import Mapping, Trigger
+        >>> from toolkit.core.mapping import Mapping, Trigger
         >>> env = envelope(Mapping({"email": "email"}), Trigger(96), "json")
         >>> (env.prefix + b"{}" + env.suffix).decode()
         '{"format":"json","matching":"email","trigger_id":96,"skip_triggers":false,"skip_invalid_subscriptions":false,"detect_geo":false,"data":[{}]}'

@@ -2,7 +2,7 @@
 
 Example:
     >>> import polars as pl
-    >>> from toolkit.mapping import Mapping, Subscription, Trigger
+    >>> from toolkit.core.mapping import Mapping, Subscription, Trigger
     >>> segment = pl.DataFrame({"email": ["ann@x.io", "bob@x.io", "bad@"], "name": ["Ann", "Bob", "Eve"]})
     >>> p = plan(segment, Mapping({"email": "email", "name": "_fname"}), Trigger(96))
     >>> p
@@ -31,12 +31,12 @@ import orjson
 import phonenumbers
 import polars as pl
 
-from toolkit.contract import MAX_BODY_BYTES, Format
-from toolkit.encode import Envelope, RowEncoder, envelope, take_sorted
+from toolkit.core.contract import MAX_BODY_BYTES, Format
+from toolkit.core.encode import Envelope, RowEncoder, envelope, take_sorted
+from toolkit.core.frames import SourceFrame
+from toolkit.core.mapping import Mapping, Trigger
+from toolkit.core.validate import KEY, POS, REASON, RULE, Prepared, prepare
 from toolkit.errors import InvalidArgumentError, did_you_mean
-from toolkit.frames import SourceFrame
-from toolkit.mapping import Mapping, Trigger
-from toolkit.validate import KEY, POS, REASON, RULE, Prepared, prepare
 
 __all__ = ["Batch", "Plan", "plan"]
 
@@ -241,7 +241,7 @@ class Plan:
 
         Example:
             >>> import polars as pl
-            >>> from toolkit.mapping import Mapping, Trigger
+            >>> from toolkit.core.mapping import Mapping, Trigger
             >>> p = plan(pl.DataFrame({"email": ["a@x.io"]}), Mapping({"email": "email"}), Trigger(7))
             >>> {k: p.summary()[k] for k in ("rows", "valid", "rejected", "batches")}
             {'rows': 1, 'valid': 1, 'rejected': 0, 'batches': 1}
@@ -268,7 +268,7 @@ class Plan:
 
         Example:
             >>> import polars as pl
-            >>> from toolkit.mapping import Mapping, Trigger
+            >>> from toolkit.core.mapping import Mapping, Trigger
             >>> p = plan(pl.DataFrame({"email": [" A@X.IO"]}), Mapping({"email": "email"}), Trigger(7))
             >>> p.records()
             [{'email': 'a@x.io'}]
@@ -385,7 +385,7 @@ def plan(
 
     Example:
         >>> import pandas as pd
-        >>> from toolkit.mapping import Mapping, Trigger
+        >>> from toolkit.core.mapping import Mapping, Trigger
         >>> segment = pd.DataFrame({"email": ["ann@x.io", "BOB@X.IO ", "nope", "ann@x.io"]})
         >>> p = plan(segment, Mapping({"email": "email"}), Trigger(96), max_rows=2)
         >>> [b.rows for b in p.batches]

@@ -1,6 +1,6 @@
 """Client: the HTTP side of a launch (auth, retries, rate limit, errors), on one session.
 
-The client sends the exact bytes a :class:`~toolkit.plan.Batch` holds and reads the
+The client sends the exact bytes a :class:`~toolkit.core.plan.Batch` holds and reads the
 platform's answers, JSON or XML. What it retries, and why:
 
 ============================================  ============  ============================
@@ -59,8 +59,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from toolkit import contract
-from toolkit._retry import Backoff, TokenBucket, parse_retry_after
+from toolkit.core import contract
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -74,15 +73,16 @@ from toolkit.errors import (
     ResponseInfo,
     TransportError,
 )
-from toolkit.journal import Journal, SingleRecord, api_host
+from toolkit.send.journal import Journal, SingleRecord, api_host
+from toolkit.send.retry import Backoff, TokenBucket, parse_retry_after
 
 if TYPE_CHECKING:
-    from toolkit.launch import Launch
-    from toolkit.plan import Batch, Plan
+    from toolkit.core.plan import Batch, Plan
+    from toolkit.send.launch import Launch
 
 __all__ = ["ENV_TOKEN", "ENV_URL", "Client", "TaskStatus", "splice_token"]
 
-log = logging.getLogger("toolkit.client")
+log = logging.getLogger("toolkit.send.client")
 
 ENV_URL: Final = "TOOLKIT_API_URL"
 ENV_TOKEN: Final = "TOOLKIT_API_TOKEN"
@@ -221,7 +221,7 @@ class Client:
         base_url: the platform's address, e.g. ``https://api.example.com`` (a trailing
             ``/api/v1.1`` is accepted and ignored).
         token: the API token. Sent as ``Authorization: Bearer``; never printed.
-        journal: where launches are recorded: a path, a :class:`~toolkit.journal.Journal`,
+        journal: where launches are recorded: a path, a :class:`~toolkit.send.journal.Journal`,
             or ``None`` for ``$TOOLKIT_JOURNAL`` or the user's data folder.
         timeout: seconds to wait for an answer (connecting waits at most 10 s).
         max_retries: retries of a failed call that is safe to retry (see module docs).
@@ -275,7 +275,7 @@ class Client:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        from toolkit import __version__
+        from toolkit._version import __version__
 
         self._session.headers["User-Agent"] = f"toolkit/{__version__}"
         self._journal_arg = journal
@@ -591,7 +591,7 @@ class Client:
             client.import_and_start(row, mapping, Trigger(96))       # AlreadyLaunched: sent at ...
             client.import_and_start(row, mapping, Trigger(96), force=True)  # sent again, on purpose
         """
-        from toolkit.launch import single_body
+        from toolkit.send.launch import single_body
 
         body = single_body(record_or_row, mapping, trigger, format=format)
         trigger_id = int(trigger.trigger_id)
@@ -650,7 +650,7 @@ class Client:
         concurrency: int = 4,
         progress: bool = True,
     ) -> Launch:
-        """Send a plan's batches (each once, ever) and return the :class:`~toolkit.launch.Launch`.
+        """Send a plan's batches (each once, ever) and return the :class:`~toolkit.send.launch.Launch`.
 
         Batches already sent for the same trigger and host (same body digest) are not sent
         again: a plan sent in full raises :class:`~toolkit.errors.AlreadyLaunched` (unless
@@ -662,7 +662,7 @@ class Client:
             launch = client.launch(plan, label="spring promo")   # AlreadyLaunched if re-run
             launch.wait().results(join=True)
         """
-        from toolkit.launch import start_launch
+        from toolkit.send.launch import start_launch
 
         return start_launch(self, plan, label=label, force=force, concurrency=concurrency, progress=progress)
 
@@ -675,7 +675,7 @@ class Client:
 
             client.resume("spring promo").wait().summary()
         """
-        from toolkit.launch import Launch
+        from toolkit.send.launch import Launch
 
         return Launch.from_journal(self, label, plan=plan)
 
@@ -688,7 +688,7 @@ class Client:
             >>> Client("https://api.example.com", "t0ken-abc", journal=":memory:").history(kind="polars").height
             0
         """
-        from toolkit.launch import history_frame
+        from toolkit.send.launch import history_frame
 
         return history_frame(self.journal, kind=kind)
 

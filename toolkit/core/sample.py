@@ -47,7 +47,7 @@ The content is pinned by ``tests/test_sample.py``: notebooks print counts from i
 to the tables or draws below is a visible, deliberate change.
 
 Example:
-    >>> from toolkit.sample import sample_customers
+    >>> from toolkit.core.sample import sample_customers
     >>> df = sample_customers(6, seed=1)
     >>> df.shape
     (6, 12)

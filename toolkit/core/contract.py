@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Final, Literal
 from xml.sax.saxutils import escape as _xml_escape
 
@@ -26,6 +27,8 @@ import defusedxml.ElementTree as _safe_et
 __all__ = [
     "API_PREFIX",
     "BATCH_PATH",
+    "BATCH_SENT_STATES",
+    "BATCH_SETTLED_STATES",
     "BODY_TOO_LARGE",
     "CHANNELS",
     "DATE_FIELDS",
@@ -43,9 +46,14 @@ __all__ = [
     "STATUS_LIST_PATHS",
     "STATUS_PATH",
     "SYSTEM_FIELDS",
+    "BatchState",
     "Channel",
+    "ChannelRule",
     "Format",
     "MatchingMode",
+    "MatchingRule",
+    "RowStatus",
+    "TaskState",
     "dumps_xml",
     "error_envelope",
     "is_xml_name",
@@ -84,41 +92,92 @@ SYSTEM_FIELDS: Final = frozenset(
     }
 )  # fmt: skip
 
-MatchingMode = Literal[
-    "email", "email_profile", "email_sub", "phone", "phone_sub", "profile_id",
-    "push_sub", "custom", "custom_sub", "email_phone", "email_phone_sub",
-]  # fmt: skip
+
+class MatchingMode(StrEnum):
+    """How the platform finds the profile a row updates (the body's ``matching``).
+
+    A ``StrEnum``: each member *is* its string (``MatchingMode.EMAIL == "email"``), so
+    bodies, the journal and user code that pass plain strings keep working. The facts
+    about each mode live in one table, :data:`MATCHING_MODES`.
+    """
+
+    EMAIL = "email"
+    EMAIL_PROFILE = "email_profile"
+    EMAIL_SUB = "email_sub"
+    PHONE = "phone"
+    PHONE_SUB = "phone_sub"
+    PROFILE_ID = "profile_id"
+    PUSH_SUB = "push_sub"
+    CUSTOM = "custom"
+    CUSTOM_SUB = "custom_sub"
+    EMAIL_PHONE = "email_phone"
+    EMAIL_PHONE_SUB = "email_phone_sub"
+
 
 Needs = Literal["email", "phone", "email_or_phone", "profile_id", "field", "push"]
 
 
 @dataclass(frozen=True)
 class MatchingRule:
-    """What a matching mode looks for in each profile, and where."""
+    """What a matching mode looks for in each profile, and where.
+
+    Example:
+        >>> MATCHING_MODES[MatchingMode.CUSTOM].needs_match_field
+        True
+    """
 
     needs: Needs
     #: True when the key is taken from a subscription rather than the profile's own data.
     in_subscription: bool
     #: True when the mode may create a profile (``profile_id`` only updates).
     creates: bool = True
+    #: True when the page of ``import_and_start_batch_task`` lists the mode (V); the others are
+    #: documented only for the start-without-import methods (A for this method).
+    documented_for_batch: bool = False
+
+    @property
+    def needs_match_field(self) -> bool:
+        """True when the body must name the custom field that holds the key (``match_field``)."""
+        return self.needs == "field"
+
+    @property
+    def single_key(self) -> str | None:
+        """The top-level name of the key in a single ``import_and_start`` body, if any."""
+        return {"email": "email", "phone": "phone", "profile_id": "profile_id", "field": "field_value"}.get(
+            self.needs
+        )
 
 
+#: Every matching mode's facts: the one table mapping, validate, launch and the sandbox consult.
 MATCHING_MODES: Final[Mapping[str, MatchingRule]] = {
-    "email": MatchingRule("email", in_subscription=False),
-    "email_profile": MatchingRule("email", in_subscription=False),
-    "email_sub": MatchingRule("email", in_subscription=True),
-    "phone": MatchingRule("phone", in_subscription=False),
-    "phone_sub": MatchingRule("phone", in_subscription=True),
-    "profile_id": MatchingRule("profile_id", in_subscription=False, creates=False),
-    "push_sub": MatchingRule("push", in_subscription=True),
-    "custom": MatchingRule("field", in_subscription=False),
-    "custom_sub": MatchingRule("field", in_subscription=True),
+    MatchingMode.EMAIL: MatchingRule("email", in_subscription=False, documented_for_batch=True),
+    MatchingMode.EMAIL_PROFILE: MatchingRule("email", in_subscription=False, documented_for_batch=True),
+    MatchingMode.EMAIL_SUB: MatchingRule("email", in_subscription=True),
+    MatchingMode.PHONE: MatchingRule("phone", in_subscription=False, documented_for_batch=True),
+    MatchingMode.PHONE_SUB: MatchingRule("phone", in_subscription=True),
+    MatchingMode.PROFILE_ID: MatchingRule(
+        "profile_id", in_subscription=False, creates=False, documented_for_batch=True
+    ),
+    MatchingMode.PUSH_SUB: MatchingRule("push", in_subscription=True),
+    MatchingMode.CUSTOM: MatchingRule("field", in_subscription=False, documented_for_batch=True),
+    MatchingMode.CUSTOM_SUB: MatchingRule("field", in_subscription=True),
     # A: the docs do not say whether both keys are required; one is enough here.
-    "email_phone": MatchingRule("email_or_phone", in_subscription=False),
-    "email_phone_sub": MatchingRule("email_or_phone", in_subscription=True),
+    MatchingMode.EMAIL_PHONE: MatchingRule("email_or_phone", in_subscription=False),
+    MatchingMode.EMAIL_PHONE_SUB: MatchingRule("email_or_phone", in_subscription=True),
 }
 
-Channel = Literal["email", "sms", "phone", "push", "notify", "viber", "whatsapp", "telegram_bot"]
+
+class Channel(StrEnum):
+    """A subscription's channel (the body's ``channel``); facts per channel in :data:`CHANNELS`."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PHONE = "phone"
+    PUSH = "push"
+    NOTIFY = "notify"
+    VIBER = "viber"
+    WHATSAPP = "whatsapp"
+    TELEGRAM_BOT = "telegram_bot"
 
 
 @dataclass(frozen=True)
@@ -131,20 +190,68 @@ class ChannelRule:
 
 #: Subscription channels. ``phone`` is the seed's name for an SMS-style phone subscription.
 CHANNELS: Final[Mapping[str, ChannelRule]] = {
-    "email": ChannelRule("email", "email"),
-    "sms": ChannelRule("phone", "phone"),
-    "phone": ChannelRule("phone", "phone"),
-    "viber": ChannelRule("phone", "phone"),
-    "whatsapp": ChannelRule("phone", "phone"),
-    "push": ChannelRule("subscription_id", "id"),
-    "notify": ChannelRule("subscription_id", "id"),
-    "telegram_bot": ChannelRule("cc_data", "object"),
+    Channel.EMAIL: ChannelRule("email", "email"),
+    Channel.SMS: ChannelRule("phone", "phone"),
+    Channel.PHONE: ChannelRule("phone", "phone"),
+    Channel.VIBER: ChannelRule("phone", "phone"),
+    Channel.WHATSAPP: ChannelRule("phone", "phone"),
+    Channel.PUSH: ChannelRule("subscription_id", "id"),
+    Channel.NOTIFY: ChannelRule("subscription_id", "id"),
+    Channel.TELEGRAM_BOT: ChannelRule("cc_data", "object"),
 }
 
-# --- task states ---------------------------------------------------------------------------
-#: Terminal success states (an older revision of the docs says ``success``).
-DONE_STATES: Final = frozenset({"completed", "success"})
-FAILED_STATES: Final = frozenset({"failed", "error"})
+
+# --- states --------------------------------------------------------------------------------
+class TaskState(StrEnum):
+    """A platform task's ``status`` as ``tasks/status`` reports it (unknown ones are kept raw)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    #: an older revision of the docs says ``success`` for ``completed``
+    SUCCESS = "success"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+#: Terminal success states.
+DONE_STATES: Final = frozenset({TaskState.COMPLETED, TaskState.SUCCESS})
+FAILED_STATES: Final = frozenset({TaskState.FAILED, TaskState.ERROR})
+
+
+class BatchState(StrEnum):
+    """Where a batch of a launch stands, as the journal records it::
+
+    planned --> sending --> sent --> completed
+                   |          \\--> failed    (the task ran and failed: it was sent)
+                   |--> unknown              (the answer was lost after sending)
+                   \\--> failed               (refused / never delivered: no task id)
+    """
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    UNKNOWN = "unknown"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+#: The platform has (or may have) the batch: never send it again by itself.
+BATCH_SENT_STATES: Final = frozenset(
+    {BatchState.SENDING, BatchState.SENT, BatchState.UNKNOWN, BatchState.COMPLETED}
+)
+#: Nothing more will happen to the batch without the user (``unknown`` waits for a decision).
+BATCH_SETTLED_STATES: Final = frozenset({BatchState.COMPLETED, BatchState.FAILED, BatchState.UNKNOWN})
+
+
+class RowStatus(StrEnum):
+    """One input row's outcome in a launch's results (``Launch.results()["status"]``)."""
+
+    IMPORTED = "imported"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    PENDING = "pending"
 
 
 # --- envelopes -----------------------------------------------------------------------------
