@@ -6,7 +6,8 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     ToolkitError
     ├── InvalidArgumentError (ValueError)      a bad call, caught before anything is built
     │   ├── ColumnNotFoundError (KeyError)      a mapped column is not in the frame
-    │   └── ConfigurationError                  a required setting (env var) is missing
+    │   ├── ConfigurationError                  a required setting (env var) is missing
+    │   └── SegmentFileError                    a segment file cannot be read (encoding, ragged rows, empty)
     ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
     ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``)
     ├── TransportError (ConnectionError)        the request could not be sent or answered
@@ -46,6 +47,7 @@ __all__ = [
     "RequestInfo",
     "RequestTooLarge",
     "ResponseInfo",
+    "SegmentFileError",
     "SerializationError",
     "ToolkitError",
     "TransportError",
@@ -101,6 +103,19 @@ class ColumnNotFoundError(InvalidArgumentError, KeyError):
 
 class ConfigurationError(InvalidArgumentError):
     """A required setting (such as ``TOOLKIT_API_URL``) is missing or malformed."""
+
+
+class SegmentFileError(InvalidArgumentError):
+    """A segment file (or uploaded data) cannot be read as a table.
+
+    The message names the file and says what was tried: the encodings, the separator,
+    the line whose field count differs from the header's, or that the file is empty.
+    ``source`` is the file's name as given (or ``None`` for bytes).
+    """
+
+    def __init__(self, message: str = "", *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class SerializationError(ToolkitError, TypeError):
