@@ -49,6 +49,7 @@ from typing import IO, Any, Literal, overload
 import numpy as np
 import polars as pl
 
+from toolkit.core.validate import is_identifier_name
 from toolkit.errors import SegmentFileError, did_you_mean
 
 __all__ = ["SEPARATORS", "SegmentFile", "load_segment", "read_segment"]
@@ -85,36 +86,6 @@ _EXTENSIONS = {
     ".parquet": "parquet", ".pq": "parquet",
     ".jsonl": "ndjson", ".ndjson": "ndjson", ".json": "json",
 }  # fmt: skip
-
-# Column names that mean an identifier: their values stay text whatever they look like.
-_ID_WORDS = frozenset(
-    [
-        "id",
-        "phone",
-        "phones",
-        "tel",
-        "telephone",
-        "mobile",
-        "msisdn",
-        "zip",
-        "zipcode",
-        "postcode",
-        "postal",
-        "inn",
-        "kpp",
-        "snils",
-        "ogrn",
-        "passport",
-        "account",
-        "телефон",
-        "тел",
-        "мобильный",
-        "инн",
-        "индекс",
-        "снилс",
-        "огрн",
-    ]
-)
 
 # the shapes a text value is typed from; anything else stays text
 _INT = r"^-?(?:0|[1-9][0-9]{0,8})$"  # up to 9 digits: ten or more are identifiers
@@ -423,8 +394,8 @@ def _codec(encoding: str, name: str) -> str:
     except LookupError:
         known = ["utf-8", "utf-16", "cp1251", "koi8-r", "cp866", "cp1252", "latin-1"]
         raise SegmentFileError(
-            f"{name}: unknown encoding {encoding!r}{did_you_mean(encoding, known)}; "
-            f"common ones: {', '.join(known)}",
+            f"{name}: unknown encoding {encoding!r}{did_you_mean(encoding, known)} "
+            f"(common ones: {', '.join(known)})",
             source=name,
         ) from None
 
@@ -695,6 +666,10 @@ def _column_bytes(column: Any, limit: int, *, between: bytes = b"") -> bytes:
 def _guess_single_byte(sample: bytes) -> str | None:
     """The single-byte encoding the non-ASCII bytes read best in (Russian first), or None.
 
+    A byte an encoding does not define counts against it (it reads as a non-letter), so a
+    cp1251 file with one stray byte is still found to be cp1251, and then refused with the
+    byte named, rather than read as cp1252 mojibake.
+
     Example:
         >>> [_guess_single_byte("Иван Петров, Москва".encode(e)) for e in ("cp1251", "koi8_r", "cp866")]
         ['cp1251', 'koi8_r', 'cp866']
@@ -703,14 +678,10 @@ def _guess_single_byte(sample: bytes) -> str | None:
     """
     best, best_score = None, -math.inf
     for codec in _CYRILLIC:
-        try:
-            text = sample.decode(codec)
-        except UnicodeDecodeError:
-            continue
-        score = _russian_score(text)
+        score = _russian_score(sample.decode(codec, errors="replace"))
         if score is not None and score > best_score:
             best, best_score = codec, score
-    if best is not None and best_score > math.log(0.8):  # most non-ASCII characters are common letters
+    if best is not None and best_score > math.log(0.4):  # mostly common letters, in Cyrillic words
         return best
     for codec in (_WESTERN, "latin_1"):
         try:
@@ -735,8 +706,11 @@ def _russian_score(text: str) -> float | None:
     for char, count in counts.items():
         share = _RUSSIAN.get(char.lower())
         score += count * math.log(share if share is not None else 0.01)
-    flips = len(re.findall(r"[а-яё][А-ЯЁ]", text))
-    return (score + flips * math.log(0.05)) / total - math.log(4.0)
+    # "иВАН": a capital inside a word; "Mьller": a Cyrillic letter inside a Latin word
+    odd = len(re.findall(r"[а-яё][А-ЯЁ]", text)) + len(
+        re.findall(r"[A-Za-z][^\x00-\x7f]|[^\x00-\x7f][A-Za-z]", text)
+    )
+    return (score + odd * math.log(0.05)) / total - math.log(4.0)
 
 
 def _column_names(header: list[str], name: str) -> list[str]:
@@ -756,8 +730,9 @@ def _decode_column(column: Any, codec: str, name: str, column_name: str, tried: 
     """A column of raw field bytes as UTF-8 text, chunk by chunk (ASCII chunks: no copy)."""
     import pyarrow as pa
 
-    chunks = []
+    chunks: list[Any] = []
     for chunk in column.chunks:
+        rows_before = sum(len(c) for c in chunks)
         validity, offsets, data = chunk.buffers()
         bounds = np.frombuffer(offsets, dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
         raw = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]] if data is not None else None
@@ -782,7 +757,7 @@ def _decode_column(column: Any, codec: str, name: str, column_name: str, tried: 
         extra, defined = table
         if not defined[raw].all():
             at = int(np.argmin(defined[raw]))
-            row = int(np.searchsorted(bounds - bounds[0], at, side="right"))
+            row = rows_before + int(np.searchsorted(bounds - bounds[0], at, side="right"))
             raise SegmentFileError(
                 f"{name}: column {column_name!r}, row {row:,}: byte 0x{int(raw[at]):02x} is no character in "
                 f"{_shown_encoding(codec)} (encodings tried: {', '.join(map(_shown_encoding, tried))}); "
@@ -815,17 +790,6 @@ def _undecodable(name: str, exc: UnicodeDecodeError, tried: Sequence[str], data:
 
 
 # --- typing text columns -----------------------------------------------------------------------
-def _is_id_name(column: str) -> bool:
-    """True for names such as ``crm_id``, ``CustomerID``, ``Phone``, ``ИНН``.
-
-    Example:
-        >>> [_is_id_name(n) for n in ("crm_id", "CRM_ID", "customerId", "phone", "paid", "orders")]
-        [True, True, True, True, False, False]
-    """
-    spaced = re.sub(r"(?<=[a-zа-яё])(?=[A-ZА-ЯЁ])", " ", column)
-    return any(word in _ID_WORDS for word in re.split(r"[^0-9a-zа-яё]+", spaced.lower()) if word)
-
-
 def _type_text_columns(
     frame: pl.DataFrame, *, decimal_comma: bool, keep: frozenset[str] = frozenset()
 ) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -848,7 +812,7 @@ def _type_text_columns(
         kind, why = _sample_kind(values, decimal_comma)
         if why is not None:
             kept[column] = why
-        elif kind is not None and _is_id_name(column) and kind[0] in ("int", "float"):
+        elif kind is not None and is_identifier_name(column) and kind[0] in ("int", "float"):
             kept[column] = "its name says identifier"
         elif kind is not None:
             candidates[column] = kind
@@ -994,7 +958,7 @@ def _read_excel(data: bytes, name: str, sheet: str | int | None) -> SegmentFile:
     for column, dtype in frame.schema.items():
         if not dtype.is_numeric():
             continue
-        why = "its name says identifier" if _is_id_name(column) else None
+        why = "its name says identifier" if is_identifier_name(column) else None
         if (why is None and frame.get_column(column).abs().max()) or 0:
             largest = frame.get_column(column).abs().max()
             if isinstance(largest, (int, float)) and largest >= 1e9 and _whole(frame.get_column(column)):
