@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import narwhals.stable.v2 as nw
 import pandas as pd
 import polars as pl
 import pytest
@@ -696,6 +697,13 @@ def test_missing_column_with_did_you_mean() -> None:
         plan(df, Mapping({"email": "email"}, subscriptions=[Subscription("sms", "phone", 1)]), Trigger(1))
 
 
-def test_a_number_mapped_to_email_is_a_bad_call() -> None:
-    with pytest.raises(InvalidArgumentError, match="must hold text"):
-        plan(pl.DataFrame({"email": [1]}), Mapping({"email": "email"}), Trigger(1))
+def test_a_number_mapped_to_email_is_checked_as_text_and_rejected() -> None:
+    """pandas reads a column of digits as numbers: mapped to email, each row is rejected with a reason."""
+    p = plan(pl.DataFrame({"email": [1, 2]}), Mapping({"email": "email"}), Trigger(1))
+    assert p.batches == ()
+    assert (
+        nw.from_native(p.rejected)
+        .get_column("reason")
+        .to_list()[0]
+        .startswith("column 'email': '1' is not a valid email")
+    )

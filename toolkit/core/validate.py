@@ -449,6 +449,12 @@ class _Builder:
         self.contacts: dict[tuple[str, str], _Contact] = {}
         self.shaped: set[str] = set()  # columns whose valid values a strict pattern shaped: nothing to escape
         self.whole = self._whole_floats() if whole_floats is None else whole_floats
+        # float columns with no value at all (pandas reads a blank column as NaN floats)
+        self.empty = frozenset(
+            c
+            for c, t in self.schema.items()
+            if t.is_float() and df.height and df.get_column(c).is_nan().fill_null(True).all()
+        )
 
     def _whole_floats(self) -> frozenset[str]:
         """Float columns whose finite values are all whole numbers below 2**53 (pandas' ints with NaN)."""
@@ -500,7 +506,14 @@ class _Builder:
         self.checks.append(_Check(pl.col(name), rule, lambda: reason))
 
     def _text(self, column: str) -> pl.Expr:
+        """The column as trimmed text, blanks null. A number column becomes its digits (a field
+        that takes text, or a contact, then checks them like any text)."""
         dtype = self.schema[column]
+        if dtype.is_numeric():
+            return self._digits(column)
+        if dtype == pl.Boolean:
+            flag = pl.col(column)
+            return pl.when(flag).then(pl.lit("true")).when(~flag).then(pl.lit("false"))
         if dtype not in (pl.String, pl.Categorical) and not isinstance(dtype, pl.Enum):
             raise InvalidArgumentError(
                 f"column {column!r} ({dtype}) must hold text for the field it fills: convert it, e.g. "
@@ -510,19 +523,27 @@ class _Builder:
         return _blank_to_null(pl.col(column).cast(pl.String))
 
     def _digits(self, column: str) -> pl.Expr:
-        """A number column as text: whole numbers as their digits (``79001234567``, not ``7.9e10``)."""
+        """A number column as text: whole numbers as their digits (``79001234567``, not ``7.9e10``).
+
+        Said once per column in the plan's notes: a float column of whole numbers is what pandas
+        makes of an integer column with a blank cell.
+        """
         dtype = self.schema[column]
         source = pl.col(column)
         if dtype.is_float():
             self._flag(source.is_infinite(), "invalid_number", column, "is not a finite number")
-            finite = pl.when(source.is_finite())
+            finite = pl.when(source.is_finite()).then(source)  # NaN and infinities: left out
             if column in self.whole:
-                self.notes.append(f"column {column!r} ({dtype}) holds whole numbers: sent as their digits")
-                return finite.then(source.cast(pl.Int64)).cast(pl.String)
-            self.notes.append(f"column {column!r} ({dtype}) is sent as text, numbers with fractions included")
-            return finite.then(source).cast(pl.String)
-        self.notes.append(f"column {column!r} ({dtype}) is sent as text (its field takes text)")
+                self._note(column, f"column {column!r} ({dtype}) holds whole numbers: sent as their digits")
+                return finite.cast(pl.Int64).cast(pl.String)
+            self._note(column, f"column {column!r} ({dtype}) is sent as text, fractions included")
+            return finite.cast(pl.String)
+        self._note(column, f"column {column!r} ({dtype}) is sent as text (its field takes text)")
         return source.cast(pl.String)
+
+    def _note(self, column: str, note: str) -> None:
+        if not any(n.startswith(f"column {column!r} ") for n in self.notes):
+            self.notes.append(note)
 
     def _datetime_text(self, column: str, dtype: pl.DataType) -> pl.Expr:
         """A date or datetime column as the platform's text, rows outside years 1-9999 rejected.
@@ -545,7 +566,7 @@ class _Builder:
     def contact(self, column: str, kind: str, label: str, rule: str) -> tuple[str | None, pl.Expr | None]:
         """The contact's working column (None for an all-null column) and, for a subscription, its failure."""
         dtype = self.schema[column]
-        if dtype == pl.Null:
+        if dtype == pl.Null or column in self.empty:
             return None, None
         if kind == "id":
             return self._new("v", _blank_to_null(pl.col(column).cast(pl.String))), None
@@ -568,25 +589,17 @@ class _Builder:
 
     def _phone(self, column: str) -> _Contact:
         dtype = self.schema[column]
+        text = self._text(column)
         if dtype.is_integer() or (dtype.is_float() and column in self.whole):
-            # phones stored as numbers lost their '+' (and pandas made them floats when one was
+            # phones stored as numbers lost their '+' (pandas makes them floats when a cell is
             # blank): the region's national form stays national, any other is international
-            digits = pl.col(column).cast(pl.Int64, strict=False) if dtype.is_float() else pl.col(column)
-            digits = digits.cast(pl.String)
             national = _national_pattern(self.phone_region)
-            text = pl.lit("+") + digits
-            if national is not None:
-                text = pl.when(digits.str.contains(national[0])).then(digits).otherwise(text)
-            if dtype.is_float():
-                self.notes.append(f"column {column!r} ({dtype}) holds whole numbers: read as phone digits")
-        elif dtype.is_float():
-            raise InvalidArgumentError(
-                f"column {column!r} ({dtype}) holds numbers with fractions, not phones: read the file with "
-                f"toolkit.read_segment() (phones stay text), or convert it: df[{column!r}] = "
-                f"df[{column!r}].astype('string')"
+            international = pl.lit("+") + text
+            text = (
+                international
+                if national is None
+                else pl.when(text.str.contains(national[0])).then(text).otherwise(international)
             )
-        else:
-            text = self._text(column)
         trimmed = self._step(0, text)
         compact = trimmed.str.replace_many(list(_PHONE_SEPARATORS), [""] * len(_PHONE_SEPARATORS))
         national = _national_pattern(self.phone_region)
@@ -609,7 +622,7 @@ class _Builder:
     def field(self, column: str, field: str) -> str | pl.Expr:
         """The field's working column name, or an expression for an all-null column."""
         dtype = self.schema[column]
-        if dtype == pl.Null:
+        if dtype == pl.Null or column in self.empty:
             return pl.lit(None, dtype=pl.String)
         label = f"column {column!r}"
         if field == EMAIL_FIELD:
@@ -636,12 +649,12 @@ class _Builder:
         dtype = self.schema[column]
         if dtype == pl.Date or isinstance(dtype, pl.Datetime):
             return self._datetime_text(column, dtype)
-        if dtype not in (pl.String, pl.Categorical):
+        if dtype not in (pl.String, pl.Categorical, pl.Boolean) and not dtype.is_numeric():
             raise InvalidArgumentError(
                 f"column {column!r} ({dtype}) is mapped to the date field {field!r}: give dates, "
                 "datetimes or 'YYYY-MM-DD' text (e.g. pd.to_datetime(df[col]).dt.date)"
             )
-        text = self._text(column)
+        text = self._text(column)  # numbers too (pandas reads an all-blank column as floats): checked as text
         day = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
         shaped = text.str.contains(_DATE) | text.str.contains(_RFC3339)
         self._flag(text.is_not_null() & ~(shaped & day.is_not_null()), "invalid_date", column,
