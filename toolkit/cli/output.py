@@ -127,7 +127,9 @@ def short_reason(text: str) -> str:
     for pattern, cause in _CAUSES:
         if re.search(pattern, text):
             return cause
-    return shorten(re.sub(r"\w*ConnectionPool\(.*", "", text).strip(" :;(") or text, 60)
+    if re.search(r"ConnectionPool|ConnectionError|Max retries", text):
+        return "no connection"
+    return shorten(text, 60)
 
 
 _CLI_TERMS = (
@@ -203,10 +205,9 @@ class _OncePerKind(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if "onnectionPool" in message or "Max retries" in message:
-            message = re.sub(
-                r"\w+Error: \w*ConnectionPool\(.*?(?=; retrying|$)", short_reason(message), message
-            )
+        if re.search(r"ConnectionPool|Max retries", message):
+            # requests' connection-pool dump (repeated by every retry): its cause in a few words
+            message = re.sub(r"\(?\w+Error: \w*ConnectionPool\(.*", f"({short_reason(message)})", message)
         kind = re.sub(r"[0-9.]+", "#", message)[:60]
         if kind in self.seen:
             return

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from toolkit.cli.output import WIDTH, cli_terms, say, shorten, table
+from toolkit.cli.output import WIDTH, cli_terms, say, short_reason, shorten, table
 from toolkit.send.journal import Journal, LaunchRecord
 
 __all__ = ["LaunchCounts", "history_lines", "launch_counts", "report_lines"]
@@ -85,9 +85,11 @@ def launch_counts(journal: Journal, record: LaunchRecord) -> LaunchCounts:
                 continue
             if batch.state == "failed":
                 statuses["failed"] += batch.n_rows
-                failures[shorten(cli_terms(batch.error or "refused"), 80)] += batch.n_rows
-                if batch.task_id is None:
+                if batch.task_id is None and batch.error_code is None:  # never reached the platform
                     never += batch.n_rows
+                    failures[f"not sent: {short_reason(batch.error or '')}"] += batch.n_rows
+                else:
+                    failures[shorten(cli_terms(batch.error or "refused"), 80)] += batch.n_rows
             else:  # completed, yet no per-profile answer was kept
                 statuses["unknown"] += batch.n_rows
         elif batch.state == "unknown":

@@ -245,7 +245,8 @@ def plan_lines(planned: Plan, segment: SegmentFile | None = None) -> list[str]:
     lines.append(
         shorten(
             f"plan for trigger {s['trigger_id']} ({s['format']}, matching {s['matching']}): {s['rows']:,} rows, "
-            f"{s['valid']:,} valid, {s['rejected']:,} rejected, {s['batches']:,} batches, {s['bytes']:,} bytes"
+            f"{s['valid']:,} valid, {s['rejected']:,} rejected, {s['batches']:,} "
+            f"batch{'es' * (s['batches'] != 1)}, {s['bytes']:,} bytes"
         )
     )
     if s["batches"]:
