@@ -143,6 +143,7 @@ _CLI_TERMS = (
     (r"Launch\.resend_unknown\(\)", "`toolkit resume LABEL --resend-unknown`"),
     (r"plan with a smaller max_bytes= or max_rows=", "use a smaller --max-bytes or --max-rows"),
     (r"lower rate_limit= or concurrency=", "lower --rate-limit or --concurrency"),
+    (r"\(?\b\w+=\.\.\. / (--[\w-]+)\)?", r"\1"),  # read_segment's "(encoding=... / --encoding)"
 )
 
 
@@ -156,7 +157,7 @@ def cli_terms(message: str) -> str:
 def exit_code(exc: BaseException) -> int:
     """Say what went wrong (one message, CLI terms, no traceback) and return the exit code."""
     if isinstance(exc, SegmentFileError):
-        warn(str(exc))
+        warn(cli_terms(str(exc)))
         return EXIT_INPUT
     if isinstance(exc, (AlreadyLaunched, Refused)):
         warn(cli_terms(str(exc)))
@@ -208,6 +209,7 @@ class _OncePerKind(logging.Handler):
         if re.search(r"ConnectionPool|Max retries", message):
             # requests' connection-pool dump (repeated by every retry): its cause in a few words
             message = re.sub(r"\(?\w+Error: \w*ConnectionPool\(.*", f"({short_reason(message)})", message)
+        message = cli_terms(message)
         kind = re.sub(r"[0-9.]+", "#", message)[:60]
         if kind in self.seen:
             return
