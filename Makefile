@@ -39,6 +39,7 @@ browser-deps:
 ## bench: performance figures side by side with their baselines
 bench: $(STAMP)
 	$(BIN)/python bench/plan_throughput.py
+	$(BIN)/python bench/read_segment.py
 
 ## notebooks: re-execute the notebooks against a fresh sandbox to refresh their outputs
 notebooks: $(STAMP)

@@ -254,3 +254,12 @@ def test_quoted_values_may_hold_separators_and_line_breaks(tmp_path: Path) -> No
     assert frame.row(0) == (0, 'Street 0; flat 2\nsecond "line"')
     assert frame.row(399_999) == (399_999, 'Street 399999; flat 2\nsecond "line"')
     assert frame["n"].is_sorted() and frame["n"].n_unique() == 400_000
+
+
+def test_utf8_is_recognised_when_the_sample_cuts_a_character_in_two() -> None:
+    """The detector samples 64 KB of each column: a two-byte letter cut at the sample's end is no
+    sign of another encoding (a large UTF-8 file once read as cp1251 mojibake)."""
+    value = "Аяx"  # 5 bytes in UTF-8: 65,536 = 5 * 13,107 + 1 cuts the next 'А' after its first byte
+    data = ("name\n" + f"{value}\n" * 20_000).encode()
+    seg = load_segment(data)
+    assert seg.encoding == "utf-8" and seg.frame["name"].unique().to_list() == [value]

@@ -627,16 +627,15 @@ def _valid_utf8(header: bytes, columns: list[Any]) -> bool:
     when the columns are decoded, and an invalid byte there is an error naming the column)."""
     try:
         header.decode("utf-8")
-        for column in columns:
-            sample = _column_bytes(column, _SAMPLE_BYTES)
-            cut = len(sample)
-            while cut > 0 and cut > len(sample) - 4 and (sample[cut - 1] & 0xC0) == 0x80:
-                cut -= 1  # a character cut in two at the sample's end is not an error
-            if cut < len(sample) and sample[cut - 1] >= 0xC0:
-                cut -= 1
-            sample[:cut].decode("utf-8")
     except UnicodeDecodeError:
         return False
+    for column in columns:
+        sample = _column_bytes(column, _SAMPLE_BYTES)
+        try:
+            sample.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if not (exc.reason == "unexpected end of data" and exc.end == len(sample)):
+                return False  # a character cut in two at the sample's end is not an error
     return True
 
 
