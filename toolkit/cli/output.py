@@ -15,13 +15,14 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from toolkit.errors import (
@@ -185,14 +186,14 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
-        quiet_logging(verbose=getattr(args, "verbose", False))
-        try:
-            return int(func(args))
-        except ToolkitError as exc:
-            code = exit_code(exc)
-            if getattr(args, "json", False):
-                say(json.dumps({"error": cli_terms(str(exc)), "exit_code": code}, ensure_ascii=False))
-            return code
+        with quiet_logging(verbose=getattr(args, "verbose", False)):
+            try:
+                return int(func(args))
+            except ToolkitError as exc:
+                code = exit_code(exc)
+                if getattr(args, "json", False):
+                    say(json.dumps({"error": cli_terms(str(exc)), "exit_code": code}, ensure_ascii=False))
+                return code
 
     return run
 
@@ -217,22 +218,28 @@ class _OncePerKind(logging.Handler):
         warn(shorten(message, 200))
 
 
-def quiet_logging(verbose: bool = False) -> None:
-    """Route the toolkit's log records to stderr, once per kind (all of them with ``verbose``)."""
+@contextlib.contextmanager
+def quiet_logging(verbose: bool = False) -> Iterator[None]:
+    """While a command runs, the toolkit's log records go to stderr once per kind (all of them,
+    at INFO, with ``verbose``); the logger is put back as it was afterwards."""
     logger = logging.getLogger("toolkit")
-    for handler in list(logger.handlers):
-        if isinstance(handler, _OncePerKind) or getattr(handler, "_toolkit_cli", False):
-            logger.removeHandler(handler)
+    saved = (logger.level, logger.propagate)
+    handler: logging.Handler
     if verbose:
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("toolkit: %(name)s: %(message)s"))
-        handler._toolkit_cli = True  # type: ignore[attr-defined]
         logger.setLevel(logging.INFO)
     else:
         handler = _OncePerKind()
         logger.setLevel(logging.WARNING)
     logger.addHandler(handler)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], *, flexible: str) -> list[str]:
