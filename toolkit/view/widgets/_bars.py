@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 import ipywidgets as widgets
 
@@ -175,18 +175,16 @@ class BatchBars(widgets.VBox):
 
     def lines(self) -> list[str]:
         """The text beside each bar, in order, then the line for all rows."""
-        return [
-            child.value
-            for box in self.children
-            for child in getattr(box, "children", ())
-            if isinstance(child, widgets.Label)
-        ]
+        return [label.value for label in self._parts(widgets.Label)]
 
     def values(self) -> list[int]:
         """Each bar's value (0-100), in order, the bar for all rows last."""
+        return [bar.value for bar in self._parts(widgets.IntProgress)]
+
+    def _parts(self, kind: type[widgets.Widget]) -> list[Any]:
         return [
-            child.value
+            child
             for box in self.children
             for child in getattr(box, "children", ())
-            if isinstance(child, widgets.IntProgress)
+            if isinstance(child, kind)
         ]

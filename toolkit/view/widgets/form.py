@@ -91,6 +91,18 @@ def guess_fields(columns: Sequence[str]) -> dict[str, str]:
     }
 
 
+def _json_box(
+    name: str, value: AbcMapping[str, Any] | None, placeholder: str
+) -> tuple[widgets.Textarea, widgets.HTML]:
+    """A text area for a JSON object (checked as you type) and the line that says what is wrong."""
+    area = widgets.Textarea(
+        value=json.dumps(value, ensure_ascii=False) if value else "", description=name, placeholder=placeholder,
+        continuous_update=True, style=STYLE, layout=WIDE,
+    )  # fmt: skip
+    area.add_class(CSS_CLASSES[name])
+    return area, widgets.HTML()
+
+
 class LaunchForm(widgets.VBox):
     """A form that builds a plan from a segment and launches it once, with a live preview.
 
@@ -179,20 +191,12 @@ class LaunchForm(widgets.VBox):
         self.detect_geo = widgets.Checkbox(
             value=bool(trig and trig.detect_geo), description="detect_geo", indent=False, layout=FLAG
         )
-        self.content = widgets.Textarea(
-            value=json.dumps(trig.content, ensure_ascii=False) if trig and trig.content else "",
-            description="content", placeholder='{"page": "registration_form"}', continuous_update=True,
-            style=STYLE, layout=WIDE,
-        )  # fmt: skip
-        self.content.add_class(CSS_CLASSES["content"])
-        self.content_error = widgets.HTML()
-        self.custom_data = widgets.Textarea(
-            value=json.dumps(trig.custom_data, ensure_ascii=False) if trig and trig.custom_data else "",
-            description="custom_data", placeholder='{"campaign": "spring"}', continuous_update=True,
-            style=STYLE, layout=WIDE,
-        )  # fmt: skip
-        self.custom_data.add_class(CSS_CLASSES["custom_data"])
-        self.custom_data_error = widgets.HTML()
+        self.content, self.content_error = _json_box(
+            "content", trig.content if trig else None, '{"page": "registration_form"}'
+        )
+        self.custom_data, self.custom_data_error = _json_box(
+            "custom_data", trig.custom_data if trig else None, '{"campaign": "spring"}'
+        )
         self.attachments = widgets.FileUpload(multiple=True, description="Attachments")
         self.attachments.add_class(CSS_CLASSES["attachments"])
         self._fixed_attachments: tuple[Attachment, ...] = trig.attach if trig else ()
