@@ -454,7 +454,7 @@ def test_a_long_launch_shows_the_first_bars_and_the_rest_in_all_rows() -> None:
     assert any("... and 5 more batches" in getattr(c, "value", "") for c in bars.children)
 
 
-def test_form_says_when_the_platform_is_not_answering_and_sends_once(
+def test_form_says_which_retry_it_waits_for_and_sends_once(
     make_sandbox: Callable[..., Any], make_client: Callable[..., Client], segment: pl.DataFrame
 ) -> None:
     """While the platform answers 502, the status says which retry it waits for; the launch then
