@@ -22,10 +22,12 @@ import pytest
 import requests
 
 import toolkit
+from toolkit.core.contract import BatchState
 from toolkit.errors import AlreadyLaunched, AuthError, ConfigurationError, InvalidArgumentError
 from toolkit.sandbox import serve
 from toolkit.sandbox.knobs import Faults, Knobs
 from toolkit.send.client import Client
+from toolkit.send.events import LaunchProgress
 from toolkit.send.launch import RESULT_COLUMNS, Launch
 
 MAPPING = toolkit.Mapping({"email": "email", "name": "_fname"})
@@ -250,7 +252,11 @@ def test_lost_answer_is_unknown_never_resent_until_asked(
         assert "resend_unknown" in results.filter(pl.col("status") == "unknown")["error_text"][0]
         # the user checks the platform: batch 1 never arrived, batch 3 did. Re-send both
         # anyway to show what resend_unknown does (it is the user's call).
-        launch.resend_unknown(progress=False)
+        events: list[LaunchProgress] = []
+        launch.resend_unknown(progress=False, on_progress=events.append)
+        assert events[0].batches == {0: "completed", 1: "unknown", 2: "completed", 3: "unknown"}
+        assert events[-1].phase == "done" and events[-1].batches == {0: "completed", 1: "sent", 2: "completed",
+                                                                     3: "sent"}  # fmt: skip
         assert [b.state for b in launch.batches] == ["completed", "sent", "completed", "sent"]
         assert [b.attempts for b in launch.batches] == [1, 2, 1, 2]
         launch.wait(progress=False)
@@ -369,6 +375,81 @@ def test_rate_limit_is_shared_by_all_launches_of_a_client(
         elapsed = time.monotonic() - started
         assert len(launches) == 2 and elapsed >= 0.9  # 20 sends at 10/s with a burst of 10
         assert not [r for r in caplog.records if r.name == "toolkit.sandbox" and "-> 429" in r.getMessage()]
+        client.close()
+
+
+# --- on_progress: the events a progress bar is drawn from ---------------------------------------------
+def test_on_progress_tells_each_batch_and_task_and_ends_done(
+    sb: object, make_client: Callable[..., Client]
+) -> None:
+    """launch() and wait() report every batch and task over HTTP; rows add up; the last event is done."""
+    client = make_client(sb)
+    plan = toolkit.plan(_segment(90, bad=(4,)), MAPPING, TRIGGER, max_rows=20)
+    sent_events: list[LaunchProgress] = []
+    launch = client.launch(plan, label="watched", progress=False, on_progress=sent_events.append)
+    assert sent_events and all(isinstance(e, LaunchProgress) for e in sent_events)
+    assert {e.launch_id for e in sent_events} == {launch.launch_id}
+    assert [e.phase for e in sent_events][-1] == "done" and "done" not in [e.phase for e in sent_events][:-1]
+    assert all(e.rows_total == 89 and sum(e.batch_rows.values()) == 89 for e in sent_events)
+    first, last = sent_events[0], sent_events[-1]
+    assert first.rows_sent == 0 and set(first.batches.values()) == {BatchState.PLANNED}
+    assert last.rows_sent == 89 and set(last.batches.values()) == {BatchState.SENT}
+    assert "launch.wait()" in (last.message or "")
+    # each batch was told claimed (sending), then sent: one event per change, in order
+    for index in range(5):
+        told = [e.batches[index] for e in sent_events]
+        changes = [s for i, s in enumerate(told) if i == 0 or told[i - 1] != s]
+        assert changes == [BatchState.PLANNED, BatchState.SENDING, BatchState.SENT], (index, changes)
+    sent = [e.rows_sent for e in sent_events]
+    assert sent == sorted(sent)  # the callback sees the events one at a time, in order
+
+    wait_events: list[LaunchProgress] = []
+    launch.wait(progress=False, on_progress=wait_events.append)
+    assert wait_events[-1].phase == "done" and {e.phase for e in wait_events[:-1]} == {"processing"}
+    done = wait_events[-1]
+    assert set(done.batches.values()) == {BatchState.COMPLETED} and done.batches_done == 5
+    assert done.rows_processed == 89 and done.task_progress == {i: 100.0 for i in range(5)}
+    reads = [e for e in wait_events[1:-1]]  # one event per status read
+    assert len(reads) >= 5 and all(0 <= p <= 100 for e in reads for p in e.task_progress.values())
+    assert launch.summary()["imported"] == 89
+    client.close()
+
+
+def test_a_raising_on_progress_does_not_stop_the_launch(
+    sb: object, make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken progress callback is logged and ignored: every row is still sent once and read."""
+    client = make_client(sb)
+    calls: list[str] = []
+
+    def broken(event: LaunchProgress) -> None:
+        calls.append(event.phase)
+        raise RuntimeError("the progress bar broke")
+
+    plan = toolkit.plan(_segment(30, start=500), MAPPING, TRIGGER, max_rows=10)
+    launch = client.launch(plan, progress=False, on_progress=broken).wait(progress=False, on_progress=broken)
+    assert launch.summary()["imported"] == 30 and {b.state for b in launch.batches} == {"completed"}
+    assert calls.count("done") == 2  # called to the end, despite raising every time
+    assert set(_sends_by_email(sb).values()) == {1} and len(_sends_by_email(sb)) == 30
+    assert "on_progress callback raised" in caplog.text and "the progress bar broke" in caplog.text
+    client.close()
+
+
+def test_on_progress_tells_a_scheduled_retry(make_client: Callable[..., Client]) -> None:
+    """A 503 to a batch is retried, and the watcher hears why and which retry of how many."""
+    seed = _seed_for(["503", "ok"], fail_rate=0.5)
+    with serve(seed=seed, fail_rate=0.5) as server:
+        client = make_client(server, max_retries=3)
+        events: list[LaunchProgress] = []
+        launch = client.launch(
+            toolkit.plan(_segment(3), MAPPING, TRIGGER), progress=False, on_progress=events.append
+        )
+        retries = [e for e in events if e.phase == "retrying"]
+        assert len(retries) == 1 and retries[0].message is not None
+        assert retries[0].message.startswith("the platform is busy (HTTP 503): retry 1 of 3 in ")
+        assert retries[0].batches[0] == BatchState.SENDING
+        assert events[-1].phase == "done" and events[-1].batches[0] == BatchState.SENT
+        assert [b.state for b in launch.batches] == ["sent"]
         client.close()
 
 

@@ -48,7 +48,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -74,10 +74,11 @@ from toolkit.errors import (
     TransportError,
 )
 from toolkit.send.journal import Journal, SingleRecord, api_host
-from toolkit.send.retry import Backoff, TokenBucket, parse_retry_after
+from toolkit.send.retry import Backoff, RetryNotice, TokenBucket, parse_retry_after
 
 if TYPE_CHECKING:
     from toolkit.core.plan import Batch, Plan
+    from toolkit.send.events import ProgressCallback
     from toolkit.send.launch import Launch
 
 __all__ = ["ENV_TOKEN", "ENV_URL", "Client", "TaskStatus", "splice_token"]
@@ -418,6 +419,7 @@ class Client:
         format: contract.Format = "json",
         idempotent: bool,
         list_paths: frozenset[tuple[str, ...]] = frozenset(),
+        on_retry: Callable[[RetryNotice], None] | None = None,
     ) -> dict[str, Any]:
         """POST ``body`` (without the token) to ``path``; return the parsed answer.
 
@@ -426,7 +428,7 @@ class Client:
         :class:`~toolkit.errors.ApiError` subclass for ``error != 0`` (whatever the HTTP
         status), :class:`~toolkit.errors.OutcomeUnknown` when a non-idempotent call may
         have been acted on, :class:`~toolkit.errors.TransportError` when the server could
-        not be reached at all.
+        not be reached at all. ``on_retry`` is told of each retry before its wait.
         """
         url = self.base_url + path
         request = RequestInfo("POST", url)
@@ -467,6 +469,9 @@ class Client:
                     "POST %s: %s; retrying in %.2f s (retry %d of %d)", path, reason, delay, attempt + 1,
                     self.max_retries,
                 )  # fmt: skip
+                what = "the platform is not answering" if never_sent else "the platform's answer was lost"
+                if on_retry is not None:
+                    on_retry(RetryNotice(what, attempt + 1, self.max_retries, delay))
                 time.sleep(delay)
                 attempt += 1
                 continue
@@ -495,6 +500,9 @@ class Client:
                         "POST %s: HTTP %d; retrying in %.2f s (retry %d of %d)", path, status, delay,
                         attempt + 1, self.max_retries,
                     )  # fmt: skip
+                    if on_retry is not None:
+                        what = f"the platform is busy (HTTP {status})"
+                        on_retry(RetryNotice(what, attempt + 1, self.max_retries, delay))
                     time.sleep(delay)
                     attempt += 1
                     continue
@@ -512,7 +520,7 @@ class Client:
             return payload
 
     # --- the API calls ----------------------------------------------------------------------------
-    def send_batch(self, batch: Batch) -> str:
+    def send_batch(self, batch: Batch, *, on_retry: Callable[[RetryNotice], None] | None = None) -> str:
         """Send one batch (its exact bytes) to ``import_and_start_batch_task``; return the task id.
 
         Never re-sent once it may have reached the platform (see the module docs); most
@@ -522,7 +530,9 @@ class Client:
 
             task_id = client.send_batch(plan.batches[0])
         """
-        payload = self.call(contract.BATCH_PATH, batch.body, format=batch.format, idempotent=False)
+        payload = self.call(
+            contract.BATCH_PATH, batch.body, format=batch.format, idempotent=False, on_retry=on_retry
+        )
         task_id = payload.get("task_id")
         if not task_id:
             raise OutcomeUnknown(
@@ -532,7 +542,13 @@ class Client:
             )
         return str(task_id)
 
-    def task_status(self, task_id: str, *, format: contract.Format = "json") -> TaskStatus:
+    def task_status(
+        self,
+        task_id: str,
+        *,
+        format: contract.Format = "json",
+        on_retry: Callable[[RetryNotice], None] | None = None,
+    ) -> TaskStatus:
         """The state of one task (``tasks/status``); safe to call any number of times.
 
         Example (needs a server, so not run here)::
@@ -544,7 +560,12 @@ class Client:
         else:
             body = orjson.dumps({"task_id": task_id})
         payload = self.call(
-            contract.STATUS_PATH, body, format=format, idempotent=True, list_paths=contract.STATUS_LIST_PATHS
+            contract.STATUS_PATH,
+            body,
+            format=format,
+            idempotent=True,
+            list_paths=contract.STATUS_LIST_PATHS,
+            on_retry=on_retry,
         )
         return TaskStatus.from_payload(task_id, payload)
 
@@ -649,6 +670,7 @@ class Client:
         force: bool = False,
         concurrency: int = 4,
         progress: bool = True,
+        on_progress: ProgressCallback | None = None,
     ) -> Launch:
         """Send a plan's batches (each once, ever) and return the :class:`~toolkit.send.launch.Launch`.
 
@@ -657,14 +679,27 @@ class Client:
         ``force=True``); a plan sent in part (a crash, a re-run) sends only the rest.
         Returns once every batch is sent; ``Launch.wait()`` follows the tasks.
 
+        ``on_progress(event)`` is called with a :class:`~toolkit.send.events.LaunchProgress`
+        after each batch's state change and each retry scheduled, from the sending threads,
+        and once at the end (phase ``done``); an exception in it is logged and ignored.
+
         Example (needs a server)::
 
             launch = client.launch(plan, label="spring promo")   # AlreadyLaunched if re-run
             launch.wait().results(join=True)
+            client.launch(plan2, on_progress=lambda e: print(f"{e.fraction_sent:.0%}", e.message or ""))
         """
         from toolkit.send.launch import start_launch
 
-        return start_launch(self, plan, label=label, force=force, concurrency=concurrency, progress=progress)
+        return start_launch(
+            self,
+            plan,
+            label=label,
+            force=force,
+            concurrency=concurrency,
+            progress=progress,
+            on_progress=on_progress,
+        )
 
     def resume(self, label: str, *, plan: Plan | None = None) -> Launch:
         """A journalled launch (by label or id), to poll and read without the plan.

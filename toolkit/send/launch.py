@@ -37,6 +37,7 @@ import orjson
 import polars as pl
 
 from toolkit.core import contract
+from toolkit.core.contract import BatchState
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -46,6 +47,7 @@ from toolkit.errors import (
     OutcomeUnknown,
     TransportError,
 )
+from toolkit.send.events import ProgressCallback, ProgressEmitter
 from toolkit.send.journal import BatchRecord, Journal, LaunchRecord, RowResult
 
 if TYPE_CHECKING:
@@ -110,6 +112,7 @@ def start_launch(
     force: bool = False,
     concurrency: int = 4,
     progress: bool = True,
+    on_progress: ProgressCallback | None = None,
 ) -> Launch:
     """What :meth:`Client.launch` does: decide what to send (journal), then send it."""
     if concurrency < 1:
@@ -158,7 +161,7 @@ def start_launch(
         assert record is not None
     launch = Launch(client, record, plan=plan)
     to_send = [b.index for b in launch.batches if not b.was_sent]
-    launch._send(to_send, concurrency=concurrency, progress=progress)
+    launch._send(to_send, concurrency=concurrency, progress=progress, on_progress=on_progress)
     return launch
 
 
@@ -291,10 +294,57 @@ class Launch:
             )
         return self.plan
 
+    def _emitter(
+        self, callback: ProgressCallback | None, phase: Literal["sending", "processing"]
+    ) -> ProgressEmitter:
+        """A progress emitter starting from the journal's state of every batch."""
+        batches = self.batches if callback is not None else []
+        return ProgressEmitter(
+            self.launch_id,
+            [(b.index, b.n_rows, BatchState(b.state), b.progress) for b in batches],
+            callback,
+            phase=phase,
+        )
+
     def _send(
-        self, indices: Sequence[int], *, concurrency: int, progress: bool, resend: bool = False
+        self,
+        indices: Sequence[int],
+        *,
+        concurrency: int,
+        progress: bool,
+        resend: bool = False,
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         """Send these batches, journalling each before and after; at most ``concurrency`` at once."""
+        events = self._emitter(on_progress, "sending")
+        events.start()
+        try:
+            self._send_batches(
+                indices, concurrency=concurrency, progress=progress, resend=resend, events=events
+            )
+        finally:
+            events.done(self._sent_message() if events.active else None)
+
+    def _sent_message(self) -> str:
+        """What a send call left, in a sentence: counts by state and what to do next."""
+        states = Counter(b.state for b in self.batches)
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        hint = ""
+        if states.get(BatchState.UNKNOWN):
+            hint = "; check the unknown ones on the platform, then launch.resend_unknown() if needed"
+        elif states.get(BatchState.SENT):
+            hint = "; launch.wait() follows the tasks"
+        return f"batches: {shown or 'none'}{hint}"
+
+    def _send_batches(
+        self,
+        indices: Sequence[int],
+        *,
+        concurrency: int,
+        progress: bool,
+        resend: bool,
+        events: ProgressEmitter,
+    ) -> None:
         if not indices:
             return
         plan = self._require_plan("sending")
@@ -327,14 +377,19 @@ class Launch:
                         holder.launch_id,
                     )
                     self._journal.link(self.launch_id, index, holder)
+                    if events.active:
+                        events.batch(index, BatchState(self._journal.batch(self.launch_id, index).state))
                 with lock:
                     bar.update(len(batch))
                 return
+            events.batch(index, BatchState.SENDING)
+            outcome = BatchState.FAILED
             try:
-                task_id = self._client.send_batch(batch)
+                task_id = self._client.send_batch(batch, on_retry=lambda n: events.retrying(str(n)))
             except OutcomeUnknown as exc:
                 log.warning("batch %d: outcome unknown: %s", index, exc)
                 self._journal.mark_unknown(self.launch_id, index, str(exc))
+                outcome = BatchState.UNKNOWN
             except AuthError as exc:
                 self._journal.mark_failed(self.launch_id, index, str(exc), code=exc.code)
                 auth_errors.append(exc)
@@ -348,10 +403,13 @@ class Launch:
             except BaseException as exc:
                 # anything unexpected after mark_sending: the request may have gone out
                 self._journal.mark_unknown(self.launch_id, index, f"{type(exc).__name__}: {exc}")
+                events.batch(index, BatchState.UNKNOWN)
                 raise
             else:
                 self._journal.mark_sent(self.launch_id, index, task_id, batch.keys)
                 log.info("batch %d sent: task %s", index, task_id)
+                outcome = BatchState.SENT
+            events.batch(index, outcome)
             with lock:
                 bar.update(len(batch))
 
@@ -376,19 +434,28 @@ class Launch:
         if auth_errors:
             raise auth_errors[0]
 
-    def resend_unknown(self, *, concurrency: int = 4, progress: bool = True) -> Launch:
+    def resend_unknown(
+        self, *, concurrency: int = 4, progress: bool = True, on_progress: ProgressCallback | None = None
+    ) -> Launch:
         """Send again the batches whose outcome is ``unknown``, once you decided to.
 
         Check on the platform first (were these profiles imported?): a re-send of a batch
         the platform did get starts the trigger for its profiles a second time.
+        ``on_progress`` is called as in :meth:`Client.launch`.
         """
         self._require_plan("resend_unknown()")
         unknown = [b.index for b in self.batches if b.state == "unknown"]
-        self._send(unknown, concurrency=concurrency, progress=progress, resend=True)
+        self._send(unknown, concurrency=concurrency, progress=progress, resend=True, on_progress=on_progress)
         return self
 
     # --- polling --------------------------------------------------------------------------------
-    def wait(self, timeout: float | None = None, progress: bool = True) -> Launch:
+    def wait(
+        self,
+        timeout: float | None = None,
+        progress: bool = True,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> Launch:
         """Poll ``tasks/status`` of unfinished tasks until all are done or ``timeout`` seconds pass.
 
         Never raises on timeout: it returns with the state so far (``timed_out`` is True),
@@ -397,12 +464,33 @@ class Launch:
         (each read already retried) is left for a later ``wait()``, with a warning.
         Returns the launch, for ``launch.wait().results()``.
 
+        ``on_progress(event)`` is called with a :class:`~toolkit.send.events.LaunchProgress` after
+        each status read and each retry scheduled, from the polling threads, and once at the
+        end (phase ``done``); an exception in it is logged and ignored.
+
         Example (needs a server)::
 
             launch = client.launch(plan)
             launch.wait(timeout=60)      # returns after a minute at most, state kept
             launch.timed_out, launch.summary()["pending"]
         """
+        events = self._emitter(on_progress, "processing")
+        events.start()
+        try:
+            self._wait(timeout, progress, events)
+        finally:
+            events.done(self._waited_message() if events.active else None)
+        return self
+
+    def _waited_message(self) -> str:
+        """What a wait left, in a sentence."""
+        pending = sum(b.state == BatchState.SENT for b in self.batches)
+        if not pending:
+            return self._sent_message()
+        why = "timed out" if self.timed_out else "some task statuses could not be read"
+        return f"{why} with {pending} task(s) still processing; a later launch.wait() goes on"
+
+    def _wait(self, timeout: float | None, progress: bool, events: ProgressEmitter) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.timed_out = False
         self._poll_errors.clear()  # a new wait() tries every task again
@@ -433,7 +521,7 @@ class Launch:
                 if not pending:
                     break
                 before = sum(done_rows.values())
-                statuses = list(workers.map(lambda b: (b, self._poll(b, fmt)), pending))
+                statuses = list(workers.map(lambda b: (b, self._poll(b, fmt, events)), pending))
                 for b, status in statuses:
                     if status is not None:
                         done_rows[b.index] = b.n_rows if status.finished else b.n_rows * status.progress / 100
@@ -458,13 +546,14 @@ class Launch:
         finally:
             workers.shutdown(wait=True)
             bar.close()
-        return self
 
-    def _poll(self, batch: BatchRecord, fmt: contract.Format) -> TaskStatus | None:
+    def _poll(self, batch: BatchRecord, fmt: contract.Format, events: ProgressEmitter) -> TaskStatus | None:
         """One status poll; journals the state. Returns None when the poll itself failed."""
         assert batch.task_id is not None
         try:
-            status = self._client.task_status(batch.task_id, format=fmt)
+            status = self._client.task_status(
+                batch.task_id, format=fmt, on_retry=lambda n: events.retrying(str(n))
+            )
         except AuthError:
             raise
         except (ApiError, TransportError) as exc:
@@ -498,8 +587,10 @@ class Launch:
                 results=results,
                 error=error,
             )
+            events.task(batch.index, BatchState.COMPLETED if status.done else BatchState.FAILED, 100.0)
         else:
             self._journal.update_status(self.launch_id, batch.index, status.status, status.progress)
+            events.task(batch.index, BatchState.SENT, status.progress)
         return status
 
     def progress_history(self) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["Backoff", "TokenBucket", "parse_retry_after"]
+__all__ = ["Backoff", "RetryNotice", "TokenBucket", "parse_retry_after"]
 
 #: A ``Retry-After`` longer than this is capped: a launch should not sleep for an hour
 #: on one header; the attempt budget still bounds the whole wait.
@@ -67,6 +67,28 @@ class Backoff:
         if self.jitter:
             delay = self.rng.uniform(min(delay, self.base / 2), delay)
         return delay
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """A retry about to happen, for whoever follows the call (``on_retry=``): what went wrong,
+    which retry of how many, and the wait before it. ``str()`` is a sentence for people.
+
+    Example:
+        >>> str(RetryNotice("the platform is not answering", retry=2, of=5, delay=4.0))
+        'the platform is not answering: retry 2 of 5 in 4 s'
+        >>> str(RetryNotice("the platform is busy (HTTP 503)", retry=1, of=5, delay=0.25))
+        'the platform is busy (HTTP 503): retry 1 of 5 in 0.2 s'
+    """
+
+    what: str
+    retry: int
+    of: int
+    delay: float
+
+    def __str__(self) -> str:
+        seconds = f"{self.delay:.1f}".removesuffix(".0")
+        return f"{self.what}: retry {self.retry} of {self.of} in {seconds} s"
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
