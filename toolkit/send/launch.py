@@ -37,7 +37,7 @@ import orjson
 import polars as pl
 
 from toolkit.core import contract
-from toolkit.core.contract import BatchState
+from toolkit.core.contract import BATCH_SETTLED_STATES, BatchState, RowStatus
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -49,10 +49,11 @@ from toolkit.errors import (
 )
 from toolkit.send.events import ProgressCallback, ProgressEmitter
 from toolkit.send.journal import BatchRecord, Journal, LaunchRecord, RowResult
+from toolkit.send.protocol import Sender, send_batch_once
+from toolkit.send.transport import TaskStatus
 
 if TYPE_CHECKING:
     from toolkit.core.plan import Plan
-    from toolkit.send.client import Client, TaskStatus
 
 __all__ = ["RESULT_COLUMNS", "Launch", "history_frame", "single_body", "start_launch"]
 
@@ -70,14 +71,12 @@ RESULT_SCHEMA = {
     "error": pl.String,
     "error_text": pl.String,
 }
+#: Batches whose task exists (it may still be running): ``wait()`` reads them.
+_POLLED_STATES = frozenset({BatchState.SENT, BatchState.COMPLETED, BatchState.FAILED})
 UNKNOWN_TEXT = (
     "the platform may or may not have this batch (its answer was lost); check, then "
     "Launch.resend_unknown() sends it again"
 )
-# polling: start fast (small tasks finish in a moment), slow down while nothing moves
-_POLL_MIN, _POLL_START, _POLL_MAX = 0.1, 0.25, 5.0
-# a task whose status keeps failing (e.g. unknown to the platform) stops being polled
-_MAX_POLL_ERRORS = 5
 
 
 def _tqdm(**kwargs: Any) -> Any:
@@ -105,7 +104,7 @@ def _already_message(prev: LaunchRecord, batches: Sequence[BatchRecord]) -> str:
 
 
 def start_launch(
-    client: Client,
+    client: Sender,
     plan: Plan,
     *,
     label: str | None = None,
@@ -203,7 +202,7 @@ def _journal_progress(batches: Sequence[BatchRecord]) -> list[dict[str, Any]]:
             history.append({"time": sent, **entry, "status": "sent", "progress": 0.0})
         finished = _journal_time(b.finished_at) if b.finished else None
         if finished is not None:
-            history.append({"time": finished, **entry, "status": b.status or b.state, "progress": 100.0})
+            history.append({"time": finished, **entry, "status": b.status or str(b.state), "progress": 100.0})
     return sorted(history, key=lambda h: h["time"])
 
 
@@ -223,7 +222,7 @@ class Launch:
         fixed_plan = launch.retry_failed(fixed_segment)
     """
 
-    def __init__(self, client: Client, record: LaunchRecord, *, plan: Plan | None = None) -> None:
+    def __init__(self, client: Sender, record: LaunchRecord, *, plan: Plan | None = None) -> None:
         self._client = client
         self._journal: Journal = client.journal
         self._record = record
@@ -234,7 +233,7 @@ class Launch:
         self._poll_errors: Counter[int] = Counter()
 
     @classmethod
-    def from_journal(cls, client: Client, label: str, *, plan: Plan | None = None) -> Launch:
+    def from_journal(cls, client: Sender, label: str, *, plan: Plan | None = None) -> Launch:
         """The latest launch with this label (or id) in the client's journal."""
         record = client.journal.find(label)
         if record.host != client.host:
@@ -278,12 +277,12 @@ class Launch:
 
     def states(self) -> dict[str, int]:
         """Number of batches in each state, e.g. ``{'completed': 3, 'unknown': 1}``."""
-        return dict(Counter(b.state for b in self.batches))
+        return dict(Counter(str(b.state) for b in self.batches))  # plain strings: shown to people
 
     @property
     def done(self) -> bool:
         """True when no batch waits for sending or processing (``unknown`` ones excepted)."""
-        return all(b.state in ("completed", "failed", "unknown") for b in self.batches)
+        return all(b.state in BATCH_SETTLED_STATES for b in self.batches)
 
     # --- sending ------------------------------------------------------------------------------
     def _require_plan(self, what: str) -> Plan:
@@ -364,52 +363,35 @@ class Launch:
             if stop.is_set():
                 return  # the token was refused: every other batch would be too
             batch = by_index[index]
-            # the journal's atomic claim is what makes "exactly once" hold even when two
-            # processes launch the same plan at the same moment
-            holder = self._journal.claim(
-                self.launch_id, index, exclusive=not (self._record.forced or resend), resend=resend
-            )
-            if holder is not None:
-                if (holder.launch_id, holder.index) != (self.launch_id, index):
-                    log.warning(
-                        "batch %d: the same body was sent by launch %s; following it, not sending again",
-                        index,
-                        holder.launch_id,
-                    )
-                    self._journal.link(self.launch_id, index, holder)
-                    if events.active:
-                        events.batch(index, BatchState(self._journal.batch(self.launch_id, index).state))
-                with lock:
-                    bar.update(len(batch))
-                return
-            events.batch(index, BatchState.SENDING)
-            outcome = BatchState.FAILED
+            # the journal's atomic claim (in send_batch_once) is what makes "exactly once" hold
+            # even when two processes launch the same plan at the same moment
             try:
-                task_id = self._client.send_batch(batch, on_retry=lambda n: events.retrying(str(n)))
-            except OutcomeUnknown as exc:
-                log.warning("batch %d: outcome unknown: %s", index, exc)
-                self._journal.mark_unknown(self.launch_id, index, str(exc))
-                outcome = BatchState.UNKNOWN
-            except AuthError as exc:
-                self._journal.mark_failed(self.launch_id, index, str(exc), code=exc.code)
-                auth_errors.append(exc)
-                stop.set()
-            except ApiError as exc:
-                log.warning("batch %d refused: %s", index, exc)
-                self._journal.mark_failed(self.launch_id, index, str(exc), code=exc.code)
-            except TransportError as exc:  # never reached the platform (OutcomeUnknown is above)
-                log.warning("batch %d not sent: %s", index, exc)
-                self._journal.mark_failed(self.launch_id, index, str(exc))
-            except BaseException as exc:
-                # anything unexpected after mark_sending: the request may have gone out
-                self._journal.mark_unknown(self.launch_id, index, f"{type(exc).__name__}: {exc}")
-                events.batch(index, BatchState.UNKNOWN)
+                delivery = send_batch_once(
+                    self._client,
+                    self.launch_id,
+                    batch,
+                    exclusive=not (self._record.forced or resend),
+                    resend=resend,
+                    on_claim=lambda: events.batch(index, BatchState.SENDING),
+                    on_retry=lambda notice: events.retrying(str(notice)),
+                )
+            except BaseException:
+                events.batch(index, BatchState.UNKNOWN)  # journalled unknown: it may have gone out
                 raise
-            else:
-                self._journal.mark_sent(self.launch_id, index, task_id, batch.keys)
-                log.info("batch %d sent: task %s", index, task_id)
-                outcome = BatchState.SENT
-            events.batch(index, outcome)
+            error = delivery.error
+            if isinstance(error, AuthError):
+                auth_errors.append(error)
+                stop.set()  # the token was refused: every other batch would be too
+            elif isinstance(error, OutcomeUnknown):
+                log.warning("batch %d: outcome unknown: %s", index, error)
+            elif isinstance(error, ApiError):
+                log.warning("batch %d refused: %s", index, error)
+            elif error is not None:
+                log.warning("batch %d not sent: %s", index, error)
+            elif delivery.holder is None:
+                log.info("batch %d sent", index)
+            if delivery.holder is None or delivery.holder.launch_id != self.launch_id:
+                events.batch(index, delivery.state)
             with lock:
                 bar.update(len(batch))
 
@@ -444,7 +426,7 @@ class Launch:
         ``on_progress`` is called as in :meth:`Client.launch`.
         """
         self._require_plan("resend_unknown()")
-        unknown = [b.index for b in self.batches if b.state == "unknown"]
+        unknown = [b.index for b in self.batches if b.state == BatchState.UNKNOWN]
         self._send(unknown, concurrency=concurrency, progress=progress, resend=True, on_progress=on_progress)
         return self
 
@@ -494,7 +476,7 @@ class Launch:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.timed_out = False
         self._poll_errors.clear()  # a new wait() tries every task again
-        records = [b for b in self.batches if b.task_id and b.state in ("sent", "completed", "failed")]
+        records = [b for b in self.batches if b.task_id and b.state in _POLLED_STATES]
         total = sum(b.n_rows for b in records)
         done_rows: dict[int, float] = {
             b.index: (b.n_rows if b.finished else b.n_rows * (b.progress or 0) / 100) for b in records
@@ -508,7 +490,8 @@ class Launch:
         )
         shown = sum(done_rows.values())
         bar.update(int(shown))
-        interval = _POLL_START
+        policy = self._client.retry
+        interval = policy.poll_start
         fmt: contract.Format = "xml" if self._record.format == "xml" else "json"
         workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="toolkit-poll")
         try:
@@ -516,7 +499,9 @@ class Launch:
                 pending = [
                     b
                     for b in self.batches
-                    if b.state == "sent" and b.task_id and self._poll_errors[b.index] < _MAX_POLL_ERRORS
+                    if b.state == BatchState.SENT
+                    and b.task_id
+                    and self._poll_errors[b.index] < policy.poll_give_up
                 ]
                 if not pending:
                     break
@@ -531,9 +516,7 @@ class Launch:
                     shown = now_done
                 if all(s is not None and s.finished for _, s in statuses):
                     continue  # everything polled just finished: the loop ends on the next pass
-                interval = (
-                    max(_POLL_MIN, interval * 0.7) if now_done > before else min(_POLL_MAX, interval * 1.5)
-                )
+                interval = policy.next_poll_interval(interval, moved=now_done > before)
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -559,7 +542,7 @@ class Launch:
         except (ApiError, TransportError) as exc:
             self._poll_errors[batch.index] += 1
             log.warning("status of task %s (batch %d) not read: %s", batch.task_id, batch.index, exc)
-            if self._poll_errors[batch.index] >= _MAX_POLL_ERRORS:
+            if self._poll_errors[batch.index] >= self._client.retry.poll_give_up:
                 log.warning(
                     "gave up reading task %s (batch %d) for now; a later launch.wait() tries again",
                     batch.task_id,
@@ -630,7 +613,12 @@ class Launch:
             },
         )  # fmt: skip
         state = pl.col("state")
-        has_row = state.is_in(["completed", "failed"]) & pl.col("row_status").is_not_null()
+        completed, failed, unknown = (
+            BatchState.COMPLETED.value,
+            BatchState.FAILED.value,
+            BatchState.UNKNOWN.value,
+        )
+        has_row = state.is_in([completed, failed]) & pl.col("row_status").is_not_null()
         frame = sent.join(rows, on="position", how="left").select(
             "position",
             "match_key",
@@ -638,23 +626,23 @@ class Launch:
             "task_id",
             status=pl.when(has_row)
             .then(pl.col("row_status"))
-            .when(state == "failed")
-            .then(pl.lit("failed"))
-            .when(state.is_in(["completed", "unknown"]))
-            .then(pl.lit("unknown"))
-            .otherwise(pl.lit("pending")),
+            .when(state == failed)
+            .then(pl.lit(RowStatus.FAILED.value))
+            .when(state.is_in([completed, unknown]))
+            .then(pl.lit(RowStatus.UNKNOWN.value))
+            .otherwise(pl.lit(RowStatus.PENDING.value)),
             profile_id=pl.when(has_row).then(pl.col("profile_id")),
             error=pl.when(has_row)
             .then(pl.col("row_code").cast(pl.String))
-            .when(state == "failed")
+            .when(state == failed)
             .then(pl.coalesce(pl.col("batch_code").cast(pl.String), pl.lit("not_sent"))),
             error_text=pl.when(has_row)
             .then(pl.col("row_text"))
-            .when(state == "failed")
+            .when(state == failed)
             .then(pl.col("batch_error"))
-            .when(state == "completed")  # completed, yet no per-profile answer was kept
+            .when(state == completed)  # completed, yet no per-profile answer was kept
             .then(pl.lit("no per-profile result"))
-            .when(state == "unknown")
+            .when(state == unknown)
             .then(pl.lit(UNKNOWN_TEXT)),
         )
         if self.plan is not None:
@@ -666,7 +654,7 @@ class Launch:
                     match_key=pl.lit(None, pl.String),
                     batch=pl.lit(None, pl.Int64),
                     task_id=pl.lit(None, pl.String),
-                    status=pl.lit("rejected"),
+                    status=pl.lit(RowStatus.REJECTED.value),
                     profile_id=pl.lit(None, pl.String),
                     error=pl.col("rule").cast(pl.String) if "rule" in names else pl.lit(None, pl.String),
                     error_text=pl.col("reason").cast(pl.String)
@@ -724,16 +712,16 @@ class Launch:
             return dict(grouped.iter_rows())
 
         out: dict[str, Any] = {"rows": frame.height}
-        for name in ("imported", "failed", "rejected", "unknown", "pending"):
-            out[name] = int(statuses.get(name, 0))
-        out["failures"] = counts("failed", "error_text", "unknown error")
-        out["rejections"] = counts("rejected", "error", "rejected")
+        for name in RowStatus:
+            out[name.value] = int(statuses.get(name.value, 0))
+        out["failures"] = counts(RowStatus.FAILED, "error_text", "unknown error")
+        out["rejections"] = counts(RowStatus.REJECTED, "error", "rejected")
         out["batches"] = self.states()
         return out
 
     def failed_positions(self) -> list[int]:
         """Input positions of the rows that failed (sent and refused, or never delivered)."""
-        return self._frame().filter(pl.col("status") == "failed")["position"].to_list()
+        return self._frame().filter(pl.col("status") == RowStatus.FAILED.value)["position"].to_list()
 
     def retry_failed(self, frame: Any = None) -> Plan:
         """A plan of the failed rows only, to launch after the data is fixed.
@@ -809,21 +797,28 @@ def _row_results(batch: BatchRecord, status: TaskStatus) -> tuple[list[RowResult
             code = item.get("error")
             if code not in (None, 0, "0", ""):
                 out.append(
-                    RowResult(pos, batch.index, "failed", None, _int(code), str(item.get("error_text") or ""))
+                    RowResult(
+                        pos,
+                        batch.index,
+                        RowStatus.FAILED,
+                        None,
+                        _int(code),
+                        str(item.get("error_text") or ""),
+                    )
                 )
             else:
                 pid = item.get("profile_id")
-                out.append(RowResult(pos, batch.index, "imported", None if pid is None else str(pid)))
+                out.append(RowResult(pos, batch.index, RowStatus.IMPORTED, None if pid is None else str(pid)))
         return out, None
     if status.failed:
         code = _int(status.result.get("error"))
         text = str(status.result.get("error_text") or f"the task ended {status.status!r}")
-        return [RowResult(pos, batch.index, "failed", None, code, text) for pos in rows], text
+        return [RowResult(pos, batch.index, RowStatus.FAILED, None, code, text) for pos in rows], text
     if items is None and not status.errors:
         # the platform's short form ({captured, errors: [], status}): nothing failed
-        return [RowResult(pos, batch.index, "imported") for pos in rows], None
+        return [RowResult(pos, batch.index, RowStatus.IMPORTED) for pos in rows], None
     text = f"the platform gave {len(items or [])} results and {len(status.errors or [])} errors for {len(rows)} rows"
-    return [RowResult(pos, batch.index, "unknown", None, None, text) for pos in rows], text
+    return [RowResult(pos, batch.index, RowStatus.UNKNOWN, None, None, text) for pos in rows], text
 
 
 def _int(value: Any) -> int | None:
