@@ -589,12 +589,14 @@ class Launch:
     def _frame(self) -> pl.DataFrame:
         """The results as a polars frame (vectorized: a million rows take well under a second)."""
         batches = self.batches
-        keys = {b.index: list(b.keys) for b in self.plan.batches} if self.plan is not None else {}
+        keys: dict[int, list[str | None]] = (
+            {b.index: list(b.keys) for b in self.plan.batches} if self.plan is not None else {}
+        )
         sent = pl.DataFrame(
             {
                 "batch": [b.index for b in batches],
                 "task_id": [b.task_id for b in batches],
-                "state": [b.state for b in batches],
+                "state": [b.state.value for b in batches],
                 "batch_code": [b.error_code for b in batches],
                 "batch_error": [b.error for b in batches],
                 "position": [list(b.rows) for b in batches],
@@ -832,7 +834,7 @@ def history_frame(journal: Journal, *, kind: Literal["pandas", "polars"] = "pand
     """The journal's launches, newest first, as a pandas (default) or polars frame."""
     if kind not in ("pandas", "polars"):
         raise InvalidArgumentError(f"kind must be 'pandas' or 'polars', got {kind!r}")
-    schema = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "launch_id": pl.String, "label": pl.String, "created": pl.String, "trigger_id": pl.Int64,
         "host": pl.String, "format": pl.String, "rows": pl.Int64, "batches": pl.Int64,
         "planned": pl.Int64, "sent": pl.Int64, "completed": pl.Int64, "failed": pl.Int64,

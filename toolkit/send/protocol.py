@@ -66,7 +66,6 @@ __all__ = ["Delivery", "Sender", "send_batch_once", "send_single_once"]
 log = logging.getLogger("toolkit.send.protocol")
 
 T = TypeVar("T")
-T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class Sender(Protocol):
@@ -102,17 +101,17 @@ class Sender(Protocol):
 
 
 # --- the one mapping from what happened to the journal ---------------------------------------------
-class _Slot(Protocol[T_contra]):
+class _Slot(Protocol):
     """One claimed attempt in the journal, and how it records each outcome."""
 
-    def sent(self, answer: T_contra) -> None: ...
+    def sent(self, answer: Any) -> None: ...
 
     def unknown(self, exc: BaseException) -> None: ...
 
     def failed(self, exc: ApiError | TransportError) -> None: ...
 
 
-def _deliver(slot: _Slot[T], send: Callable[[], T]) -> tuple[BatchState, T | None, ToolkitError | None]:
+def _deliver(slot: _Slot, send: Callable[[], T]) -> tuple[BatchState, T | None, ToolkitError | None]:
     """Send a claimed attempt and record its outcome; returns ``(state, answer, error)``.
 
     Anything that is not a toolkit error (Ctrl-C, a bug) is recorded as ``unknown`` (the

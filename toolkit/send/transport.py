@@ -75,7 +75,15 @@ RetryListener = Callable[[RetryNotice], None]
 class Session(Protocol):
     """What the transport needs of a session: :meth:`requests.Session.post` and ``close``."""
 
-    def post(self, url: str, data: Any = ..., **kwargs: Any) -> requests.Response: ...
+    def post(
+        self,
+        url: str,
+        data: bytes | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
+        auth: requests.auth.AuthBase | None = None,
+    ) -> requests.Response: ...
 
     def close(self) -> None: ...
 
@@ -337,10 +345,11 @@ class Transport:
                 (time.monotonic() - started) * 1000, attempt + 1,
             )  # fmt: skip
             payload = self._parse(response, list_paths)
-            failure = classify_answer(status, _error_code(payload), readable=payload is not None)
-            if failure is None:
+            refusal = classify_answer(status, _error_code(payload), readable=payload is not None)
+            if refusal is None:
                 assert payload is not None
                 return payload
+            failure = refusal
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             verdict = self.retry.decide(failure, idempotent=idempotent, attempt=attempt)
             if verdict is Verdict.RETRY:
