@@ -52,7 +52,7 @@ def test_file_is_wal_and_schema_is_created(tmp_path: Path) -> None:
 def test_state_transitions(journal: Journal) -> None:
     lid = _launch(journal)
     assert [b.state for b in journal.batches(lid)] == ["planned", "planned"]
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     b0 = journal.batch(lid, 0)
     assert (b0.state, b0.attempts) == ("sending", 1) and b0.sent_at
     journal.mark_sent(lid, 0, "task-0", keys=["a@x.io", "b@x.io"])
@@ -65,8 +65,8 @@ def test_state_transitions(journal: Journal) -> None:
     )  # fmt: skip
     b0 = journal.batch(lid, 0)
     assert (b0.state, b0.n_imported, b0.n_failed, b0.progress) == ("completed", 1, 1, 100)
-    assert [r.status for r in journal.row_results(lid)] == ["imported", "failed"]
-    journal.mark_sending(lid, 1)
+    assert journal.row_result_columns(lid)["row_status"] == ["imported", "failed"]
+    journal.claim(lid, 1)
     journal.mark_unknown(lid, 1, "read timeout")
     assert journal.batch(lid, 1).state == "unknown"
     assert journal.batch(lid, 1).was_sent  # unknown: never re-sent by itself
@@ -74,7 +74,7 @@ def test_state_transitions(journal: Journal) -> None:
 
 def test_refused_batch_is_not_counted_as_sent(journal: Journal) -> None:
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_failed(lid, 0, "platform error 403", code=403)
     b0 = journal.batch(lid, 0)
     assert b0.state == "failed" and b0.task_id is None and not b0.was_sent
@@ -83,7 +83,7 @@ def test_refused_batch_is_not_counted_as_sent(journal: Journal) -> None:
 
 def test_in_flight_batches_become_unknown(journal: Journal) -> None:
     lid = _launch(journal)
-    journal.mark_sending(lid, 1)
+    journal.claim(lid, 1)
     assert journal.reset_in_flight(lid) == [1]
     assert journal.batch(lid, 1).state == "unknown"
     assert journal.reset_in_flight(lid) == []
@@ -91,7 +91,7 @@ def test_in_flight_batches_become_unknown(journal: Journal) -> None:
 
 def test_sent_batches_keyed_on_trigger_and_host(journal: Journal) -> None:
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0")
     assert set(journal.sent_batches(["a" * 64, "b" * 64], 96, HOST)) == {"a" * 64}
     assert journal.sent_batches(["a" * 64], 97, HOST) == {}
@@ -102,7 +102,7 @@ def test_sent_batches_keyed_on_trigger_and_host(journal: Journal) -> None:
 
 def test_linked_batches_copy_the_earlier_task(journal: Journal) -> None:
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0")
     earlier = journal.sent_batches(["a" * 64], 96, HOST)["a" * 64]
     lid2 = _launch(journal, fingerprint="e" * 64, batches=[(0, "a" * 64, (0, 1)), (1, "c" * 64, (2,))],
@@ -134,9 +134,9 @@ def test_latest_label_wins(journal: Journal) -> None:
 
 def test_history_counts(journal: Journal) -> None:
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0")
-    journal.mark_sending(lid, 1)
+    journal.claim(lid, 1)
     journal.mark_unknown(lid, 1, "lost")
     (h,) = journal.history()
     assert (h["label"], h["batches"], h["sent"], h["unknown"], h["task_ids"]) == ("spring", 2, 1, 1, ["t0"])
@@ -144,7 +144,7 @@ def test_history_counts(journal: Journal) -> None:
 
 def test_was_sent_by_key_hash(journal: Journal) -> None:
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0", keys=["ann@x.io", "bob@x.io"])
     assert journal.was_sent("ann@x.io") and journal.was_sent("bob@x.io", trigger_id=96)
     assert not journal.was_sent("ann@x.io", trigger_id=1) and not journal.was_sent("eve@x.io")
@@ -154,7 +154,7 @@ def test_no_profile_data_in_the_file(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     j = Journal(path)
     lid = _launch(j)
-    j.mark_sending(lid, 0)
+    j.claim(lid, 0)
     j.mark_sent(lid, 0, "t0", keys=["secret.person@example.com", "other.person@example.com"])
     j.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
@@ -167,7 +167,7 @@ def test_concurrent_writers(journal: Journal) -> None:
     lid = _launch(journal, batches=batches)
 
     def worker(i: int) -> None:
-        journal.mark_sending(lid, i)
+        journal.claim(lid, i)
         journal.mark_sent(lid, i, f"t{i}", keys=[f"k{i}"])
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
@@ -182,7 +182,7 @@ def test_two_processes_share_the_file(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     a, b = Journal(path), Journal(path)
     lid = _launch(a)
-    b.mark_sending(lid, 0)
+    b.claim(lid, 0)
     assert a.batch(lid, 0).state == "sending"
     a.close()
     b.close()

@@ -42,7 +42,7 @@ Example:
     >>> lid = j.create_launch(label="demo", trigger_id=96, host="http://127.0.0.1:8080",
     ...                       fingerprint="f" * 64, format="json", n_rows=2, summary={"rows": 2},
     ...                       batches=[(0, "d" * 64, (0, 1))])
-    >>> j.mark_sending(lid, 0); j.mark_sent(lid, 0, "task-1", keys=["a@x.io", "b@x.io"])
+    >>> j.claim(lid, 0); j.mark_sent(lid, 0, "task-1", keys=["a@x.io", "b@x.io"])
     >>> [(b.index, str(b.state), b.task_id, b.attempts) for b in j.batches(lid)]
     [(0, 'sent', 'task-1', 1)]
     >>> j.was_sent("a@x.io", trigger_id=96)
@@ -67,7 +67,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from toolkit.core.contract import BATCH_SENT_STATES, BatchState, RowStatus
-from toolkit.errors import ConfigurationError, InvalidArgumentError
+from toolkit.errors import ConfigurationError, InvalidArgumentError, did_you_mean
 
 __all__ = [
     "ENV_JOURNAL",
@@ -557,8 +557,6 @@ class Journal:
         if rows:
             return _launch(rows[0])
         labels = [r["label"] for r in self._query("SELECT DISTINCT label FROM launches") if r["label"]]
-        from toolkit.errors import did_you_mean
-
         raise InvalidArgumentError(
             f"no launch labelled or numbered {label_or_id!r} in the journal {self.path}"
             f"{did_you_mean(label_or_id, labels)}; `toolkit history` lists them"
@@ -616,14 +614,10 @@ class Journal:
                 (*values.values(), launch_id, int(index)),
             )
 
-    def mark_sending(self, launch_id: str, index: int) -> None:
-        """Written *before* the request goes out: a crash from here on leaves ``sending``,
-        which a later launch reads as ``unknown`` (never re-sent by itself)."""
-        with self._tx() as db:
-            self._mark_sending(db, launch_id, index)
-
     @staticmethod
     def _mark_sending(db: sqlite3.Connection, launch_id: str, index: int) -> None:
+        """Written *before* the request goes out: a crash from here on leaves ``sending``,
+        which a later launch reads as ``unknown`` (never re-sent by itself)."""
         db.execute(
             "UPDATE batches SET state = ?, attempts = attempts + 1, sent_at = ?, error = NULL,"
             " error_code = NULL WHERE launch_id = ? AND batch_index = ?",
@@ -766,16 +760,6 @@ class Journal:
                     for r in results
                 ],
             )
-
-    def row_results(self, launch_id: str) -> list[RowResult]:
-        rows = self._query("SELECT * FROM row_results WHERE launch_id = ? ORDER BY position", (launch_id,))
-        return [
-            RowResult(
-                position=r["position"], batch=r["batch_index"], status=r["status"],
-                profile_id=r["profile_id"], error_code=r["error_code"], error_text=r["error_text"],
-            )
-            for r in rows
-        ]  # fmt: skip
 
     def row_result_columns(self, launch_id: str) -> dict[str, list[Any]]:
         """The row results as columns (``position, row_status, profile_id, row_code,
