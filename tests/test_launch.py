@@ -70,6 +70,7 @@ def _seed_for(pattern: list[str], **knobs: float) -> int:
 
 # --- the happy path, both frame kinds ------------------------------------------------------------
 def test_launch_wait_results_pandas(sb: object, make_client: Callable[..., Client]) -> None:
+    """A pandas segment is launched, waited for, and read back row by row with rejections."""
     segment = _segment(250, kind="pandas", bad=(3, 77))
     plan = toolkit.plan(segment, MAPPING, TRIGGER, max_rows=100)
     client = make_client(sb)
@@ -97,6 +98,7 @@ def test_launch_wait_results_pandas(sb: object, make_client: Callable[..., Clien
 
 
 def test_failures_polars_and_retry_failed(sb: object, make_client: Callable[..., Client]) -> None:
+    """Per-row failures come back in a polars frame and retry_failed() re-plans only those rows."""
     client = make_client(sb)
     first = client.launch(toolkit.plan(_segment(4), MAPPING, TRIGGER), progress=False).wait(progress=False)
     ids = first.results()["profile_id"].to_list()
@@ -122,6 +124,7 @@ def test_failures_polars_and_retry_failed(sb: object, make_client: Callable[...,
 
 
 def test_xml_plan_gives_the_same_results_as_json(sb: object, make_client: Callable[..., Client]) -> None:
+    """An XML plan imports the same profiles with the same results as the JSON one."""
     client = make_client(sb)
     segment = _segment(120, bad=(10,))
     as_json = client.launch(toolkit.plan(segment, MAPPING, TRIGGER, max_rows=50), progress=False)
@@ -138,6 +141,7 @@ def test_xml_plan_gives_the_same_results_as_json(sb: object, make_client: Callab
 def test_rerun_raises_already_launched_and_force_sends_again(
     sb: object, make_client: Callable[..., Client]
 ) -> None:
+    """Re-launching a plan raises AlreadyLaunched and sends nothing; force=True sends again."""
     client = make_client(sb)
     plan = toolkit.plan(_segment(60), MAPPING, TRIGGER, max_rows=25)
     launch = client.launch(plan, label="promo", progress=False).wait(progress=False)
@@ -191,6 +195,7 @@ def test_two_launches_of_the_same_plan_at_once_send_it_once(make_client: Callabl
 
 
 def test_the_same_plan_on_another_host_is_another_launch(make_client: Callable[..., Client]) -> None:
+    """The same plan to another platform is another launch, not AlreadyLaunched."""
     plan = toolkit.plan(_segment(5), MAPPING, TRIGGER)
     with serve() as one, serve() as two:
         a, b = make_client(one), make_client(two)
@@ -203,6 +208,7 @@ def test_the_same_plan_on_another_host_is_another_launch(make_client: Callable[.
 
 
 def test_partly_sent_plan_sends_only_the_rest(sb: object, make_client: Callable[..., Client]) -> None:
+    """Batches of a plan already sent by an earlier launch are followed, not re-sent."""
     client = make_client(sb)
     client.launch(toolkit.plan(_segment(200), MAPPING, TRIGGER, max_rows=100), progress=False)
     full = toolkit.plan(_segment(300), MAPPING, TRIGGER, max_rows=100)  # same first two batches
@@ -219,6 +225,7 @@ def test_partly_sent_plan_sends_only_the_rest(sb: object, make_client: Callable[
 def test_refused_token_stops_the_launch_and_a_rerun_sends(
     sb: object, tmp_path: Path, make_client: Callable[..., Client]
 ) -> None:
+    """A refused token stops the launch; its batches stay sendable and a good client sends them."""
     plan = toolkit.plan(_segment(40), MAPPING, TRIGGER, max_rows=10)
     bad = Client(sb.url, "WRONG-TOKEN-0000", journal=tmp_path / "journal.sqlite")  # type: ignore[attr-defined]
     with pytest.raises(AuthError, match="TOOLKIT_API_TOKEN"):
@@ -237,6 +244,7 @@ def test_lost_answer_is_unknown_never_resent_until_asked(
 ) -> None:
     # batch 1's connection is dropped (the sandbox did nothing); batch 3's answer is lost
     # (the sandbox did import it). Both are unknown to the client.
+    """Batches with lost answers are unknown, never re-sent by a re-run, only by resend_unknown()."""
     pattern = ["ok", "drop", "ok", "lose", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"]
     seed = _seed_for(pattern, drop_rate=0.15, lose_response_rate=0.15)
     with serve(seed=seed, drop_rate=0.15, lose_response_rate=0.15) as server:
@@ -268,6 +276,7 @@ def test_lost_answer_is_unknown_never_resent_until_asked(
 
 
 def test_wait_timeout_returns_the_state_so_far(make_client: Callable[..., Client]) -> None:
+    """wait(timeout=) returns with the tasks still pending, and a later wait() finishes them."""
     with serve(processing_rate=150) as server:  # 2 s of work: a 0.3 s wait cannot see it all
         client = make_client(server)
         launch = client.launch(toolkit.plan(_segment(300), MAPPING, TRIGGER, max_rows=100), progress=False)
@@ -288,6 +297,7 @@ def test_wait_timeout_returns_the_state_so_far(make_client: Callable[..., Client
 def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object,
                                                                make_client: Callable[..., Client],
                                                                caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Tasks whose status cannot be read are left pending (not lost) after a few tries."""
     client = make_client(sb, retry=RetryPolicy(poll_max=0.05))  # poll faster than a person would
     launch = client.launch(toolkit.plan(_segment(5), MAPPING, TRIGGER), label="forgotten", progress=False)
     requests.post(f"{sb.url}/_sandbox/reset", headers={"Authorization": f"Bearer {sb.token}"}, timeout=10)  # type: ignore[attr-defined]
@@ -299,6 +309,7 @@ def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object,
 
 
 def test_resume_by_label_without_the_plan(sb: object, make_client: Callable[..., Client]) -> None:
+    """A launch is resumed by label from the journal alone, its results read without the plan."""
     client = make_client(sb)
     plan = toolkit.plan(_segment(30, bad=(0,)), MAPPING, TRIGGER, max_rows=10)
     client.launch(plan, label="nightly", progress=False)
@@ -334,6 +345,7 @@ def test_resume_by_label_without_the_plan(sb: object, make_client: Callable[...,
 
 
 def test_history_frames(sb: object, make_client: Callable[..., Client]) -> None:
+    """history() lists launches newest first with counts, as pandas or polars."""
     client = make_client(sb)
     empty = client.history()
     assert isinstance(empty, pd.DataFrame) and len(empty) == 0
@@ -354,6 +366,7 @@ def test_history_frames(sb: object, make_client: Callable[..., Client]) -> None:
 def test_rate_limit_is_shared_by_all_launches_of_a_client(
     make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Two launches of one client share its rate limit: the platform never answers 429."""
     caplog.set_level(logging.INFO, logger="toolkit.sandbox")
     with serve(rate_limit=12) as server:
         client = make_client(server, rate_limit=10)
@@ -436,7 +449,7 @@ def test_on_progress_tells_a_scheduled_retry(make_client: Callable[..., Client])
     """A 503 to a batch is retried, and the watcher hears why and which retry of how many."""
     seed = _seed_for(["503", "ok"], fail_rate=0.5)
     with serve(seed=seed, fail_rate=0.5) as server:
-        client = make_client(server, max_retries=3)
+        client = make_client(server, retry=RetryPolicy.no_wait(3))
         events: list[LaunchProgress] = []
         launch = client.launch(
             toolkit.plan(_segment(3), MAPPING, TRIGGER), progress=False, on_progress=events.append
@@ -454,6 +467,7 @@ def test_on_progress_tells_a_scheduled_retry(make_client: Callable[..., Client])
 def test_token_never_shown(sb: object, tmp_path: Path, make_client: Callable[..., Client],
                            capsys: pytest.CaptureFixture[str],
                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """The token shows in no repr, result, summary, progress bar, log or journal byte."""
     caplog.set_level(logging.DEBUG)
     token = sb.token  # type: ignore[attr-defined]
     client = make_client(sb)
@@ -478,6 +492,7 @@ def test_token_never_shown(sb: object, tmp_path: Path, make_client: Callable[...
 
 
 def test_repr_is_readable(sb: object, make_client: Callable[..., Client]) -> None:
+    """A launch's repr and HTML say its label, batches by state and rows, escaped."""
     client = make_client(sb)
     launch = client.launch(
         toolkit.plan(_segment(12), MAPPING, TRIGGER, max_rows=5), label="q<3", progress=False
@@ -506,6 +521,7 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 def test_sigkill_mid_launch_then_relaunch_sends_each_profile_once(tmp_path: Path) -> None:
+    """A launch killed mid-way and launched again sends every profile once, or flags it unknown."""
     journal = tmp_path / "journal.sqlite"
     with serve(latency_ms=150) as server:
         env = {

@@ -315,6 +315,26 @@ class SingleRecord:
         return self.state in SINGLE_SENT_STATES
 
 
+def _state(text: str) -> BatchState:
+    """A state word read from the file, as the vocabulary's member.
+
+    Example:
+        >>> _state("sent")
+        <BatchState.SENT: 'sent'>
+        >>> _state("leased")
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.ConfigurationError: the journal holds a batch state 'leased' this toolkit does not know: ...
+    """
+    try:
+        return BatchState(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"the journal holds a batch state {text!r} this toolkit does not know: it was written by a newer "
+            "toolkit; upgrade toolkit (pip install -U toolkit) to read it, or point TOOLKIT_JOURNAL at another file"
+        ) from None
+
+
 def _single(row: sqlite3.Row) -> SingleRecord:
     return SingleRecord(
         send_id=row["send_id"],
@@ -322,7 +342,7 @@ def _single(row: sqlite3.Row) -> SingleRecord:
         trigger_id=row["trigger_id"],
         digest=row["digest"],
         format=row["format"],
-        state=BatchState(row["state"]),
+        state=_state(row["state"]),
         forced=bool(row["forced"]),
         sent_at=row["sent_at"],
         finished_at=row["finished_at"],
@@ -340,7 +360,7 @@ def _batch(row: sqlite3.Row) -> BatchRecord:
         digest=row["digest"],
         rows=tuple(json.loads(row["rows"])),
         n_rows=row["n_rows"],
-        state=BatchState(row["state"]),
+        state=_state(row["state"]),
         task_id=row["task_id"],
         attempts=row["attempts"],
         created=row["created"],
