@@ -340,7 +340,9 @@ def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
 def test_a_state_from_a_newer_toolkit_is_a_clear_error(journal: Journal) -> None:
     """A batch state this version does not know is named with what to do, not a raw ValueError."""
     lid = _launch(journal)
-    with sqlite3.connect(journal.path) as newer:  # what a newer toolkit might write
-        newer.execute("UPDATE batches SET state = 'leased' WHERE batch_index = 1")
-    with pytest.raises(ConfigurationError, match="'leased' .* newer toolkit; upgrade"):
+    newer = sqlite3.connect(journal.path)  # what a newer toolkit might write
+    newer.execute("UPDATE batches SET state = 'leased' WHERE batch_index = 1")
+    newer.commit()
+    newer.close()
+    with pytest.raises(ConfigurationError, match=r"'leased' .* newer toolkit; upgrade"):
         journal.batches(lid)
