@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import threading
@@ -300,7 +301,7 @@ class Launch:
         batches = self.batches if callback is not None else []
         return ProgressEmitter(
             self.launch_id,
-            [(b.index, b.n_rows, BatchState(b.state), b.progress) for b in batches],
+            [(b.index, b.n_rows, b.state, b.progress) for b in batches],
             callback,
             phase=phase,
         )
@@ -376,7 +377,9 @@ class Launch:
                     on_retry=lambda notice: events.retrying(str(notice)),
                 )
             except BaseException:
-                events.batch(index, BatchState.UNKNOWN)  # journalled unknown: it may have gone out
+                if events.active:  # tell what the journal says now (unknown, if it may have gone out)
+                    with contextlib.suppress(Exception):
+                        events.batch(index, self._journal.batch(self.launch_id, index).state)
                 raise
             error = delivery.error
             if isinstance(error, AuthError):
@@ -389,7 +392,7 @@ class Launch:
             elif error is not None:
                 log.warning("batch %d not sent: %s", index, error)
             elif delivery.holder is None:
-                log.info("batch %d sent", index)
+                log.info("batch %d sent: task %s", index, delivery.task_id)
             if delivery.holder is None or delivery.holder.launch_id != self.launch_id:
                 events.batch(index, delivery.state)
             with lock:

@@ -158,6 +158,8 @@ class Delivery:
 
     state: BatchState
     error: ToolkitError | None = None
+    #: the platform's task id when it was sent now
+    task_id: str | None = None
     #: set when nothing was sent: this batch itself (sent before) or another launch's batch
     #: with the same body, which this one now follows
     holder: BatchRecord | None = None
@@ -201,8 +203,8 @@ def send_batch_once(
     if on_claim is not None:
         on_claim()
     slot = _BatchSlot(journal, launch_id, batch.index, batch.keys)
-    state, _, error = _deliver(slot, lambda: sender.send_batch(batch, on_retry=on_retry))
-    return Delivery(state, error=error)
+    state, task_id, error = _deliver(slot, lambda: sender.send_batch(batch, on_retry=on_retry))
+    return Delivery(state, error=error, task_id=task_id)
 
 
 # --- one profile (Client.import_and_start) ----------------------------------------------------------------
