@@ -136,16 +136,17 @@ RETRY_TABLE: Final[Mapping[Failure, Rule]] = MappingProxyType(
 #: Failures whose wait is the server's ``Retry-After`` when it sends one.
 RETRY_AFTER_FAILURES: Final = frozenset({Failure.RATE_LIMITED, Failure.UNAVAILABLE})
 
-#: How each retried failure is told to people (``{status}``: the HTTP status).
+#: How each retried failure is told to people (``{status}``: the HTTP status). Every 5xx reads
+#: "busy": to a user each means "wait, it is being retried" (the form shows these words).
 _WHAT: Final[Mapping[Failure, str]] = MappingProxyType(
     {
         Failure.CONNECT: "the platform is not answering",
         Failure.RATE_LIMITED: "the platform asks to slow down (too many requests)",
         Failure.UNAVAILABLE: "the platform is busy (HTTP {status})",
-        Failure.GATEWAY: "the platform's gateway got no answer (HTTP {status})",
+        Failure.GATEWAY: "the platform is busy (HTTP {status})",
         Failure.ANSWER_LOST: "the platform's answer was lost",
-        Failure.SERVER_ERROR: "the platform failed (HTTP {status})",
-        Failure.OTHER_5XX: "the platform failed (HTTP {status})",
+        Failure.SERVER_ERROR: "the platform is busy (HTTP {status})",
+        Failure.OTHER_5XX: "the platform is busy (HTTP {status})",
         Failure.REFUSED: "the platform refused the request (HTTP {status})",
         Failure.UNREADABLE: "the platform's answer was unreadable (HTTP {status})",
     }
@@ -334,7 +335,8 @@ class RetryPolicy:
 
         Example:
             >>> str(RetryPolicy(max_retries=3).notice(Failure.GATEWAY, 0, 1.0, status=502))
-            "the platform's gateway got no answer (HTTP 502): retry 1 of 3 in 1 s"
+            'the platform is busy (HTTP 502): retry 1 of 3 in 1 s'
+
         """
         return RetryNotice(_WHAT[failure].format(status=status), attempt + 1, self.max_retries, delay)
 
