@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import toolkit
-from toolkit.core.contract import MAX_FILE_BYTES
+from toolkit.core.contract import MAX_FILE_BYTES, Channel, MatchingMode
 from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger
 from toolkit.errors import InvalidArgumentError, SerializationError, ToolkitError
 
@@ -81,6 +81,19 @@ def test_custom_needs_match_field() -> None:
 def test_matching_mode_requires_its_key_source(matching: str, fields: dict, subs: list, wanted: str) -> None:
     with pytest.raises(InvalidArgumentError, match=wanted):
         Mapping(fields, subscriptions=subs, matching=matching)
+
+
+def test_phone_matching_may_take_the_phone_from_a_subscription() -> None:
+    """matching='phone' falls back to a phone subscription, as the contract's table says."""
+    m = Mapping({"name": "_fname"}, subscriptions=[Subscription("sms", "mobile", 20)], matching="phone")
+    assert m.rule.subscription_fallback and m.columns == ["name", "mobile"]
+
+
+def test_a_matching_mode_may_be_given_as_the_contract_enum() -> None:
+    """MatchingMode members are accepted and kept as their plain text (bodies, reprs, messages)."""
+    m = Mapping({"email": "email"}, matching=MatchingMode.EMAIL_PROFILE)
+    assert type(m.matching) is str and m.matching == "email_profile"
+    assert Subscription(Channel.SMS, "phone", 20).channel.__class__ is str
 
 
 def test_email_matching_may_take_the_email_from_a_subscription() -> None:

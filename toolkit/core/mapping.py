@@ -26,12 +26,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.core.contract import CHANNELS, MATCHING_MODES, MAX_FILE_BYTES, MatchingRule
+from toolkit.core.contract import (
+    CHANNELS,
+    CONTACT_FIELDS,
+    MATCHING_MODES,
+    MAX_FILE_BYTES,
+    PROFILE_ID_FIELD,
+    MatchingMode,
+    MatchingRule,
+)
 from toolkit.errors import InvalidArgumentError, SerializationError, did_you_mean
 
 __all__ = ["Attachment", "Mapping", "Subscription", "Trigger"]
 
 _RESERVED_SUBSCRIPTION_KEYS = frozenset({"channel", "resource_id"})
+
+# How a missing key is named, and an example that maps one, per kind of key (MatchingRule.needs).
+_WANTED = {
+    "email": "an email", "phone": "a phone", "email_or_phone": "an email or a phone",
+    "profile_id": "a profile_id", "push": "a push subscription id",
+}  # fmt: skip
+_EXAMPLE = {
+    "email": "fields={'email': 'email'}",
+    "phone": "fields={'phone': 'phones'}",
+    "email_or_phone": "fields={'email': 'email'}",
+    "profile_id": "fields={'profile_id': 'profile_id'}",
+    "push": "Subscription('push', 'push_id', 1, provider='...')",
+}
+
+
+def _one_of(name: str, choices: Iterable[str]) -> str:
+    """A hint for an unknown name: the close one, else every choice.
+
+    Example:
+        >>> _one_of("emial", ["email", "sms"]), _one_of("fax", ["email", "sms"])
+        ("; did you mean 'email'?", "; use one of ['email', 'sms']")
+    """
+    names = sorted(map(str, choices))
+    return did_you_mean(name, names) or f"; use one of {names}"
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -83,10 +115,9 @@ class Subscription:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, channel: str, column: str, resource_id: int, **extra: Any) -> None:
-        if channel not in CHANNELS:
+        if not isinstance(channel, str) or channel not in CHANNELS:
             raise InvalidArgumentError(
-                f"unknown subscription channel {channel!r}{did_you_mean(channel, CHANNELS)}"
-                + ("" if did_you_mean(channel, CHANNELS) else f"; use one of {sorted(CHANNELS)}")
+                f"unknown subscription channel {channel!r}" + _one_of(channel, CHANNELS)
             )
         if not isinstance(column, str) or not column:
             raise InvalidArgumentError(f"Subscription column must be a column name, got {column!r}")
@@ -96,7 +127,8 @@ class Subscription:
             raise InvalidArgumentError(
                 f"Subscription extra fields {sorted(clash)} are set by the toolkit; remove them"
             )
-        object.__setattr__(self, "channel", channel)
+        # a plain str, so reprs and messages read 'sms', never <Channel.SMS: 'sms'>
+        object.__setattr__(self, "channel", str(channel))
         object.__setattr__(self, "column", column)
         object.__setattr__(self, "resource_id", resource_id)
         object.__setattr__(self, "extra", _json_object("Subscription extra", extra) or {})
@@ -136,7 +168,7 @@ class Mapping:
 
     fields: AbcMapping[str, str]
     subscriptions: tuple[Subscription, ...] = ()
-    matching: str = "email"
+    matching: str = MatchingMode.EMAIL.value
     match_field: str | None = None
     resource_id: int | None = None
 
@@ -160,20 +192,18 @@ class Mapping:
             if not isinstance(sub, Subscription):
                 raise InvalidArgumentError(f"subscriptions must hold Subscription objects, got {sub!r}")
         object.__setattr__(self, "subscriptions", subs)
-        if self.matching not in MATCHING_MODES:
-            hint = did_you_mean(self.matching, MATCHING_MODES)
+        if not isinstance(self.matching, str) or self.matching not in MATCHING_MODES:
             raise InvalidArgumentError(
-                f"unknown matching mode {self.matching!r}"
-                + (hint or f"; use one of {sorted(MATCHING_MODES)}")
+                f"unknown matching mode {self.matching!r}" + _one_of(self.matching, MATCHING_MODES)
             )
+        object.__setattr__(self, "matching", str(self.matching))  # a MatchingMode reads as its text
         if self.resource_id is not None:
             _positive_int("resource_id", self.resource_id)
         self._check_match_key(targets)
 
     def _check_match_key(self, targets: dict[str, str]) -> None:
         rule = self.rule
-        kinds = {s.kind for s in self.subscriptions}
-        if rule.needs == "field":
+        if rule.needs_match_field:
             if not self.match_field:
                 raise InvalidArgumentError(
                     f"matching={self.matching!r} needs match_field, the profile field to match on "
@@ -186,41 +216,31 @@ class Mapping:
                 )
             return
         if self.match_field is not None:
+            custom = " or ".join(repr(str(mode)) for mode, r in MATCHING_MODES.items() if r.needs_match_field)
             raise InvalidArgumentError(
-                f"match_field is only used with matching='custom' or 'custom_sub', not {self.matching!r}"
+                f"match_field is only used with matching={custom}, not {self.matching!r}"
             )
-        where = "a subscription" if rule.in_subscription else "fields"
-        needs = {
-            "email": ("email",),
-            "phone": ("phone",),
-            "email_or_phone": ("email", "phone"),
-            "profile_id": ("profile_id",),
-            "push": ("id",),
-        }[rule.needs]
-        if rule.in_subscription:
-            ok = bool(kinds & set(needs))
-        else:
-            profile_keys = {"email": "email", "phone": "phones", "profile_id": "profile_id"}
-            ok = any(profile_keys.get(n) in targets for n in needs)
-            # "email" matches profile data *and* subscriptions
-            if not ok and self.matching in ("email", "email_phone"):
-                ok = bool(kinds & set(needs))
-        if not ok:
-            wanted = {"email": "an email", "phone": "a phone", "email_or_phone": "an email or a phone",
-                      "profile_id": "a profile_id", "push": "a push subscription id"}[rule.needs]  # fmt: skip
-            example = {
-                "email": "fields={'email': 'email'}",
-                "phone": "fields={'phone': 'phones'}",
-                "email_or_phone": "fields={'email': 'email'}",
-                "profile_id": "fields={'profile_id': 'profile_id'}",
-                "push": "Subscription('push', 'push_id', 1, provider='...')",
-            }[rule.needs]
-            raise InvalidArgumentError(
-                f"matching={self.matching!r} needs {wanted} in {where}; map one, e.g. {example}"
-            )
+        kinds = set(rule.contact_kinds)
+        own = [CONTACT_FIELDS[k] for k in rule.contact_kinds if k in CONTACT_FIELDS]
+        if rule.needs == "profile_id":
+            own = [PROFILE_ID_FIELD]
+        in_fields = rule.from_profile and any(f in targets for f in own)
+        in_subscriptions = rule.from_subscriptions and bool(kinds & {s.kind for s in self.subscriptions})
+        if in_fields or in_subscriptions:
+            return
+        where = " or ".join(
+            side
+            for side, used in (("fields", rule.from_profile), ("a subscription", rule.from_subscriptions))
+            if used
+        )
+        raise InvalidArgumentError(
+            f"matching={self.matching!r} needs {_WANTED[rule.needs]} in {where}; map one, "
+            f"e.g. {_EXAMPLE[rule.needs]}"
+        )
 
     @property
     def rule(self) -> MatchingRule:
+        """The facts of the matching mode (:data:`~toolkit.core.contract.MATCHING_MODES`)."""
         return MATCHING_MODES[self.matching]
 
     @property
