@@ -35,6 +35,11 @@ Inspection routes (not part of the platform; token required except for health):
 ``GET /_sandbox/tasks``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``. ``/docs`` shows
 every route.
 
+Worker control (for tests that must see a task in a given state without racing the clock):
+``POST /_sandbox/pause``, ``POST /_sandbox/step?profiles=N`` (import exactly N more
+profiles, answer once they are committed, stay paused), ``POST /_sandbox/resume``;
+``serve(paused=True)`` starts paused, so every batch task stays ``queued`` until stepped.
+
 State lives in SQLite: in memory by default, in a file with ``db=``/``--db``. With a file,
 profiles, tasks and sends survive a restart, and a task left queued or processing resumes
 where it stopped (each chunk of profiles commits together with the task's progress, so no
