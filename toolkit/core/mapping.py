@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import mimetypes
 import os
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from toolkit.core.contract import (
@@ -37,7 +37,7 @@ from toolkit.core.contract import (
 )
 from toolkit.errors import InvalidArgumentError, SerializationError, did_you_mean
 
-__all__ = ["Attachment", "Mapping", "Subscription", "Trigger"]
+__all__ = ["Attachment", "Mapping", "Subscription", "Trigger", "check_attachment_size"]
 
 _RESERVED_SUBSCRIPTION_KEYS = frozenset({"channel", "resource_id"})
 
@@ -266,9 +266,36 @@ class Mapping:
         return options
 
 
+@functools.cache
+def _mime_types() -> mimetypes.MimeTypes:
+    # Python's own table only, never the machine's /etc/mime.types: the same file name gives
+    # the same body (and digest) on every machine
+    return mimetypes.MimeTypes()
+
+
+def check_attachment_size(name: str, size: int) -> None:
+    """Refuse an attachment over the platform's file limit, by its length alone.
+
+    Example:
+        >>> check_attachment_size("a.pdf", 1_000)
+        >>> check_attachment_size("big.zip", MAX_FILE_BYTES + 1)
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.InvalidArgumentError: attachment 'big.zip' is 104,857,601 bytes; the platform's file limit is 104,857,600 bytes: attach a link instead
+    """
+    if size > MAX_FILE_BYTES:
+        raise InvalidArgumentError(
+            f"attachment {name!r} is {size:,} bytes; the platform's file limit is "
+            f"{MAX_FILE_BYTES:,} bytes: attach a link instead"
+        )
+
+
 @dataclass(frozen=True)
 class Attachment:
     """An email attachment, encoded as the platform wants it: a ``data:`` URI.
+
+    Built from bytes: the core reads no files. To attach a file, read it with
+    :func:`toolkit.io.read_attachment` (which checks its size before reading it).
 
     Example:
         >>> a = Attachment.from_bytes("Attach.txt", "今日は\\n".encode())
@@ -284,34 +311,36 @@ class Attachment:
     data_uri: str = field(repr=False)
 
     @classmethod
-    def from_bytes(cls, name: str, data: bytes, mime: str | None = None) -> Attachment:
+    def from_bytes(
+        cls, name: str, data: bytes | bytearray | memoryview, mime: str | None = None
+    ) -> Attachment:
+        """An attachment of ``data`` named ``name``; ``mime`` is guessed from the name if not given."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidArgumentError(f"attachment {name!r}: expected bytes, got {type(data).__name__}")
-        if len(data) > MAX_FILE_BYTES:
-            raise InvalidArgumentError(
-                f"attachment {name!r} is {len(data):,} bytes; the platform's file limit is "
-                f"{MAX_FILE_BYTES:,} bytes: attach a link instead"
-            )
-        mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        encoded = base64.b64encode(bytes(data)).decode("ascii")
-        return cls(name=name, mime=mime, size=len(data), data_uri=f"data:{mime};base64,{encoded}")
+        size = memoryview(data).nbytes
+        check_attachment_size(name, size)
+        mime = mime or _mime_types().guess_type(name)[0] or "application/octet-stream"
+        encoded = base64.b64encode(data).decode("ascii")
+        return cls(name=name, mime=mime, size=size, data_uri=f"data:{mime};base64,{encoded}")
 
     @classmethod
     def coerce(cls, item: Any) -> Attachment:
+        """An :class:`Attachment` as it is, or a ``(name, bytes)`` pair made into one."""
         if isinstance(item, Attachment):
             return item
-        if isinstance(item, (str, os.PathLike)):
-            path = Path(item)
-            if not path.is_file():
-                raise InvalidArgumentError(f"attachment {str(path)!r} is not a file")
-            if path.stat().st_size > MAX_FILE_BYTES:
-                return cls.from_bytes(path.name, b"\0" * (MAX_FILE_BYTES + 1))  # raises with the limit
-            return cls.from_bytes(path.name, path.read_bytes())
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             return cls.from_bytes(item[0], item[1])
-        raise InvalidArgumentError(f"attach takes paths or (name, bytes) pairs, got {type(item).__name__}")
+        if isinstance(item, (str, os.PathLike)):
+            raise InvalidArgumentError(
+                f"attach takes attachments, not the path {os.fspath(item)!r}: read the file first with "
+                "toolkit.io.read_attachment(path) (or pass a (name, bytes) pair)"
+            )
+        raise InvalidArgumentError(
+            f"attach takes Attachment objects or (name, bytes) pairs, got {type(item).__name__}"
+        )
 
     def as_request(self) -> dict[str, str]:
+        """The request's ``attach`` item."""
         return {"data": self.data_uri, "name": self.name}
 
 
@@ -334,6 +363,16 @@ def _timeout(value: Any) -> dict[str, int] | None:
 @dataclass(frozen=True, init=False)
 class Trigger:
     """The trigger campaign to start for every imported profile.
+
+    Args:
+        trigger_id: the trigger campaign.
+        content: values for ``{apicontent.name}`` in the message template.
+        custom_data: data for the campaign's action hooks.
+        attach: email attachments: :class:`Attachment` objects or ``(name, bytes)`` pairs
+            (a file: ``toolkit.io.read_attachment(path)``).
+        timeout: a ``datetime.timedelta`` or ``{"days", "hours", "minutes"}``.
+        skip_triggers, skip_invalid_subscriptions, detect_geo: the platform's flags, always
+            sent explicitly.
 
     Example:
         >>> t = Trigger(96, content={"page": "registration_form"}, attach=[("Attach.txt", b"hi")],
