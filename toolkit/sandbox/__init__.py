@@ -4,6 +4,8 @@ It backs the demo, the notebooks and every client test. It is an independent
 implementation of ``docs/CONTRACT.md``: it imports only :mod:`toolkit.core.contract` from the
 rest of the package (its validators are its own), so it can catch the client's mistakes.
 
+Needs the ``sandbox`` extra (fastapi, uvicorn): ``pip install 'toolkit[sandbox]'``.
+
 Start it with ``toolkit sandbox [--host 127.0.0.1] [--port 8080] [--token TOKEN] [--db PATH]
 [--seed N] [knobs]`` (prints its URL and token, serves until Ctrl-C or SIGTERM), or from
 Python::
@@ -60,8 +62,25 @@ Example:
 
 from __future__ import annotations
 
-from .app import create_app
+from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import require_extra
+
 from .knobs import Knobs
-from .server import SandboxServer, serve
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .server import SandboxServer, serve
 
 __all__ = ["Knobs", "SandboxServer", "create_app", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    """The server side, imported on first use: a core install (no ``sandbox`` extra) can
+    import this package, and the ``toolkit`` command register its ``sandbox`` sub-command."""
+    if name not in ("SandboxServer", "create_app", "serve"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    require_extra("sandbox", "the local sandbox (toolkit.sandbox)", "fastapi", "uvicorn")
+    from . import app, server
+
+    return {"SandboxServer": server.SandboxServer, "create_app": app.create_app, "serve": server.serve}[name]
