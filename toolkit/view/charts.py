@@ -348,14 +348,20 @@ def plot_progress(launch: Launch, *, title: str | None = None) -> Figure:
 
         plot_progress(client.launch(plan).wait())
     """
-    history = launch.progress_history()
     title = title or f"Launch {launch.label or launch.launch_id}: task progress"
+    sizes = {b.index: b.n_rows for b in launch.batches}
+    return _progress_figure(launch.progress_history(), sizes, title)
+
+
+def _progress_figure(history: list[dict[str, Any]], sizes: dict[int, int], title: str) -> Figure:
+    """:func:`plot_progress` from the status reads (``time``, ``batch``, ``status``, ``progress``):
+    a task in a terminal state (done or failed, :data:`DONE_STATES` / :data:`FAILED_STATES`)
+    is drawn at 100%, whatever progress it last reported."""
     fig, ax = _figure(8.0, 4.0)
     if not history:
         _empty(ax, title, "no progress recorded\n(progress is recorded by launch.wait())")
         return fig
     start: datetime = min(h["time"] for h in history)
-    sizes = {b.index: b.n_rows for b in launch.batches}
     by_batch: dict[int, list[tuple[float, float]]] = {}
     for h in sorted(history, key=lambda h: h["time"]):
         seconds = (h["time"] - start).total_seconds()
