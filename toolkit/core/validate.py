@@ -209,7 +209,9 @@ def _national_pattern(region: str | None) -> tuple[str, str] | None:
     if region is None:
         return None
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    prefix = metadata.national_prefix if metadata is not None else None
+    if metadata is None or metadata.general_desc is None:
+        return None
+    prefix = metadata.national_prefix
     if not prefix or not prefix.isdigit():
         return None
     lengths = sorted(n for n in metadata.general_desc.possible_length if 7 <= n <= 12)
@@ -241,11 +243,11 @@ def _possible_keys() -> list[int]:
 
     A code shared by several regions (+1) follows its main region, as ``phonenumbers`` does.
     """
-    keys = set()
+    keys: set[int] = set()
     for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
         main = phonenumbers.region_code_for_country_code(code)
         metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, main)
-        if metadata is not None:
+        if metadata is not None and metadata.general_desc is not None:
             keys.update(code * 100 + n for n in metadata.general_desc.possible_length)
     return sorted(keys)
 
@@ -573,8 +575,8 @@ class _Builder:
                 if values.is_nan().any():
                     items, has_null = items.list.eval(pl.element().fill_nan(None)), True
             if inner in (pl.String, pl.Categorical):
-                text = values.cast(pl.String)
-                if (text.str.strip_chars() != text).any() or (text.str.len_bytes() == 0).any():
+                item_text = values.cast(pl.String)
+                if (item_text.str.strip_chars() != item_text).any() or (item_text.str.len_bytes() == 0).any():
                     # items are text like any other: trimmed, and a blank one is left out
                     items, has_null = items.list.eval(_blank_to_null(pl.element())), True
             if self.format == "xml" and inner in (pl.String, pl.Categorical):
@@ -638,8 +640,8 @@ def prepare(
 
     fields: list[tuple[str, pl.Expr]] = []  # (profile field, value in the working frame)
     for column, profile_field in mapping.fields.items():
-        ref = builder.field(column, profile_field)
-        fields.append((profile_field, pl.col(ref) if isinstance(ref, str) else ref))
+        working = builder.field(column, profile_field)
+        fields.append((profile_field, pl.col(working) if isinstance(working, str) else working))
     subscriptions: list[pl.Expr] = []
     contacts: dict[str, list[pl.Expr]] = {}  # subscription contacts by kind, in mapping order
     for sub in mapping.subscriptions:
@@ -667,8 +669,8 @@ def prepare(
         key.alias(KEY),
         first_failed.alias(_FAILED),
     )
-    failed = frame.get_column(_FAILED)
-    bad = failed.is_not_null()
+    first_rule = frame.get_column(_FAILED)
+    bad = first_rule.is_not_null()
     frame = frame.drop(_FAILED)
 
     # reasons quote the original values: computed for the rejected rows only
@@ -676,7 +678,7 @@ def prepare(
         [
             df.select(mapping.columns).filter(bad),
             frame.select(POS).filter(bad),
-            failed.filter(bad).to_frame(),
+            first_rule.filter(bad).to_frame(),
         ],
         how="horizontal",
     ).select(

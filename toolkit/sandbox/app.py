@@ -141,17 +141,18 @@ class PlatformFaults:
                 scope, receive, send
             )
             return
-        if fault.kind == "drop":
+        if fault.kind == "drop" and abort is not None:
             scope.setdefault("state", {})["toolkit.fault"] = "dropped"
             abort()
             return
-        if fault.kind == "lose":
+        if fault.kind == "lose" and abort is not None:
             scope.setdefault("state", {})["toolkit.fault"] = "answer lost"
+            close = abort
 
             async def lose(message: Message) -> None:
                 # Swallow the answer; once it is complete, the work is done: close instead.
                 if message["type"] == "http.response.body" and not message.get("more_body", False):
-                    abort()
+                    close()
 
             await self.app(scope, receive, lose)
             return
@@ -442,7 +443,7 @@ def create_app(
     def _json(data: Any) -> Response:
         return Response(orjson.dumps(data), media_type="application/json")
 
-    sandbox_errors = {
+    sandbox_errors: dict[int | str, dict[str, Any]] = {
         401: {"model": schemas.ErrorEnvelope, "description": "Token missing"},
         403: {"model": schemas.ErrorEnvelope, "description": "Wrong token"},
     }

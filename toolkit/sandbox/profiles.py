@@ -102,7 +102,7 @@ def _subscription(sub: Any, i: int) -> dict[str, Any]:
     contact = sub.get(rule.contact_field)
     clean = dict(sub)
     if rule.kind == "email":
-        if not is_email(contact):
+        if not isinstance(contact, str) or not is_email(contact):
             raise ValueError(f"subscriptions[{i}] ({channel}) has an invalid email {_short(contact)}")
         clean["email"] = contact.strip()
     elif rule.kind == "phone":
@@ -190,7 +190,7 @@ def _lookups(fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnve
             lookups += [((_SUBSCRIPTION_INDEX[kind],), value) for value in from_subs]
             continue
         found = _own_values(fields, kind) + from_subs  # the profile's own value first
-        kinds = (_PROFILE_INDEX[kind],)
+        kinds: tuple[str, ...] = (_PROFILE_INDEX[kind],)
         if rule.subscription_fallback:
             kinds += (_SUBSCRIPTION_INDEX[kind],)
         if found:

@@ -319,7 +319,8 @@ class Store:
     # --- inspection ------------------------------------------------------------------------
     def list_sends(self, trigger_id: int | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
         """The trigger sends, oldest first, optionally for one trigger or task."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if trigger_id is not None:
             where.append("trigger_id = ?")
             params.append(trigger_id)
