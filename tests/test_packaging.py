@@ -251,7 +251,9 @@ def test_a_core_install_plans_and_launches_and_names_the_missing_extras(sb: Any,
     assert out["file"].startswith(str(ROOT))
     assert out["imported"] == out["valid"] > 30
     assert out["view"][0] == "MissingExtraError" and "pip install 'toolkit[notebook]'" in out["view"][1]
-    assert out["sandbox"][0] == "MissingExtraError" and "pip install 'toolkit[sandbox]'" in out["sandbox"][1]
+    assert (
+        out["sandbox"][0] == "ModuleNotFoundError" and "pip install 'toolkit[sandbox]'" in out["sandbox"][1]
+    )
     assert out["sandbox_command"] == 2 and "pip install 'toolkit[sandbox]'" in done.stderr
     assert out["loaded"] == []
 

@@ -141,8 +141,10 @@ class MissingExtraError(ToolkitError, ImportError):
     """A part of the toolkit needs packages of an optional extra that is not installed.
 
     The core (plan, launch, journal, the ``toolkit`` command) needs none; the notebook views
-    need ``toolkit[notebook]`` and the local sandbox ``toolkit[sandbox]``. ``extra`` names
-    the one to install, ``name`` (as for any ImportError) the first missing module.
+    (:mod:`toolkit.view`) need ``toolkit[notebook]``. ``extra`` names the one to install,
+    ``name`` (as for any ImportError) the first missing module. (The sandbox, which shares
+    nothing of the toolkit but the contract, says ``toolkit[sandbox]`` in a plain
+    ``ModuleNotFoundError``.)
     """
 
     def __init__(self, message: str = "", *, extra: str = "", name: str | None = None) -> None:

@@ -62,9 +62,8 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
-
-from toolkit.errors import require_extra
 
 from .knobs import Knobs
 
@@ -72,7 +71,32 @@ if TYPE_CHECKING:
     from .app import create_app
     from .server import SandboxServer, serve
 
-__all__ = ["Knobs", "SandboxServer", "create_app", "serve"]
+__all__ = ["Knobs", "SandboxServer", "create_app", "require_server", "serve"]
+
+
+def require_server(feature: str = "the local sandbox (toolkit.sandbox)") -> None:
+    """Check that the server's packages (the ``sandbox`` extra) are installed, else raise an
+    ``ImportError`` saying which extra to install. (The sandbox shares nothing of the toolkit
+    but the contract, so this is its own small twin of ``toolkit.errors.require_extra``.)
+
+    Example:
+        >>> require_server()  # fastapi and uvicorn are there
+    """
+    missing = []
+    for module in ("fastapi", "uvicorn"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked installation counts as missing
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise ModuleNotFoundError(
+            f"{feature} needs the 'sandbox' extra ({', '.join(missing)} {verb} not installed): "
+            "pip install 'toolkit[sandbox]'",
+            name=missing[0],
+        )
 
 
 def __getattr__(name: str) -> Any:
@@ -80,7 +104,7 @@ def __getattr__(name: str) -> Any:
     import this package, and the ``toolkit`` command register its ``sandbox`` sub-command."""
     if name not in ("SandboxServer", "create_app", "serve"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    require_extra("sandbox", "the local sandbox (toolkit.sandbox)", "fastapi", "uvicorn")
+    require_server()
     from . import app, server
 
     return {"SandboxServer": server.SandboxServer, "create_app": app.create_app, "serve": server.serve}[name]

@@ -17,7 +17,7 @@ import logging
 import sys
 from typing import Any
 
-from toolkit.errors import MissingExtraError, require_extra
+from . import require_server
 
 __all__ = ["register", "run"]
 
@@ -82,8 +82,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the sandbox until Ctrl-C or SIGTERM; 0 on a clean stop, 2 on bad settings."""
     try:
-        require_extra("sandbox", "toolkit sandbox", "fastapi", "uvicorn")
-    except MissingExtraError as exc:
+        require_server("toolkit sandbox")
+    except ImportError as exc:
         print(f"toolkit sandbox: {exc}", file=sys.stderr)
         return 2
     from .knobs import Knobs
