@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import sys
 import threading
@@ -399,20 +400,26 @@ def test_bodies_are_the_same_however_they_are_asked_for(monkeypatch: pytest.Monk
 
 
 def test_no_encoder_thread_outlives_the_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The windows ahead are encoded in the background, on threads that end with their window:
-    once every body has been read (or a plan is dropped half-way), none is left running."""
+    """The windows ahead are encoded on the plan's own thread, never a process-wide pool: it
+    ends once the last window is encoded, or with the plan when one is dropped half-way."""
     monkeypatch.setattr(sys.modules["toolkit.core.plan"], "WINDOW_ROWS", 25)  # 2 batches a window
     segment = sample_customers(200, seed=3, kind="polars")
-    for read in (None, 3):  # every body; the first three only
-        batches = plan(segment, Mapping({"email": "email"}), Trigger(5), max_rows=10).batches
-        assert len(batches) > 6
-        for batch in batches[:read]:
-            assert batch.body
+
+    def encoders_left() -> list[threading.Thread]:
         encoders = [t for t in threading.enumerate() if t.name.startswith("toolkit-encode")]
         for thread in encoders:
             thread.join(timeout=60)  # only a bound against a hang: a window takes milliseconds
-        assert not any(t.is_alive() for t in encoders)
-        assert not any(t.name.startswith("toolkit-encode") for t in threading.enumerate())
+        return [t for t in encoders if t.is_alive()]
+
+    batches = plan(segment, Mapping({"email": "email"}), Trigger(5), max_rows=10).batches
+    assert len(batches) > 6
+    assert all(batch.body for batch in batches)
+    assert encoders_left() == []  # every body read: the thread is gone, the plan still held
+    half_read = plan(segment, Mapping({"email": "email"}), Trigger(5), max_rows=10)
+    assert half_read.batches[0].body and half_read.batches[2].body
+    del half_read
+    gc.collect()
+    assert encoders_left() == []  # a plan dropped half-way lets its thread go
 
 
 @pytest.mark.parametrize(

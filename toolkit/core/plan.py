@@ -18,9 +18,10 @@ import html
 import itertools
 import json
 import threading
+import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, overload
 
@@ -60,6 +61,7 @@ class _Bodies:
         self.positions = self.frame.get_column(POS).to_numpy()[self.valid]
         self._window: dict[int, bytes] = {}
         self._ahead: tuple[int, Future[dict[int, bytes]]] | None = None  # the next window, encoding
+        self._encoder: ThreadPoolExecutor | None = None  # encodes the window ahead; see _encode_ahead
         self._lock = threading.Lock()  # a launch sends from several threads
 
     def body(self, index: int, expected: int) -> bytes:
@@ -74,16 +76,30 @@ class _Bodies:
                 body = self._window.pop(index)
                 following = max(self._window, default=index) + 1
                 if following < len(self.cuts) - 1:
-                    self._ahead = (following, _in_background(self._encode_window, following))
+                    self._ahead = (following, self._encode_ahead(following))
         if len(body) != expected:
             raise AssertionError(f"body of batch {index} is {len(body):,} bytes, {expected:,} were planned")
         return body
 
+    def _encode_ahead(self, first: int) -> Future[dict[int, bytes]]:
+        """Encode the window starting at batch ``first`` in the background.
+
+        On this plan's own thread, never a process-wide pool: the thread is let go once the
+        last window is under way, and with the plan if it is dropped half-way (one thread, so
+        the windows reuse its memory).
+        """
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolkit-encode")
+            weakref.finalize(self, self._encoder.shutdown, wait=False)
+        future = self._encoder.submit(self._encode_window, first)
+        if _window_end(self.cuts, first) >= len(self.cuts) - 1:  # the last window: nothing after it
+            self._encoder.shutdown(wait=False)
+            self._encoder = None
+        return future
+
     def _encode_window(self, first: int) -> dict[int, bytes]:
         cuts = self.cuts
-        last = first + 1
-        while last < len(cuts) - 1 and cuts[last + 1] - cuts[first] <= WINDOW_ROWS:
-            last += 1
+        last = _window_end(cuts, first)
         start, stop = cuts[first], cuts[last]
         fragments = self.encoder.rows(self._gather(start, stop), parallel=True)
         separator, env = self.env.separator.decode(), self.env
@@ -105,26 +121,12 @@ class _Bodies:
 WINDOW_ROWS = 30_000
 
 
-def _in_background(encode: Callable[[int], dict[int, bytes]], first: int) -> Future[dict[int, bytes]]:
-    """Encode a window on a thread of its own, which ends with it.
-
-    No pool outlives a plan: a thread lives for one window (tens of milliseconds), so nothing
-    is left running once a launch has its bodies, or if a plan is dropped half-way. The thread
-    is not a daemon: an interpreter exiting meanwhile waits for the window, never kills the
-    encoder mid-query.
-    """
-    future: Future[dict[int, bytes]] = Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(encode(first))
-        except BaseException as exc:  # handed to whoever asks for the body
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=f"toolkit-encode-{first}").start()
-    return future
+def _window_end(cuts: list[int], first: int) -> int:
+    """The batch after the window that starts at batch ``first`` (at least one batch)."""
+    last = first + 1
+    while last < len(cuts) - 1 and cuts[last + 1] - cuts[first] <= WINDOW_ROWS:
+        last += 1
+    return last
 
 
 Duplicates = Literal["first", "last", "keep"]
