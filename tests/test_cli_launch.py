@@ -117,10 +117,10 @@ def _crash_after_first_batch(segment: Path, label: str, capsys: pytest.CaptureFi
     real = Client.send_batch
     calls: list[int] = []
 
-    def crash(self: Client, batch: Any) -> str:
+    def crash(self: Client, batch: Any, **kwargs: Any) -> str:
         calls.append(batch.index)
         if len(calls) == 1:
-            return real(self, batch)
+            return real(self, batch, **kwargs)
         if len(calls) == 2:
             raise KeyboardInterrupt
         raise TransportError("could not reach the sandbox (the process was stopping)")

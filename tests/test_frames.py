@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from toolkit.core.frames import SourceFrame, native_kind
+from toolkit.core.frames import SourceFrame
 from toolkit.errors import InvalidArgumentError
 
 
@@ -67,8 +67,3 @@ def test_duplicate_column_names_are_named_before_anything_is_read() -> None:
     df = pd.DataFrame([[1, "a@x.io", 2]], columns=["n", "email", "n"])
     with pytest.raises(InvalidArgumentError, match=r"more than one column named 'n' at positions \[0, 2\]"):
         SourceFrame.wrap(df)
-
-
-def test_native_kind() -> None:
-    assert native_kind(pd.DataFrame({"a": [1]})) == "pandas"
-    assert native_kind(pl.DataFrame({"a": [1]}).lazy()) == "polars"

@@ -37,6 +37,7 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def test_file_is_wal_and_schema_is_created(tmp_path: Path) -> None:
+    """A new journal file is created in WAL mode with its tables."""
     path = tmp_path / "sub" / "journal.sqlite"
     j = Journal(path)
     assert path.exists()
@@ -50,9 +51,10 @@ def test_file_is_wal_and_schema_is_created(tmp_path: Path) -> None:
 
 
 def test_state_transitions(journal: Journal) -> None:
+    """A batch goes planned, sending, sent, completed (with row results) or unknown."""
     lid = _launch(journal)
     assert [b.state for b in journal.batches(lid)] == ["planned", "planned"]
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     b0 = journal.batch(lid, 0)
     assert (b0.state, b0.attempts) == ("sending", 1) and b0.sent_at
     journal.mark_sent(lid, 0, "task-0", keys=["a@x.io", "b@x.io"])
@@ -65,16 +67,17 @@ def test_state_transitions(journal: Journal) -> None:
     )  # fmt: skip
     b0 = journal.batch(lid, 0)
     assert (b0.state, b0.n_imported, b0.n_failed, b0.progress) == ("completed", 1, 1, 100)
-    assert [r.status for r in journal.row_results(lid)] == ["imported", "failed"]
-    journal.mark_sending(lid, 1)
+    assert journal.row_result_columns(lid)["row_status"] == ["imported", "failed"]
+    journal.claim(lid, 1)
     journal.mark_unknown(lid, 1, "read timeout")
     assert journal.batch(lid, 1).state == "unknown"
     assert journal.batch(lid, 1).was_sent  # unknown: never re-sent by itself
 
 
 def test_refused_batch_is_not_counted_as_sent(journal: Journal) -> None:
+    """A refused batch is failed without a task id: not sent, so sendable again."""
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_failed(lid, 0, "platform error 403", code=403)
     b0 = journal.batch(lid, 0)
     assert b0.state == "failed" and b0.task_id is None and not b0.was_sent
@@ -82,16 +85,18 @@ def test_refused_batch_is_not_counted_as_sent(journal: Journal) -> None:
 
 
 def test_in_flight_batches_become_unknown(journal: Journal) -> None:
+    """Batches left sending by a dead process become unknown, once."""
     lid = _launch(journal)
-    journal.mark_sending(lid, 1)
+    journal.claim(lid, 1)
     assert journal.reset_in_flight(lid) == [1]
     assert journal.batch(lid, 1).state == "unknown"
     assert journal.reset_in_flight(lid) == []
 
 
 def test_sent_batches_keyed_on_trigger_and_host(journal: Journal) -> None:
+    """A body counts as sent only for the same trigger and host."""
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0")
     assert set(journal.sent_batches(["a" * 64, "b" * 64], 96, HOST)) == {"a" * 64}
     assert journal.sent_batches(["a" * 64], 97, HOST) == {}
@@ -101,8 +106,9 @@ def test_sent_batches_keyed_on_trigger_and_host(journal: Journal) -> None:
 
 
 def test_linked_batches_copy_the_earlier_task(journal: Journal) -> None:
+    """A batch carried by an earlier launch is recorded with that task, not planned."""
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0")
     earlier = journal.sent_batches(["a" * 64], 96, HOST)["a" * 64]
     lid2 = _launch(journal, fingerprint="e" * 64, batches=[(0, "a" * 64, (0, 1)), (1, "c" * 64, (2,))],
@@ -119,6 +125,7 @@ def test_linked_batches_copy_the_earlier_task(journal: Journal) -> None:
 
 
 def test_find_by_label_or_id_and_helpful_error(journal: Journal) -> None:
+    """Launches are found by label or id; a typo gets a did-you-mean."""
     lid = _launch(journal, label="spring-promo")
     assert journal.find("spring-promo").launch_id == lid
     assert journal.find(lid).label == "spring-promo"
@@ -127,34 +134,38 @@ def test_find_by_label_or_id_and_helpful_error(journal: Journal) -> None:
 
 
 def test_latest_label_wins(journal: Journal) -> None:
+    """A label used twice finds the latest launch."""
     _launch(journal, label="x", fingerprint="1" * 64)
     second = _launch(journal, label="x", fingerprint="2" * 64)
     assert journal.find("x").launch_id == second
 
 
 def test_history_counts(journal: Journal) -> None:
+    """history() counts batches and rows by state."""
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0")
-    journal.mark_sending(lid, 1)
+    journal.claim(lid, 1)
     journal.mark_unknown(lid, 1, "lost")
     (h,) = journal.history()
     assert (h["label"], h["batches"], h["sent"], h["unknown"], h["task_ids"]) == ("spring", 2, 1, 1, ["t0"])
 
 
 def test_was_sent_by_key_hash(journal: Journal) -> None:
+    """was_sent() answers by the key's hash, per trigger."""
     lid = _launch(journal)
-    journal.mark_sending(lid, 0)
+    journal.claim(lid, 0)
     journal.mark_sent(lid, 0, "t0", keys=["ann@x.io", "bob@x.io"])
     assert journal.was_sent("ann@x.io") and journal.was_sent("bob@x.io", trigger_id=96)
     assert not journal.was_sent("ann@x.io", trigger_id=1) and not journal.was_sent("eve@x.io")
 
 
 def test_no_profile_data_in_the_file(tmp_path: Path) -> None:
+    """The journal file holds no match key or profile data in clear."""
     path = tmp_path / "j.sqlite"
     j = Journal(path)
     lid = _launch(j)
-    j.mark_sending(lid, 0)
+    j.claim(lid, 0)
     j.mark_sent(lid, 0, "t0", keys=["secret.person@example.com", "other.person@example.com"])
     j.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
@@ -163,11 +174,12 @@ def test_no_profile_data_in_the_file(tmp_path: Path) -> None:
 
 
 def test_concurrent_writers(journal: Journal) -> None:
+    """Threads claiming and recording batches at once leave every batch consistent."""
     batches = [(i, f"{i:064x}", (i,)) for i in range(40)]
     lid = _launch(journal, batches=batches)
 
     def worker(i: int) -> None:
-        journal.mark_sending(lid, i)
+        journal.claim(lid, i)
         journal.mark_sent(lid, i, f"t{i}", keys=[f"k{i}"])
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
@@ -179,16 +191,18 @@ def test_concurrent_writers(journal: Journal) -> None:
 
 
 def test_two_processes_share_the_file(tmp_path: Path) -> None:
+    """Two connections (processes) see each other's writes."""
     path = tmp_path / "j.sqlite"
     a, b = Journal(path), Journal(path)
     lid = _launch(a)
-    b.mark_sending(lid, 0)
+    b.claim(lid, 0)
     assert a.batch(lid, 0).state == "sending"
     a.close()
     b.close()
 
 
 def test_open_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journal.open() takes a Journal, a path or the environment's default."""
     monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "env.sqlite"))
     assert Journal.default_path() == tmp_path / "env.sqlite"
     j = Journal.open(None)
@@ -202,6 +216,7 @@ def test_open_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_api_host_drops_credentials_and_path() -> None:
+    """A platform is named by scheme, host and port only."""
     assert api_host("https://u:p@Example.com/api/v1.1/?token=zzz") == "https://example.com"
     assert api_host("http://[::1]:8080/x") == "http://[::1]:8080"
     with pytest.raises(ConfigurationError):
@@ -209,6 +224,7 @@ def test_api_host_drops_credentials_and_path() -> None:
 
 
 def test_claim_is_exclusive_per_body_trigger_and_host(journal: Journal) -> None:
+    """Only one launch may claim a body for a trigger and host; force and resend are explicit."""
     a = _launch(journal, label="a")
     b = _launch(journal, label="b")  # the same bodies, launched concurrently
     other_host = _launch(journal, label="c", host="https://prod.example.com")
@@ -226,6 +242,7 @@ def test_claim_is_exclusive_per_body_trigger_and_host(journal: Journal) -> None:
 
 
 def test_link_to_a_batch_in_flight_is_unknown_and_names_it(journal: Journal) -> None:
+    """Following a batch still in flight elsewhere is unknown and names that launch."""
     a = _launch(journal, label="a")
     b = _launch(journal, label="b")
     journal.claim(a, 0)
@@ -245,6 +262,7 @@ def _claim(
 
 
 def test_single_send_states(journal: Journal) -> None:
+    """A single send is sending, then sent, unknown or failed; only failed may be claimed again."""
     first, claimed = _claim(journal)
     assert claimed and first.state == "sending" and first.sent_at and first.finished_at is None
     holder, claimed = _claim(journal)  # in flight (or its process stopped): may be sent
@@ -269,6 +287,7 @@ def test_single_send_states(journal: Journal) -> None:
 
 
 def test_single_claim_is_atomic_across_connections(tmp_path: Path) -> None:
+    """Two connections claiming the same single send at once: exactly one wins."""
     path = tmp_path / "j.sqlite"
     journals = [Journal(path) for _ in range(8)]
     barrier = threading.Barrier(len(journals))
@@ -290,6 +309,7 @@ def test_single_claim_is_atomic_across_connections(tmp_path: Path) -> None:
 
 
 def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
+    """A journal file of schema v1 opens and is migrated to v2 with its launches kept."""
     from toolkit.send import journal as journal_module
 
     path = tmp_path / "old.sqlite"
@@ -315,3 +335,14 @@ def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
     check = sqlite3.connect(path)
     assert check.execute("PRAGMA user_version").fetchone()[0] == 9
     check.close()
+
+
+def test_a_state_from_a_newer_toolkit_is_a_clear_error(journal: Journal) -> None:
+    """A batch state this version does not know is named with what to do, not a raw ValueError."""
+    lid = _launch(journal)
+    newer = sqlite3.connect(journal.path)  # what a newer toolkit might write
+    newer.execute("UPDATE batches SET state = 'leased' WHERE batch_index = 1")
+    newer.commit()
+    newer.close()
+    with pytest.raises(ConfigurationError, match=r"'leased' .* newer toolkit; upgrade"):
+        journal.batches(lid)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import ipywidgets as widgets
 import polars as pl
 import pytest
 import requests
@@ -19,10 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 import toolkit
+from toolkit.core.contract import BatchState
 from toolkit.errors import AuthError
 from toolkit.send.client import Client
+from toolkit.send.events import LaunchProgress
 from toolkit.view import charts
 from toolkit.view.widgets import CSS_CLASSES, History, LaunchForm, LaunchMonitor, guess_fields
+from toolkit.view.widgets._bars import MAX_BATCH_BARS, BatchBars
 
 
 def _sends(sandbox: Any, trigger_id: int | None = None) -> list[dict[str, Any]]:
@@ -37,21 +38,26 @@ def _sends(sandbox: Any, trigger_id: int | None = None) -> list[dict[str, Any]]:
     return answer.json()
 
 
+def _text(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
 def _status_text(form: Any) -> str:
-    return re.sub(r"<[^>]+>", "", form.status.value)
+    return _text(form.status.value)
 
 
 def _bars(widget: Any) -> tuple[list[str], list[int]]:
     """The progress block's lines ("100 rows · completed: ...", "300 of 300 rows processed") and
     bar values, in order."""
-    texts, values = [], []
-    for row in widget.progress.children:
-        for child in getattr(row, "children", ()):
-            if isinstance(child, widgets.IntProgress):
-                values.append(child.value)
-            elif isinstance(child, widgets.Label):
-                texts.append(child.value)
-    return texts, values
+    return widget.progress.lines(), widget.progress.values()
+
+
+def _record_statuses(widget: Any) -> list[str]:
+    """Every status line the widget shows from now on, as text, in order (each change of the
+    trait is seen: nothing is sampled)."""
+    seen: list[str] = []
+    widget.status.observe(lambda change: seen.append(_text(change["new"])), names="value")
+    return seen
 
 
 @pytest.fixture
@@ -65,6 +71,7 @@ def segment() -> pl.DataFrame:
 
 
 def test_guess_fields_maps_known_columns_and_keeps_the_rest() -> None:
+    """Known column names get their system profile field; the others keep their own name."""
     columns = ["email", "phone", "first_name", "last_name", "city", "signup_date", "orders"]
     assert guess_fields(columns) == {
         "email": "email",
@@ -78,6 +85,7 @@ def test_guess_fields_maps_known_columns_and_keeps_the_rest() -> None:
 
 
 def test_form_prefills_mapping_and_previews_the_plan(segment: pl.DataFrame, client: Client) -> None:
+    """A new form maps the columns, previews the plan (rejections, first records) and carries its CSS classes."""
     form = LaunchForm(segment, client=client, trigger=96)
     check, text = form.field_widgets["phone"]
     assert check.value and text.value == "phones"
@@ -98,7 +106,8 @@ def test_form_prefills_mapping_and_previews_the_plan(segment: pl.DataFrame, clie
     assert CSS_CLASSES["results"] in form.results._dom_classes
 
 
-def test_validation_disables_the_button(segment: pl.DataFrame, client: Client) -> None:
+def test_validation_disables_the_button(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
+    """Each invalid input disables Launch and says why; an unconfirmed click sends nothing and says so."""
     form = LaunchForm(segment, client=client, trigger=96)
     form.confirm.value = True
     assert not form.button.disabled
@@ -130,16 +139,22 @@ def test_validation_disables_the_button(segment: pl.DataFrame, client: Client) -
     form.matching.value = "email"
     assert form.match_field.disabled
 
-    # clicking a disabled, unconfirmed form sends nothing and says why
+    # a click that reaches an unconfirmed form (ipywidgets' click() ignores `disabled`, as a stale
+    # page might) sends nothing and says why
     form.confirm.value = False
+    assert form.button.disabled
     form.button.click()
-    assert form.launch is None
-    assert "Tick the confirmation box" in _status_text(form) or form.button.disabled
+    assert form.join(timeout=10)
+    assert form.launch is None and not form.running
+    assert _status_text(form) == "⚠ Tick the confirmation box first."
+    assert _sends(sandbox, 96) == []
 
 
 def test_double_click_launches_once_and_rerun_shows_already_launched(
     sandbox: Any, segment: pl.DataFrame, client: Client
 ) -> None:
+    """A double click sends each profile once; the same plan again is refused with a message, and
+    the bars then show the launch that happened."""
     form = LaunchForm(segment, client=client, trigger=96, label="widget-double-click")
     valid = form.plan.n_valid
     form.confirm.value = True
@@ -167,7 +182,8 @@ def test_double_click_launches_once_and_rerun_shows_already_launched(
     assert "Traceback" not in form.status.value
     # the bars show the launch that happened, not the one refused ("planned")
     texts, values = _bars(form)
-    assert values and set(values) == {100}, (texts, values)
+    assert len(values) == len(texts) == len(form.plan.batches) + 1, (texts, values)  # each batch, then all
+    assert set(values) == {100}, (texts, values)
     assert texts[-1] == f"{valid:,} of {valid:,} rows processed", texts
     assert all("completed" in t for t in texts[:-1]) and not any("planned" in t for t in texts), texts
     assert sandbox.token not in form.status.value + form.preview.value + form.records.value
@@ -176,6 +192,7 @@ def test_double_click_launches_once_and_rerun_shows_already_launched(
 def test_concurrent_clicks_in_foreground_mode_send_once(
     sandbox: Any, segment: pl.DataFrame, client: Client
 ) -> None:
+    """In foreground mode a click while a launch holds the form does nothing; the next one sends once."""
     form = LaunchForm(segment.head(40), client=client, trigger=97, background=False)
     form.confirm.value = True
     form._lock.acquire()  # as if a launch were running in another thread
@@ -185,10 +202,14 @@ def test_concurrent_clicks_in_foreground_mode_send_once(
         form._lock.release()
     assert form.launch is None and _sends(sandbox, 97) == []
     form.button.click()
-    assert form.launch is not None and len(_sends(sandbox, 97)) == form.launch.summary()["imported"]
+    assert form.launch is not None
+    sends = _sends(sandbox, 97)
+    assert len(sends) == len({s["profile_id"] for s in sends}) == form.plan.n_valid
+    assert form.launch.summary()["imported"] == form.plan.n_valid
 
 
 def test_dry_run_sends_nothing(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
+    """A dry run needs no confirmation, says what would go where, and sends nothing."""
     form = LaunchForm(segment, client=client, trigger=98)
     form.dry_run.value = True
     assert not form.button.disabled  # a dry run needs no confirmation
@@ -204,6 +225,7 @@ def test_dry_run_sends_nothing(sandbox: Any, segment: pl.DataFrame, client: Clie
 def test_errors_are_messages_not_tracebacks(
     monkeypatch: pytest.MonkeyPatch, sandbox: Any, segment: pl.DataFrame, tmp_path: Path
 ) -> None:
+    """No platform configured, or a refused token: a sentence in the status, never a traceback or the token."""
     # no client and no environment: a readable message about the settings
     monkeypatch.delenv("TOOLKIT_API_URL", raising=False)
     monkeypatch.delenv("TOOLKIT_API_TOKEN", raising=False)
@@ -228,6 +250,7 @@ def test_errors_are_messages_not_tracebacks(
 
 
 def test_subscriptions_flags_attachments_and_named_segments(segment: pl.DataFrame, client: Client) -> None:
+    """Subscriptions, flags, custom data and attachments reach the plan; another segment remaps its columns."""
     other = segment.head(10).rename({"email": "mail"})
     form = LaunchForm({"main": segment, "small": other}, client=client, trigger=96)
     form.add_subscription.click()
@@ -254,13 +277,28 @@ def test_subscriptions_flags_attachments_and_named_segments(segment: pl.DataFram
 
 
 def test_monitor_and_history_show_results(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
+    """The monitor follows a running launch through its progress events to the results; the history
+    lists it and shows the same results."""
     p = toolkit.plan(segment, toolkit.Mapping({"email": "email"}), toolkit.Trigger(99), max_rows=100)
     launch = client.launch(p, label="monitored", progress=False)
-    monitor = LaunchMonitor(launch, interval=0.2)
+    # nobody polled yet: the journal has every batch "sent", so the monitor must follow the tasks
+    assert {b.state for b in launch.batches} == {BatchState.SENT}
+    monitor = LaunchMonitor(launch, follow=False, interval=0.2)  # the journal's state, read once
+    assert _text(monitor.status.value) == f"ℹ {len(p.batches)} batch(es): {len(p.batches)} sent"
+    statuses = _record_statuses(monitor)
+    monitor.follow()
     monitor.join(timeout=60)
     assert launch.done
-    assert "Done:" in monitor.status.value
-    assert monitor.results.children
+    # the status line was written by wait()'s events while following, then by the results
+    assert any(s.startswith("ℹ Sent. The platform is processing") for s in statuses), statuses
+    valid = p.n_valid
+    assert _text(monitor.status.value).startswith(
+        f"✔ Launch monitored finished: {valid:,} imported, 0 failed, 0 unknown, 0 pending"
+    ), monitor.status.value
+    texts, values = _bars(monitor)
+    assert len(values) == len(p.batches) + 1 and set(values) == {100}, (texts, values)
+    assert texts[-1] == f"{valid:,} of {valid:,} rows processed"
+    assert "Results of monitored" in monitor.results.children[0].value
     assert repr(monitor) == "LaunchMonitor('monitored')"
 
     history = History(client)
@@ -279,6 +317,8 @@ def _chart_texts(fig: Figure) -> str:
 def test_refused_launch_keeps_bars_and_restores_progress_history(
     sandbox: Any, segment: pl.DataFrame, client: Client
 ) -> None:
+    """A refused repeat keeps the bars of the launch that happened; its progress history comes back
+    from the journal for the chart."""
     form = LaunchForm(segment, client=client, trigger=95, label="widget-resumed",
                       plan_options={"max_rows": 100})  # fmt: skip
     n_batches, valid = len(form.plan.batches), form.plan.n_valid
@@ -291,9 +331,7 @@ def test_refused_launch_keeps_bars_and_restores_progress_history(
     done_texts, done_values = _bars(form)
     assert set(done_values) == {100}
 
-    # the same plan again, a moment later (the form's bars follow launches journalled in the last
-    # second while sending): refused, the earlier launch is resumed
-    time.sleep(1.1)
+    # the same plan again: refused, the earlier launch is resumed
     form.confirm.value = True
     form.button.click()
     assert form.join(timeout=60)
@@ -330,6 +368,7 @@ def test_refused_launch_keeps_bars_and_restores_progress_history(
 def test_resumed_launch_without_tasks_keeps_the_empty_note(
     sandbox: Any, segment: pl.DataFrame, tmp_path: Path
 ) -> None:
+    """A launch refused before any task existed shows "no progress recorded", not an empty chart."""
     bad = Client(sandbox.url, "wrong-token-456", journal=tmp_path / "refused.sqlite")
     p = toolkit.plan(segment, toolkit.Mapping({"email": "email"}), toolkit.Trigger(94))
     with pytest.raises(AuthError):
@@ -341,6 +380,7 @@ def test_resumed_launch_without_tasks_keeps_the_empty_note(
 
 
 def test_form_rows_wrap_instead_of_cutting_widgets_off(segment: pl.DataFrame, client: Client) -> None:
+    """Rows of widgets wrap in a narrow notebook instead of cutting their last widgets off."""
     form = LaunchForm(segment, client=client, trigger=96)
     form.add_subscription.click()
     rows = [form.subscriptions_box.children[0]]
@@ -355,3 +395,84 @@ def test_form_rows_wrap_instead_of_cutting_widgets_off(segment: pl.DataFrame, cl
             assert child.layout.width in (None, "auto") or child.layout.max_width == "100%"
     assert not form.detect_geo.indent and form.detect_geo.layout.width == "auto"
     assert form.children[0].layout.flex_flow == "row wrap"  # the preview goes below when narrow
+
+
+def test_progress_events_draw_the_bars_and_the_status_line(segment: pl.DataFrame, client: Client) -> None:
+    """The launch's progress events alone draw each batch's bar, the bar for all rows, and the
+    status line, including the retry being waited for."""
+    form = LaunchForm(segment, client=client, trigger=96)
+    statuses = _record_statuses(form)
+    rows = {0: 100, 1: 100, 2: 93}
+
+    def event(phase: Any, states: dict[int, BatchState], **more: Any) -> LaunchProgress:
+        return LaunchProgress("l-1", phase, rows_total=293, batches=states, batch_rows=rows, **more)
+
+    form._on_progress(event("sending", {0: BatchState.SENT, 1: BatchState.SENDING, 2: BatchState.PLANNED}))
+    assert _bars(form) == (
+        ["100 rows · sent · task 0%", "100 rows · sending", "93 rows · planned", "0 of 293 rows processed"],
+        [0, 0, 0, 0],
+    )
+    assert statuses[-1] == "ℹ Sending 293 profiles in 3 batch(es)... 200 on their way so far."
+
+    busy = "the platform is busy (HTTP 503): retry 2 of 5 in 1 s"
+    form._on_progress(event("retrying", {0: BatchState.SENT, 1: BatchState.SENDING, 2: BatchState.PLANNED},
+                            message=busy))  # fmt: skip
+    assert statuses[-1] == "⚠ The platform is busy (HTTP 503): retry 2 of 5 in 1 s"
+    assert "toolkit-msg-warning" in form.status.value
+
+    states = {0: BatchState.COMPLETED, 1: BatchState.SENT, 2: BatchState.UNKNOWN}
+    form._on_progress(event("processing", states, task_progress={0: 100.0, 1: 40.0}))
+    assert _bars(form) == (
+        [
+            "100 rows · completed",
+            "100 rows · sent · task 40%",
+            "93 rows · unknown",
+            "140 of 293 rows processed",
+        ],
+        [100, 40, 0, 47],
+    )
+    styles = [row.children[0].bar_style for row in form.progress.children[:3]]
+    assert styles == ["success", "info", "warning"]
+    assert statuses[-1] == "ℹ Sent. The platform is processing: 1 of 3 task(s) still running."
+
+    form._on_progress(event("done", states, task_progress={0: 100.0, 1: 40.0}, message="batches: 1 unknown"))
+    assert (
+        statuses[-1] == "ℹ Sent. The platform is processing: 1 of 3 task(s) still running."
+    )  # results say the end
+
+
+def test_a_long_launch_shows_the_first_bars_and_the_rest_in_all_rows() -> None:
+    """Past the first batches, each batch's progress still counts in the bar for all rows."""
+    n = MAX_BATCH_BARS + 5
+    bars = BatchBars()
+    bars.show(LaunchProgress("l-2", "processing", rows_total=10 * n, batch_rows=dict.fromkeys(range(n), 10),
+                             batches={i: BatchState.COMPLETED if i >= MAX_BATCH_BARS else BatchState.SENT
+                                      for i in range(n)}))  # fmt: skip
+    texts, values = bars.lines(), bars.values()
+    assert len(values) == MAX_BATCH_BARS + 1
+    assert texts[-1] == f"50 of {10 * n} rows processed", texts  # the 5 batches without a bar of their own
+    assert any("... and 5 more batches" in getattr(c, "value", "") for c in bars.children)
+
+
+def test_form_says_which_retry_it_waits_for_and_sends_once(
+    make_sandbox: Callable[..., Any], make_client: Callable[..., Client], segment: pl.DataFrame
+) -> None:
+    """While the platform answers 502, the status says which retry it waits for; the launch then
+    goes out once and finishes."""
+    # seed 23 answers the first two requests (the batch's send and its first retry) with 502
+    server = make_sandbox(fail_rate=0.5, seed=23)
+    form = LaunchForm(segment.head(60), client=make_client(server), trigger=93, label="widget-retries")
+    statuses = _record_statuses(form)
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=120)
+    retries = [s for s in statuses if s.startswith("⚠ The platform is busy (HTTP 502)")]
+    assert [re.search(r"retry \d of 5", s).group() for s in retries[:2]] == [
+        "retry 1 of 5",
+        "retry 2 of 5",
+    ], statuses
+    valid = form.plan.n_valid
+    assert _status_text(form).startswith(f"✔ Launch widget-retries finished: {valid:,} imported, 0 failed")
+    sends = _sends(server, 93)
+    assert len(sends) == len({s["profile_id"] for s in sends}) == valid
+    assert server.token not in "".join(statuses)

@@ -209,7 +209,10 @@ class _OncePerKind(logging.Handler):
         message = record.getMessage()
         if re.search(r"ConnectionPool|Max retries", message):
             # requests' connection-pool dump (repeated by every retry): its cause in a few words
-            message = re.sub(r"\(?\w+Error: \w*ConnectionPool\(.*", f"({short_reason(message)})", message)
+            cause = short_reason(message)
+            message = re.sub(
+                r"\(?\w+Error: \w*ConnectionPool\(.*?(?=; retrying|$)", cause, message, flags=re.S
+            )
         message = cli_terms(message)
         kind = re.sub(r"[0-9.]+", "#", message)[:60]
         if kind in self.seen:

@@ -42,8 +42,8 @@ Example:
     >>> lid = j.create_launch(label="demo", trigger_id=96, host="http://127.0.0.1:8080",
     ...                       fingerprint="f" * 64, format="json", n_rows=2, summary={"rows": 2},
     ...                       batches=[(0, "d" * 64, (0, 1))])
-    >>> j.mark_sending(lid, 0); j.mark_sent(lid, 0, "task-1", keys=["a@x.io", "b@x.io"])
-    >>> [(b.index, b.state, b.task_id, b.attempts) for b in j.batches(lid)]
+    >>> j.claim(lid, 0); j.mark_sent(lid, 0, "task-1", keys=["a@x.io", "b@x.io"])
+    >>> [(b.index, str(b.state), b.task_id, b.attempts) for b in j.batches(lid)]
     [(0, 'sent', 'task-1', 1)]
     >>> j.was_sent("a@x.io", trigger_id=96)
     True
@@ -63,16 +63,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import urlsplit
 
-from toolkit.errors import ConfigurationError, InvalidArgumentError
+from toolkit.core.contract import BATCH_SENT_STATES, BatchState, RowStatus
+from toolkit.errors import ConfigurationError, InvalidArgumentError, did_you_mean
 
 __all__ = [
     "ENV_JOURNAL",
-    "SENT_STATES",
+    "SINGLE_SENT_STATES",
     "BatchRecord",
-    "BatchState",
     "Journal",
     "LaunchRecord",
     "RowResult",
@@ -83,9 +83,24 @@ __all__ = [
 
 ENV_JOURNAL: Final = "TOOLKIT_JOURNAL"
 
-BatchState = Literal["planned", "sending", "sent", "unknown", "completed", "failed"]
-#: States meaning "the platform has (or may have) this batch": never send it again by itself.
-SENT_STATES: Final = frozenset({"sending", "sent", "unknown", "completed"})
+#: A single send (``Client.import_and_start``) the platform has or may have: never sent again by
+#: itself. Single sends use the batch states' words (``sending``, ``sent``, ``unknown``, ``failed``).
+SINGLE_SENT_STATES: Final = frozenset({BatchState.SENDING, BatchState.SENT, BatchState.UNKNOWN})
+
+
+def _sql_in(states: frozenset[BatchState]) -> str:
+    """An SQL list of states, e.g. ``('sending', 'sent')``: the vocabulary's own words, never input.
+
+    Example:
+        >>> _sql_in(frozenset({BatchState.SENT, BatchState.SENDING}))
+        "('sending', 'sent')"
+    """
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+_SQL_BATCH_SENT = _sql_in(BATCH_SENT_STATES)
+_SQL_SINGLE_SENT = _sql_in(SINGLE_SENT_STATES)
+_SQL_SENDING_OR_SENT = _sql_in(frozenset({BatchState.SENDING, BatchState.SENT}))
 
 #: ``PRAGMA user_version`` of a journal written by this code (see ``_MIGRATIONS``).
 _SCHEMA_VERSION = 2
@@ -232,7 +247,7 @@ class BatchRecord:
     digest: str
     rows: tuple[int, ...] = field(repr=False)
     n_rows: int
-    state: str
+    state: BatchState
     task_id: str | None
     attempts: int
     created: str
@@ -250,11 +265,14 @@ class BatchRecord:
     @property
     def was_sent(self) -> bool:
         """True when the platform has or may have this batch (never re-send it by itself)."""
-        return self.state in SENT_STATES or (self.state == "failed" and self.task_id is not None)
+        return self.state in BATCH_SENT_STATES or (
+            self.state == BatchState.FAILED and self.task_id is not None
+        )
 
     @property
     def finished(self) -> bool:
-        return self.state in ("completed", "failed")
+        """True when its task reached an end (or it was refused): nothing more to poll."""
+        return self.state in (BatchState.COMPLETED, BatchState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -263,13 +281,10 @@ class RowResult:
 
     position: int
     batch: int
-    status: str
+    status: RowStatus
     profile_id: str | None = None
     error_code: int | None = None
     error_text: str | None = None
-
-
-SingleState = Literal["sending", "sent", "unknown", "failed"]
 
 
 @dataclass(frozen=True)
@@ -285,7 +300,7 @@ class SingleRecord:
     trigger_id: int | None
     digest: str
     format: str
-    state: str
+    state: BatchState
     forced: bool
     sent_at: str
     finished_at: str | None
@@ -297,7 +312,27 @@ class SingleRecord:
     @property
     def was_sent(self) -> bool:
         """True when the platform has or may have this body (never send it again by itself)."""
-        return self.state in ("sending", "sent", "unknown")
+        return self.state in SINGLE_SENT_STATES
+
+
+def _state(text: str) -> BatchState:
+    """A state word read from the file, as the vocabulary's member.
+
+    Example:
+        >>> _state("sent")
+        <BatchState.SENT: 'sent'>
+        >>> _state("leased")
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.ConfigurationError: the journal holds a batch state 'leased' this toolkit does not know: ...
+    """
+    try:
+        return BatchState(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"the journal holds a batch state {text!r} this toolkit does not know: it was written by a newer "
+            "toolkit; upgrade toolkit (pip install -U toolkit) to read it, or point TOOLKIT_JOURNAL at another file"
+        ) from None
 
 
 def _single(row: sqlite3.Row) -> SingleRecord:
@@ -307,7 +342,7 @@ def _single(row: sqlite3.Row) -> SingleRecord:
         trigger_id=row["trigger_id"],
         digest=row["digest"],
         format=row["format"],
-        state=row["state"],
+        state=_state(row["state"]),
         forced=bool(row["forced"]),
         sent_at=row["sent_at"],
         finished_at=row["finished_at"],
@@ -325,7 +360,7 @@ def _batch(row: sqlite3.Row) -> BatchRecord:
         digest=row["digest"],
         rows=tuple(json.loads(row["rows"])),
         n_rows=row["n_rows"],
-        state=row["state"],
+        state=_state(row["state"]),
         task_id=row["task_id"],
         attempts=row["attempts"],
         created=row["created"],
@@ -511,7 +546,7 @@ class Journal:
                         (launch_id, index, digest, rows_json, len(rows), now),
                     )
                 else:
-                    state = "unknown" if prev.state == "sending" else prev.state
+                    state = BatchState.UNKNOWN if prev.state == BatchState.SENDING else prev.state
                     db.execute(
                         "INSERT INTO batches (launch_id, batch_index, digest, rows, n_rows, created, state,"
                         " task_id, sent_at, finished_at, status, progress, n_imported, n_failed,"
@@ -542,8 +577,6 @@ class Journal:
         if rows:
             return _launch(rows[0])
         labels = [r["label"] for r in self._query("SELECT DISTINCT label FROM launches") if r["label"]]
-        from toolkit.errors import did_you_mean
-
         raise InvalidArgumentError(
             f"no launch labelled or numbered {label_or_id!r} in the journal {self.path}"
             f"{did_you_mean(label_or_id, labels)}; `toolkit history` lists them"
@@ -601,15 +634,15 @@ class Journal:
                 (*values.values(), launch_id, int(index)),
             )
 
-    def mark_sending(self, launch_id: str, index: int) -> None:
+    @staticmethod
+    def _mark_sending(db: sqlite3.Connection, launch_id: str, index: int) -> None:
         """Written *before* the request goes out: a crash from here on leaves ``sending``,
         which a later launch reads as ``unknown`` (never re-sent by itself)."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE batches SET state = 'sending', attempts = attempts + 1, sent_at = ?, error = NULL,"
-                " error_code = NULL WHERE launch_id = ? AND batch_index = ?",
-                (_now(), launch_id, int(index)),
-            )
+        db.execute(
+            "UPDATE batches SET state = ?, attempts = attempts + 1, sent_at = ?, error = NULL,"
+            " error_code = NULL WHERE launch_id = ? AND batch_index = ?",
+            (BatchState.SENDING, _now(), launch_id, int(index)),
+        )
 
     def claim(
         self, launch_id: str, index: int, *, exclusive: bool = True, resend: bool = False
@@ -629,7 +662,7 @@ class Journal:
             ...                     format="json", n_rows=1, summary={}, batches=[(0, "d" * 64, (0,))])
             >>> b = j.create_launch(label="b", trigger_id=1, host="http://h", fingerprint="f" * 64,
             ...                     format="json", n_rows=1, summary={}, batches=[(0, "d" * 64, (0,))])
-            >>> j.claim(a, 0) is None, j.claim(b, 0).launch_id == a, j.claim(a, 0).state
+            >>> j.claim(a, 0) is None, j.claim(b, 0).launch_id == a, str(j.claim(a, 0).state)
             (True, True, 'sending')
         """
         with self._tx() as db:
@@ -639,7 +672,7 @@ class Journal:
             if row is None:
                 raise InvalidArgumentError(f"launch {launch_id} has no batch {index}")
             rec = _batch(row)
-            if rec.was_sent and not (resend and rec.state == "unknown"):
+            if rec.was_sent and not (resend and rec.state == BatchState.UNKNOWN):
                 return rec
             if exclusive:
                 other = db.execute(
@@ -647,18 +680,13 @@ class Journal:
                     " WHERE b.digest = ? AND l.trigger_id IS (SELECT trigger_id FROM launches WHERE launch_id = ?)"
                     " AND l.host = (SELECT host FROM launches WHERE launch_id = ?)"
                     " AND NOT (b.launch_id = ? AND b.batch_index = ?)"
-                    " AND (b.state IN ('sending', 'sent', 'unknown', 'completed')"
-                    "      OR (b.state = 'failed' AND b.task_id IS NOT NULL))"
+                    f" AND (b.state IN {_SQL_BATCH_SENT} OR (b.state = ? AND b.task_id IS NOT NULL))"
                     " ORDER BY b.rowid DESC LIMIT 1",
-                    (rec.digest, launch_id, launch_id, launch_id, int(index)),
+                    (rec.digest, launch_id, launch_id, launch_id, int(index), BatchState.FAILED),
                 ).fetchone()
                 if other is not None:
                     return _batch(other)
-            db.execute(
-                "UPDATE batches SET state = 'sending', attempts = attempts + 1, sent_at = ?, error = NULL,"
-                " error_code = NULL WHERE launch_id = ? AND batch_index = ?",
-                (_now(), launch_id, int(index)),
-            )
+            self._mark_sending(db, launch_id, index)
         return None
 
     def link(self, launch_id: str, index: int, holder: BatchRecord) -> None:
@@ -667,11 +695,11 @@ class Journal:
         A holder still ``sending`` has no task id yet: the batch becomes ``unknown`` and
         names the launch to follow.
         """
-        if holder.state == "sending":
+        if holder.state == BatchState.SENDING:
             self._set(
                 launch_id,
                 index,
-                state="unknown",
+                state=BatchState.UNKNOWN,
                 origin=holder.launch_id,
                 error=f"the same batch was being sent at the same moment by launch {holder.launch_id}: "
                 f"follow it there (client.resume({holder.launch_id!r}))",
@@ -689,9 +717,9 @@ class Journal:
         rec = self.batch(launch_id, index)
         with self._tx() as db:
             db.execute(
-                "UPDATE batches SET state = 'sent', task_id = ?, status = NULL, progress = 0"
+                "UPDATE batches SET state = ?, task_id = ?, status = NULL, progress = 0"
                 " WHERE launch_id = ? AND batch_index = ?",
-                (task_id, launch_id, int(index)),
+                (BatchState.SENT, task_id, launch_id, int(index)),
             )
             db.executemany(
                 "INSERT INTO sent_rows VALUES (?,?,?,?)",
@@ -700,26 +728,23 @@ class Journal:
 
     def mark_unknown(self, launch_id: str, index: int, error: str) -> None:
         """The request went out but its answer was lost: the platform may have it."""
-        self._set(launch_id, index, state="unknown", error=error)
+        self._set(launch_id, index, state=BatchState.UNKNOWN, error=error)
 
     def mark_failed(self, launch_id: str, index: int, error: str, *, code: int | None = None) -> None:
         """Refused or never delivered (its ``task_id`` stays None: safe to send again later)."""
-        self._set(launch_id, index, state="failed", error=error, error_code=code, finished_at=_now())
-
-    def mark_planned(self, launch_id: str, index: int, error: str | None = None) -> None:
-        """Back to ``planned``: the request provably never reached the platform."""
-        self._set(launch_id, index, state="planned", error=error)
+        self._set(launch_id, index, state=BatchState.FAILED, error=error, error_code=code, finished_at=_now())
 
     def reset_in_flight(self, launch_id: str) -> list[int]:
         """Batches left ``sending`` by a process that died become ``unknown``; returns them."""
         with self._tx() as db:
             rows = db.execute(
-                "SELECT batch_index FROM batches WHERE launch_id = ? AND state = 'sending'", (launch_id,)
+                "SELECT batch_index FROM batches WHERE launch_id = ? AND state = ?",
+                (launch_id, BatchState.SENDING),
             ).fetchall()
             db.execute(
-                "UPDATE batches SET state = 'unknown', error = 'caught in flight: the process stopped"
-                " while sending' WHERE launch_id = ? AND state = 'sending'",
-                (launch_id,),
+                "UPDATE batches SET state = ?, error = 'caught in flight: the process stopped while sending'"
+                " WHERE launch_id = ? AND state = ?",
+                (BatchState.UNKNOWN, launch_id, BatchState.SENDING),
             )
         return [r[0] for r in rows]
 
@@ -737,14 +762,14 @@ class Journal:
         error: str | None = None,
     ) -> None:
         """The task reached a terminal state: keep counts and per-row results."""
-        n_imported = sum(r.status == "imported" for r in results)
-        n_failed = sum(r.status == "failed" for r in results)
+        n_imported = sum(r.status == RowStatus.IMPORTED for r in results)
+        n_failed = sum(r.status == RowStatus.FAILED for r in results)
         with self._tx() as db:
             db.execute(
                 "UPDATE batches SET state = ?, status = ?, progress = 100, finished_at = ?, n_imported = ?,"
                 " n_failed = ?, error = ? WHERE launch_id = ? AND batch_index = ?",
                 (
-                    "completed" if ok else "failed", status, _now(), n_imported, n_failed, error,
+                    BatchState.COMPLETED if ok else BatchState.FAILED, status, _now(), n_imported, n_failed, error,
                     launch_id, int(index),
                 ),
             )  # fmt: skip
@@ -755,16 +780,6 @@ class Journal:
                     for r in results
                 ],
             )
-
-    def row_results(self, launch_id: str) -> list[RowResult]:
-        rows = self._query("SELECT * FROM row_results WHERE launch_id = ? ORDER BY position", (launch_id,))
-        return [
-            RowResult(
-                position=r["position"], batch=r["batch_index"], status=r["status"],
-                profile_id=r["profile_id"], error_code=r["error_code"], error_text=r["error_text"],
-            )
-            for r in rows
-        ]  # fmt: skip
 
     def row_result_columns(self, launch_id: str) -> dict[str, list[Any]]:
         """The row results as columns (``position, row_status, profile_id, row_code,
@@ -811,11 +826,11 @@ class Journal:
         Example:
             >>> j = Journal(":memory:")
             >>> first, ok = j.claim_single(host="http://h", trigger_id=96, digest="d" * 64, format="json")
-            >>> ok, first.state
+            >>> ok, str(first.state)
             (True, 'sending')
             >>> j.mark_single_sent(first.send_id, profile_id="p1")
             >>> again, ok = j.claim_single(host="http://h", trigger_id=96, digest="d" * 64, format="json")
-            >>> ok, again.send_id == first.send_id, again.state, again.profile_id
+            >>> ok, again.send_id == first.send_id, str(again.state), again.profile_id
             (False, True, 'sent', 'p1')
             >>> j.claim_single(host="http://h", trigger_id=96, digest="d" * 64, format="json", force=True)[1]
             True
@@ -824,7 +839,7 @@ class Journal:
             if not force:
                 row = db.execute(
                     "SELECT * FROM single_sends WHERE digest = ? AND trigger_id IS ? AND host = ?"
-                    " AND state IN ('sending', 'sent', 'unknown') ORDER BY rowid DESC LIMIT 1",
+                    f" AND state IN {_SQL_SINGLE_SENT} ORDER BY rowid DESC LIMIT 1",
                     (digest, trigger_id, host),
                 ).fetchone()
                 if row is not None:
@@ -832,8 +847,8 @@ class Journal:
             send_id = uuid.uuid4().hex[:12]
             db.execute(
                 "INSERT INTO single_sends (send_id, host, trigger_id, digest, format, state, forced, sent_at)"
-                " VALUES (?,?,?,?,?,'sending',?,?)",
-                (send_id, host, trigger_id, digest, format, int(force), _now()),
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (send_id, host, trigger_id, digest, format, BatchState.SENDING, int(force), _now()),
             )
             row = db.execute("SELECT * FROM single_sends WHERE send_id = ?", (send_id,)).fetchone()
         return _single(row), True
@@ -850,15 +865,15 @@ class Journal:
         self, send_id: str, *, profile_id: str | None = None, task_id: str | None = None
     ) -> None:
         """The platform accepted the single send: keep the ids it answered with."""
-        self._set_single(send_id, state="sent", profile_id=profile_id, task_id=task_id)
+        self._set_single(send_id, state=BatchState.SENT, profile_id=profile_id, task_id=task_id)
 
     def mark_single_unknown(self, send_id: str, error: str) -> None:
         """The request went out but its answer was lost (or was HTTP 500): the platform may have it."""
-        self._set_single(send_id, state="unknown", error=error)
+        self._set_single(send_id, state=BatchState.UNKNOWN, error=error)
 
     def mark_single_failed(self, send_id: str, error: str, *, code: int | None = None) -> None:
         """Refused or never delivered: not counted as sent, safe to send again."""
-        self._set_single(send_id, state="failed", error=error, error_code=code)
+        self._set_single(send_id, state=BatchState.FAILED, error=error, error_code=code)
 
     def singles(
         self, *, digest: str | None = None, trigger_id: int | None = None, host: str | None = None
@@ -888,17 +903,21 @@ class Journal:
             >>> h = j.history()[0]; h["label"], h["batches"], h["planned"], h["rows"]
             ('x', 1, 1, 3)
         """
+        planned, completed, failed, unknown = (
+            f"'{s.value}'"
+            for s in (BatchState.PLANNED, BatchState.COMPLETED, BatchState.FAILED, BatchState.UNKNOWN)
+        )
         rows = self._query(
-            """
+            f"""
             SELECT l.launch_id, l.label, l.created, l.trigger_id, l.host, l.format, l.n_rows AS rows,
                    l.fingerprint, l.forced,
                    COUNT(b.batch_index) AS batches,
                    COALESCE(SUM(b.n_rows), 0) AS batched_rows,
-                   COALESCE(SUM(b.state = 'planned'), 0) AS planned,
-                   COALESCE(SUM(b.state IN ('sending', 'sent')), 0) AS sent,
-                   COALESCE(SUM(b.state = 'completed'), 0) AS completed,
-                   COALESCE(SUM(b.state = 'failed'), 0) AS failed,
-                   COALESCE(SUM(b.state = 'unknown'), 0) AS unknown,
+                   COALESCE(SUM(b.state = {planned}), 0) AS planned,
+                   COALESCE(SUM(b.state IN {_SQL_SENDING_OR_SENT}), 0) AS sent,
+                   COALESCE(SUM(b.state = {completed}), 0) AS completed,
+                   COALESCE(SUM(b.state = {failed}), 0) AS failed,
+                   COALESCE(SUM(b.state = {unknown}), 0) AS unknown,
                    COALESCE(SUM(b.n_imported), 0) AS imported_rows,
                    COALESCE(SUM(b.n_failed), 0) AS failed_rows,
                    GROUP_CONCAT(b.task_id, ' ') AS task_ids

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import threading
@@ -37,6 +38,7 @@ import orjson
 import polars as pl
 
 from toolkit.core import contract
+from toolkit.core.contract import BATCH_SETTLED_STATES, BatchState, RowStatus
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
@@ -46,11 +48,13 @@ from toolkit.errors import (
     OutcomeUnknown,
     TransportError,
 )
+from toolkit.send.events import ProgressCallback, ProgressEmitter
 from toolkit.send.journal import BatchRecord, Journal, LaunchRecord, RowResult
+from toolkit.send.protocol import Sender, send_batch_once
+from toolkit.send.transport import TaskStatus
 
 if TYPE_CHECKING:
     from toolkit.core.plan import Plan
-    from toolkit.send.client import Client, TaskStatus
 
 __all__ = ["RESULT_COLUMNS", "Launch", "history_frame", "single_body", "start_launch"]
 
@@ -68,14 +72,12 @@ RESULT_SCHEMA = {
     "error": pl.String,
     "error_text": pl.String,
 }
+#: Batches whose task exists (it may still be running): ``wait()`` reads them.
+_POLLED_STATES = frozenset({BatchState.SENT, BatchState.COMPLETED, BatchState.FAILED})
 UNKNOWN_TEXT = (
     "the platform may or may not have this batch (its answer was lost); check, then "
     "Launch.resend_unknown() sends it again"
 )
-# polling: start fast (small tasks finish in a moment), slow down while nothing moves
-_POLL_MIN, _POLL_START, _POLL_MAX = 0.1, 0.25, 5.0
-# a task whose status keeps failing (e.g. unknown to the platform) stops being polled
-_MAX_POLL_ERRORS = 5
 
 
 def _tqdm(**kwargs: Any) -> Any:
@@ -103,13 +105,14 @@ def _already_message(prev: LaunchRecord, batches: Sequence[BatchRecord]) -> str:
 
 
 def start_launch(
-    client: Client,
+    client: Sender,
     plan: Plan,
     *,
     label: str | None = None,
     force: bool = False,
     concurrency: int = 4,
     progress: bool = True,
+    on_progress: ProgressCallback | None = None,
 ) -> Launch:
     """What :meth:`Client.launch` does: decide what to send (journal), then send it."""
     if concurrency < 1:
@@ -158,7 +161,7 @@ def start_launch(
         assert record is not None
     launch = Launch(client, record, plan=plan)
     to_send = [b.index for b in launch.batches if not b.was_sent]
-    launch._send(to_send, concurrency=concurrency, progress=progress)
+    launch._send(to_send, concurrency=concurrency, progress=progress, on_progress=on_progress)
     return launch
 
 
@@ -200,7 +203,7 @@ def _journal_progress(batches: Sequence[BatchRecord]) -> list[dict[str, Any]]:
             history.append({"time": sent, **entry, "status": "sent", "progress": 0.0})
         finished = _journal_time(b.finished_at) if b.finished else None
         if finished is not None:
-            history.append({"time": finished, **entry, "status": b.status or b.state, "progress": 100.0})
+            history.append({"time": finished, **entry, "status": b.status or str(b.state), "progress": 100.0})
     return sorted(history, key=lambda h: h["time"])
 
 
@@ -220,7 +223,7 @@ class Launch:
         fixed_plan = launch.retry_failed(fixed_segment)
     """
 
-    def __init__(self, client: Client, record: LaunchRecord, *, plan: Plan | None = None) -> None:
+    def __init__(self, client: Sender, record: LaunchRecord, *, plan: Plan | None = None) -> None:
         self._client = client
         self._journal: Journal = client.journal
         self._record = record
@@ -231,7 +234,7 @@ class Launch:
         self._poll_errors: Counter[int] = Counter()
 
     @classmethod
-    def from_journal(cls, client: Client, label: str, *, plan: Plan | None = None) -> Launch:
+    def from_journal(cls, client: Sender, label: str, *, plan: Plan | None = None) -> Launch:
         """The latest launch with this label (or id) in the client's journal."""
         record = client.journal.find(label)
         if record.host != client.host:
@@ -275,12 +278,12 @@ class Launch:
 
     def states(self) -> dict[str, int]:
         """Number of batches in each state, e.g. ``{'completed': 3, 'unknown': 1}``."""
-        return dict(Counter(b.state for b in self.batches))
+        return dict(Counter(str(b.state) for b in self.batches))  # plain strings: shown to people
 
     @property
     def done(self) -> bool:
         """True when no batch waits for sending or processing (``unknown`` ones excepted)."""
-        return all(b.state in ("completed", "failed", "unknown") for b in self.batches)
+        return all(b.state in BATCH_SETTLED_STATES for b in self.batches)
 
     # --- sending ------------------------------------------------------------------------------
     def _require_plan(self, what: str) -> Plan:
@@ -291,10 +294,57 @@ class Launch:
             )
         return self.plan
 
+    def _emitter(
+        self, callback: ProgressCallback | None, phase: Literal["sending", "processing"]
+    ) -> ProgressEmitter:
+        """A progress emitter starting from the journal's state of every batch."""
+        batches = self.batches if callback is not None else []
+        return ProgressEmitter(
+            self.launch_id,
+            [(b.index, b.n_rows, b.state, b.progress) for b in batches],
+            callback,
+            phase=phase,
+        )
+
     def _send(
-        self, indices: Sequence[int], *, concurrency: int, progress: bool, resend: bool = False
+        self,
+        indices: Sequence[int],
+        *,
+        concurrency: int,
+        progress: bool,
+        resend: bool = False,
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         """Send these batches, journalling each before and after; at most ``concurrency`` at once."""
+        events = self._emitter(on_progress, "sending")
+        events.start()
+        try:
+            self._send_batches(
+                indices, concurrency=concurrency, progress=progress, resend=resend, events=events
+            )
+        finally:
+            events.done(self._sent_message() if events.active else None)
+
+    def _sent_message(self) -> str:
+        """What a send call left, in a sentence: counts by state and what to do next."""
+        states = Counter(b.state for b in self.batches)
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        hint = ""
+        if states.get(BatchState.UNKNOWN):
+            hint = "; check the unknown ones on the platform, then launch.resend_unknown() if needed"
+        elif states.get(BatchState.SENT):
+            hint = "; launch.wait() follows the tasks"
+        return f"batches: {shown or 'none'}{hint}"
+
+    def _send_batches(
+        self,
+        indices: Sequence[int],
+        *,
+        concurrency: int,
+        progress: bool,
+        resend: bool,
+        events: ProgressEmitter,
+    ) -> None:
         if not indices:
             return
         plan = self._require_plan("sending")
@@ -314,44 +364,37 @@ class Launch:
             if stop.is_set():
                 return  # the token was refused: every other batch would be too
             batch = by_index[index]
-            # the journal's atomic claim is what makes "exactly once" hold even when two
-            # processes launch the same plan at the same moment
-            holder = self._journal.claim(
-                self.launch_id, index, exclusive=not (self._record.forced or resend), resend=resend
-            )
-            if holder is not None:
-                if (holder.launch_id, holder.index) != (self.launch_id, index):
-                    log.warning(
-                        "batch %d: the same body was sent by launch %s; following it, not sending again",
-                        index,
-                        holder.launch_id,
-                    )
-                    self._journal.link(self.launch_id, index, holder)
-                with lock:
-                    bar.update(len(batch))
-                return
+            # the journal's atomic claim (in send_batch_once) is what makes "exactly once" hold
+            # even when two processes launch the same plan at the same moment
             try:
-                task_id = self._client.send_batch(batch)
-            except OutcomeUnknown as exc:
-                log.warning("batch %d: outcome unknown: %s", index, exc)
-                self._journal.mark_unknown(self.launch_id, index, str(exc))
-            except AuthError as exc:
-                self._journal.mark_failed(self.launch_id, index, str(exc), code=exc.code)
-                auth_errors.append(exc)
-                stop.set()
-            except ApiError as exc:
-                log.warning("batch %d refused: %s", index, exc)
-                self._journal.mark_failed(self.launch_id, index, str(exc), code=exc.code)
-            except TransportError as exc:  # never reached the platform (OutcomeUnknown is above)
-                log.warning("batch %d not sent: %s", index, exc)
-                self._journal.mark_failed(self.launch_id, index, str(exc))
-            except BaseException as exc:
-                # anything unexpected after mark_sending: the request may have gone out
-                self._journal.mark_unknown(self.launch_id, index, f"{type(exc).__name__}: {exc}")
+                delivery = send_batch_once(
+                    self._client,
+                    self.launch_id,
+                    batch,
+                    exclusive=not (self._record.forced or resend),
+                    resend=resend,
+                    on_claim=lambda: events.batch(index, BatchState.SENDING),
+                    on_retry=lambda notice: events.retrying(str(notice)),
+                )
+            except BaseException:
+                if events.active:  # tell what the journal says now (unknown, if it may have gone out)
+                    with contextlib.suppress(Exception):
+                        events.batch(index, self._journal.batch(self.launch_id, index).state)
                 raise
-            else:
-                self._journal.mark_sent(self.launch_id, index, task_id, batch.keys)
-                log.info("batch %d sent: task %s", index, task_id)
+            error = delivery.error
+            if isinstance(error, AuthError):
+                auth_errors.append(error)
+                stop.set()  # the token was refused: every other batch would be too
+            elif isinstance(error, OutcomeUnknown):
+                log.warning("batch %d: outcome unknown: %s", index, error)
+            elif isinstance(error, ApiError):
+                log.warning("batch %d refused: %s", index, error)
+            elif error is not None:
+                log.warning("batch %d not sent: %s", index, error)
+            elif delivery.holder is None:
+                log.info("batch %d sent: task %s", index, delivery.task_id)
+            if delivery.holder is None or delivery.holder.launch_id != self.launch_id:
+                events.batch(index, delivery.state)
             with lock:
                 bar.update(len(batch))
 
@@ -376,19 +419,28 @@ class Launch:
         if auth_errors:
             raise auth_errors[0]
 
-    def resend_unknown(self, *, concurrency: int = 4, progress: bool = True) -> Launch:
+    def resend_unknown(
+        self, *, concurrency: int = 4, progress: bool = True, on_progress: ProgressCallback | None = None
+    ) -> Launch:
         """Send again the batches whose outcome is ``unknown``, once you decided to.
 
         Check on the platform first (were these profiles imported?): a re-send of a batch
         the platform did get starts the trigger for its profiles a second time.
+        ``on_progress`` is called as in :meth:`Client.launch`.
         """
         self._require_plan("resend_unknown()")
-        unknown = [b.index for b in self.batches if b.state == "unknown"]
-        self._send(unknown, concurrency=concurrency, progress=progress, resend=True)
+        unknown = [b.index for b in self.batches if b.state == BatchState.UNKNOWN]
+        self._send(unknown, concurrency=concurrency, progress=progress, resend=True, on_progress=on_progress)
         return self
 
     # --- polling --------------------------------------------------------------------------------
-    def wait(self, timeout: float | None = None, progress: bool = True) -> Launch:
+    def wait(
+        self,
+        timeout: float | None = None,
+        progress: bool = True,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> Launch:
         """Poll ``tasks/status`` of unfinished tasks until all are done or ``timeout`` seconds pass.
 
         Never raises on timeout: it returns with the state so far (``timed_out`` is True),
@@ -397,16 +449,37 @@ class Launch:
         (each read already retried) is left for a later ``wait()``, with a warning.
         Returns the launch, for ``launch.wait().results()``.
 
+        ``on_progress(event)`` is called with a :class:`~toolkit.send.events.LaunchProgress` after
+        each status read and each retry scheduled, from the polling threads, and once at the
+        end (phase ``done``); an exception in it is logged and ignored.
+
         Example (needs a server)::
 
             launch = client.launch(plan)
             launch.wait(timeout=60)      # returns after a minute at most, state kept
             launch.timed_out, launch.summary()["pending"]
         """
+        events = self._emitter(on_progress, "processing")
+        events.start()
+        try:
+            self._wait(timeout, progress, events)
+        finally:
+            events.done(self._waited_message() if events.active else None)
+        return self
+
+    def _waited_message(self) -> str:
+        """What a wait left, in a sentence."""
+        pending = sum(b.state == BatchState.SENT for b in self.batches)
+        if not pending:
+            return self._sent_message()
+        why = "timed out" if self.timed_out else "some task statuses could not be read"
+        return f"{why} with {pending} task(s) still processing; a later launch.wait() goes on"
+
+    def _wait(self, timeout: float | None, progress: bool, events: ProgressEmitter) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.timed_out = False
         self._poll_errors.clear()  # a new wait() tries every task again
-        records = [b for b in self.batches if b.task_id and b.state in ("sent", "completed", "failed")]
+        records = [b for b in self.batches if b.task_id and b.state in _POLLED_STATES]
         total = sum(b.n_rows for b in records)
         done_rows: dict[int, float] = {
             b.index: (b.n_rows if b.finished else b.n_rows * (b.progress or 0) / 100) for b in records
@@ -420,7 +493,8 @@ class Launch:
         )
         shown = sum(done_rows.values())
         bar.update(int(shown))
-        interval = _POLL_START
+        policy = self._client.retry
+        interval = policy.poll_start
         fmt: contract.Format = "xml" if self._record.format == "xml" else "json"
         workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="toolkit-poll")
         try:
@@ -428,12 +502,14 @@ class Launch:
                 pending = [
                     b
                     for b in self.batches
-                    if b.state == "sent" and b.task_id and self._poll_errors[b.index] < _MAX_POLL_ERRORS
+                    if b.state == BatchState.SENT
+                    and b.task_id
+                    and self._poll_errors[b.index] < policy.poll_give_up
                 ]
                 if not pending:
                     break
                 before = sum(done_rows.values())
-                statuses = list(workers.map(lambda b: (b, self._poll(b, fmt)), pending))
+                statuses = list(workers.map(lambda b: (b, self._poll(b, fmt, events)), pending))
                 for b, status in statuses:
                     if status is not None:
                         done_rows[b.index] = b.n_rows if status.finished else b.n_rows * status.progress / 100
@@ -443,9 +519,7 @@ class Launch:
                     shown = now_done
                 if all(s is not None and s.finished for _, s in statuses):
                     continue  # everything polled just finished: the loop ends on the next pass
-                interval = (
-                    max(_POLL_MIN, interval * 0.7) if now_done > before else min(_POLL_MAX, interval * 1.5)
-                )
+                interval = policy.next_poll_interval(interval, moved=now_done > before)
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -458,19 +532,20 @@ class Launch:
         finally:
             workers.shutdown(wait=True)
             bar.close()
-        return self
 
-    def _poll(self, batch: BatchRecord, fmt: contract.Format) -> TaskStatus | None:
+    def _poll(self, batch: BatchRecord, fmt: contract.Format, events: ProgressEmitter) -> TaskStatus | None:
         """One status poll; journals the state. Returns None when the poll itself failed."""
         assert batch.task_id is not None
         try:
-            status = self._client.task_status(batch.task_id, format=fmt)
+            status = self._client.task_status(
+                batch.task_id, format=fmt, on_retry=lambda n: events.retrying(str(n))
+            )
         except AuthError:
             raise
         except (ApiError, TransportError) as exc:
             self._poll_errors[batch.index] += 1
             log.warning("status of task %s (batch %d) not read: %s", batch.task_id, batch.index, exc)
-            if self._poll_errors[batch.index] >= _MAX_POLL_ERRORS:
+            if self._poll_errors[batch.index] >= self._client.retry.poll_give_up:
                 log.warning(
                     "gave up reading task %s (batch %d) for now; a later launch.wait() tries again",
                     batch.task_id,
@@ -498,8 +573,10 @@ class Launch:
                 results=results,
                 error=error,
             )
+            events.task(batch.index, BatchState.COMPLETED if status.done else BatchState.FAILED, 100.0)
         else:
             self._journal.update_status(self.launch_id, batch.index, status.status, status.progress)
+            events.task(batch.index, BatchState.SENT, status.progress)
         return status
 
     def progress_history(self) -> list[dict[str, Any]]:
@@ -515,12 +592,14 @@ class Launch:
     def _frame(self) -> pl.DataFrame:
         """The results as a polars frame (vectorized: a million rows take well under a second)."""
         batches = self.batches
-        keys = {b.index: list(b.keys) for b in self.plan.batches} if self.plan is not None else {}
+        keys: dict[int, list[str | None]] = (
+            {b.index: list(b.keys) for b in self.plan.batches} if self.plan is not None else {}
+        )
         sent = pl.DataFrame(
             {
                 "batch": [b.index for b in batches],
                 "task_id": [b.task_id for b in batches],
-                "state": [b.state for b in batches],
+                "state": [b.state.value for b in batches],
                 "batch_code": [b.error_code for b in batches],
                 "batch_error": [b.error for b in batches],
                 "position": [list(b.rows) for b in batches],
@@ -539,7 +618,12 @@ class Launch:
             },
         )  # fmt: skip
         state = pl.col("state")
-        has_row = state.is_in(["completed", "failed"]) & pl.col("row_status").is_not_null()
+        completed, failed, unknown = (
+            BatchState.COMPLETED.value,
+            BatchState.FAILED.value,
+            BatchState.UNKNOWN.value,
+        )
+        has_row = state.is_in([completed, failed]) & pl.col("row_status").is_not_null()
         frame = sent.join(rows, on="position", how="left").select(
             "position",
             "match_key",
@@ -547,23 +631,23 @@ class Launch:
             "task_id",
             status=pl.when(has_row)
             .then(pl.col("row_status"))
-            .when(state == "failed")
-            .then(pl.lit("failed"))
-            .when(state.is_in(["completed", "unknown"]))
-            .then(pl.lit("unknown"))
-            .otherwise(pl.lit("pending")),
+            .when(state == failed)
+            .then(pl.lit(RowStatus.FAILED.value))
+            .when(state.is_in([completed, unknown]))
+            .then(pl.lit(RowStatus.UNKNOWN.value))
+            .otherwise(pl.lit(RowStatus.PENDING.value)),
             profile_id=pl.when(has_row).then(pl.col("profile_id")),
             error=pl.when(has_row)
             .then(pl.col("row_code").cast(pl.String))
-            .when(state == "failed")
+            .when(state == failed)
             .then(pl.coalesce(pl.col("batch_code").cast(pl.String), pl.lit("not_sent"))),
             error_text=pl.when(has_row)
             .then(pl.col("row_text"))
-            .when(state == "failed")
+            .when(state == failed)
             .then(pl.col("batch_error"))
-            .when(state == "completed")  # completed, yet no per-profile answer was kept
+            .when(state == completed)  # completed, yet no per-profile answer was kept
             .then(pl.lit("no per-profile result"))
-            .when(state == "unknown")
+            .when(state == unknown)
             .then(pl.lit(UNKNOWN_TEXT)),
         )
         if self.plan is not None:
@@ -575,7 +659,7 @@ class Launch:
                     match_key=pl.lit(None, pl.String),
                     batch=pl.lit(None, pl.Int64),
                     task_id=pl.lit(None, pl.String),
-                    status=pl.lit("rejected"),
+                    status=pl.lit(RowStatus.REJECTED.value),
                     profile_id=pl.lit(None, pl.String),
                     error=pl.col("rule").cast(pl.String) if "rule" in names else pl.lit(None, pl.String),
                     error_text=pl.col("reason").cast(pl.String)
@@ -633,16 +717,16 @@ class Launch:
             return dict(grouped.iter_rows())
 
         out: dict[str, Any] = {"rows": frame.height}
-        for name in ("imported", "failed", "rejected", "unknown", "pending"):
-            out[name] = int(statuses.get(name, 0))
-        out["failures"] = counts("failed", "error_text", "unknown error")
-        out["rejections"] = counts("rejected", "error", "rejected")
+        for name in RowStatus:
+            out[name.value] = int(statuses.get(name.value, 0))
+        out["failures"] = counts(RowStatus.FAILED, "error_text", "unknown error")
+        out["rejections"] = counts(RowStatus.REJECTED, "error", "rejected")
         out["batches"] = self.states()
         return out
 
     def failed_positions(self) -> list[int]:
         """Input positions of the rows that failed (sent and refused, or never delivered)."""
-        return self._frame().filter(pl.col("status") == "failed")["position"].to_list()
+        return self._frame().filter(pl.col("status") == RowStatus.FAILED.value)["position"].to_list()
 
     def retry_failed(self, frame: Any = None) -> Plan:
         """A plan of the failed rows only, to launch after the data is fixed.
@@ -718,21 +802,28 @@ def _row_results(batch: BatchRecord, status: TaskStatus) -> tuple[list[RowResult
             code = item.get("error")
             if code not in (None, 0, "0", ""):
                 out.append(
-                    RowResult(pos, batch.index, "failed", None, _int(code), str(item.get("error_text") or ""))
+                    RowResult(
+                        pos,
+                        batch.index,
+                        RowStatus.FAILED,
+                        None,
+                        _int(code),
+                        str(item.get("error_text") or ""),
+                    )
                 )
             else:
                 pid = item.get("profile_id")
-                out.append(RowResult(pos, batch.index, "imported", None if pid is None else str(pid)))
+                out.append(RowResult(pos, batch.index, RowStatus.IMPORTED, None if pid is None else str(pid)))
         return out, None
     if status.failed:
         code = _int(status.result.get("error"))
         text = str(status.result.get("error_text") or f"the task ended {status.status!r}")
-        return [RowResult(pos, batch.index, "failed", None, code, text) for pos in rows], text
+        return [RowResult(pos, batch.index, RowStatus.FAILED, None, code, text) for pos in rows], text
     if items is None and not status.errors:
         # the platform's short form ({captured, errors: [], status}): nothing failed
-        return [RowResult(pos, batch.index, "imported") for pos in rows], None
+        return [RowResult(pos, batch.index, RowStatus.IMPORTED) for pos in rows], None
     text = f"the platform gave {len(items or [])} results and {len(status.errors or [])} errors for {len(rows)} rows"
-    return [RowResult(pos, batch.index, "unknown", None, None, text) for pos in rows], text
+    return [RowResult(pos, batch.index, RowStatus.UNKNOWN, None, None, text) for pos in rows], text
 
 
 def _int(value: Any) -> int | None:
@@ -746,7 +837,7 @@ def history_frame(journal: Journal, *, kind: Literal["pandas", "polars"] = "pand
     """The journal's launches, newest first, as a pandas (default) or polars frame."""
     if kind not in ("pandas", "polars"):
         raise InvalidArgumentError(f"kind must be 'pandas' or 'polars', got {kind!r}")
-    schema = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "launch_id": pl.String, "label": pl.String, "created": pl.String, "trigger_id": pl.Int64,
         "host": pl.String, "format": pl.String, "rows": pl.Int64, "batches": pl.Int64,
         "planned": pl.Int64, "sent": pl.Int64, "completed": pl.Int64, "failed": pl.Int64,
