@@ -11,7 +11,8 @@ phones with spaces, Cyrillic names and cities. Side by side, in one run, best of
 (c) the same, of the UTF-8 file.
 
 Target: (b) at most 2x (a). Both files are written to a temporary folder first (not timed).
-Each reader runs in the same process after one warm-up call, so imports are not counted.
+Each reader runs in the same process after one warm-up call, so imports are not counted, and
+the three take turns, so that a busy moment of a shared machine falls on all of them alike.
 
 Usage::
 
@@ -68,14 +69,18 @@ def segment_text(rows: int, seed: int = 0) -> str:
     return frame.with_columns(revenue).write_csv(separator=";")
 
 
-def best(reader: Callable[[], object], repeat: int) -> float:
-    reader()  # warm-up: imports, page cache
-    times = []
+def best_of(readers: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Each reader's best time, the readers taking turns (a busy moment of the machine then
+    falls on all of them alike, not on whichever ran during it)."""
+    for reader in readers.values():
+        reader()  # warm-up: imports, page cache
+    times: dict[str, list[float]] = {name: [] for name in readers}
     for _ in range(repeat):
-        started = time.perf_counter()
-        reader()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for name, reader in readers.items():
+            started = time.perf_counter()
+            reader()
+            times[name].append(time.perf_counter() - started)
+    return {name: min(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         assert (seg.encoding, seg.separator, seg.frame.height) == ("cp1251", ";", args.rows), seg.describe()
         assert seg.frame.equals(load_segment(utf8).frame)
 
-        floor = best(lambda: pl.read_csv(utf8, separator=";"), args.repeat)
-        ours = best(lambda: load_segment(cp1251), args.repeat)
-        ours_utf8 = best(lambda: load_segment(utf8), args.repeat)
+        best = best_of(
+            {
+                "floor": lambda: pl.read_csv(utf8, separator=";"),
+                "ours": lambda: load_segment(cp1251),
+                "ours_utf8": lambda: load_segment(utf8),
+            },
+            args.repeat,
+        )
+        floor, ours, ours_utf8 = best["floor"], best["ours"], best["ours_utf8"]
 
     rows = f"{args.rows:,} rows, {size / 1e6:.0f} MB"
     print(f"read_segment vs pl.read_csv, {rows}, best of {args.repeat}:")

@@ -263,3 +263,15 @@ def test_utf8_is_recognised_when_the_sample_cuts_a_character_in_two() -> None:
     data = ("name\n" + f"{value}\n" * 20_000).encode()
     seg = load_segment(data)
     assert seg.encoding == "utf-8" and seg.frame["name"].unique().to_list() == [value]
+
+
+def test_a_column_of_few_distinct_names_reads_the_same_in_cp1251_and_utf8() -> None:
+    """Columns of few distinct values are decoded once per value: the result is the same text,
+    blanks and all, as the same file in UTF-8."""
+    names = ["Анна", "Иван", "", "Пётр «Ёж»", "Мария-Елена"]
+    text = "n;name;city\n" + "".join(
+        f"{i};{names[i % 5]};{'Москва' if i % 3 else ''}\n" for i in range(60_000)
+    )
+    cp1251, utf8 = load_segment(text.encode("cp1251")), load_segment(text.encode())
+    assert cp1251.encoding == "cp1251" and cp1251.frame.equals(utf8.frame)
+    assert cp1251.frame["name"].to_list()[:5] == ["Анна", "Иван", None, "Пётр «Ёж»", "Мария-Елена"]

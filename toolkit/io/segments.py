@@ -37,6 +37,7 @@ import codecs
 import csv
 import functools
 import io
+import itertools
 import math
 import os
 import re
@@ -369,9 +370,13 @@ def _read_delimited(
     sep, header_fields, header_lines = _header(data, separator, name)
     table = _parse(data, name, sep, len(header_fields), header_lines)
     columns = [table.column(i) for i in range(table.num_columns)]
-    encoding_used, header_names, tried = _decide_encoding(chosen, header_fields, columns, name)
+    ascii_columns = [_is_ascii(c) for c in columns]  # (most are: ids, emails, numbers, dates)
+    encoding_used, header_names, tried = _decide_encoding(chosen, header_fields, columns, ascii_columns, name)
     names = _column_names(header_names, name)
-    decoded = [_decode_column(col, encoding_used, name, names[i], tried) for i, col in enumerate(columns)]
+    decoded = [
+        _decode_column(col, "ascii" if ascii_only else encoding_used, name, names[i], tried)
+        for i, (col, ascii_only) in enumerate(zip(columns, ascii_columns, strict=True))
+    ]
     import pyarrow as pa
 
     frame = pl.from_arrow(pa.table(decoded, names=names))
@@ -587,7 +592,7 @@ def _parse_problem(data: bytes, name: str, sep: str, n_columns: int, arrow_messa
 
 
 def _decide_encoding(
-    chosen: str | None, header: list[bytes], columns: list[Any], name: str
+    chosen: str | None, header: list[bytes], columns: list[Any], ascii_columns: list[bool], name: str
 ) -> tuple[str, list[str], list[str]]:
     """(the encoding, the header's names decoded, the encodings tried, for messages)."""
     raw_header = b"\0".join(header)
@@ -597,7 +602,7 @@ def _decide_encoding(
             return chosen, raw_header.decode(chosen).split("\0"), tried
         except UnicodeDecodeError as exc:
             raise SegmentFileError(_undecodable(name, exc, tried, raw_header), source=name) from None
-    wide = [c for c in columns if not _is_ascii(c)]
+    wide = [c for c, ascii_only in zip(columns, ascii_columns, strict=True) if not ascii_only]
     if raw_header.isascii() and not wide:
         return "utf-8", raw_header.decode("ascii").split("\0"), ["utf-8"]
     if _valid_utf8(raw_header, wide):
@@ -651,7 +656,8 @@ def _column_bytes(column: Any, limit: int, *, between: bytes = b"") -> bytes:
             out += memoryview(data)[bounds[0] : min(bounds[-1], bounds[0] + limit - len(out))]
         else:
             view = memoryview(data)
-            for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            head = bounds[: limit - len(out) + 2].tolist()  # no value is shorter than its separator
+            for start, stop in itertools.pairwise(head):
                 if stop > start:
                     out += view[start:stop]
                     out += between
@@ -697,7 +703,9 @@ def _russian_score(text: str) -> float | None:
     0 is the likelihood of a common letter; a non-letter, a rare letter or a capital inside
     a word (``иВАН``: ``Иван`` in cp1251 read as koi8-r) pulls it down.
     """
-    counts = Counter(c for c in text if ord(c) >= 0x80)
+    counts = Counter(text)  # counted in C; the ASCII characters are then dropped
+    for char in [c for c in counts if c < "\x80"]:
+        del counts[char]
     total = sum(counts.values())
     if not total:
         return None
@@ -726,8 +734,13 @@ def _column_names(header: list[str], name: str) -> list[str]:
 
 
 def _decode_column(column: Any, codec: str, name: str, column_name: str, tried: list[str]) -> Any:
-    """A column of raw field bytes as UTF-8 text, chunk by chunk (ASCII chunks: no copy)."""
+    """A column of raw field bytes as UTF-8 text, chunk by chunk (ASCII chunks: no copy).
+
+    In a single-byte encoding, a column of few distinct values (first names, cities) is
+    decoded once per distinct value (a dictionary, then a take); any other, as one buffer.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     chunks: list[Any] = []
     for chunk in column.chunks:
@@ -735,7 +748,7 @@ def _decode_column(column: Any, codec: str, name: str, column_name: str, tried: 
         validity, offsets, data = chunk.buffers()
         bounds = np.frombuffer(offsets, dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
         raw = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]] if data is not None else None
-        if raw is None or raw.size == 0 or raw.max() < 0x80 or codec == "utf-8":
+        if codec == "ascii" or raw is None or raw.size == 0 or codec == "utf-8" or raw.max() < 0x80:
             as_text = pa.StringArray.from_buffers(
                 len(chunk), offsets, data, validity, chunk.null_count, chunk.offset
             )
@@ -751,32 +764,64 @@ def _decode_column(column: Any, codec: str, name: str, column_name: str, tried: 
                     ) from None
             chunks.append(as_text)
             continue
-        table = _single_byte_table(codec)
-        assert table is not None
-        extra, defined = table
-        if not defined[raw].all():
-            at = int(np.argmin(defined[raw]))
-            row = rows_before + int(np.searchsorted(bounds - bounds[0], at, side="right"))
-            raise SegmentFileError(
-                f"{name}: column {column_name!r}, row {row:,}: byte 0x{int(raw[at]):02x} is no character in "
-                f"{_shown_encoding(codec)} (encodings tried: {', '.join(map(_shown_encoding, tried))}); "
-                "pass the file's encoding (encoding=... / --encoding)",
-                source=name,
-            )
-        text = raw.tobytes().decode(codec).encode("utf-8")
-        # each field's new start: its old one plus the bytes the characters before it grew by
-        wide = np.int32 if raw.size < 2**29 else np.int64  # at most 2 extra bytes per byte
-        grown = np.concatenate([np.zeros(1, wide), np.cumsum(extra[raw], dtype=wide)])
-        relative = bounds.astype(np.int64) - bounds[0]
-        new_offsets = relative + grown[relative]
-        chunks.append(
-            pa.LargeStringArray.from_buffers(
-                len(chunk), pa.py_buffer(new_offsets), pa.py_buffer(text), validity, chunk.null_count, 0
-            )
-        )
+        sample = chunk.slice(0, _DICTIONARY_SAMPLE)
+        if len(chunk) > 2 * _DICTIONARY_SAMPLE and pc.count_distinct(sample).as_py() * 8 < len(sample):
+            encoded = pc.dictionary_encode(chunk)
+            words = _transcode(encoded.dictionary, codec, name, column_name, tried, rows_before=None)
+            chunks.append(pc.take(words, encoded.indices))
+        else:
+            chunks.append(_transcode(chunk, codec, name, column_name, tried, rows_before=rows_before))
     if any(isinstance(c, pa.LargeStringArray) for c in chunks):
         chunks = [c.cast(pa.large_string()) if not isinstance(c, pa.LargeStringArray) else c for c in chunks]
     return pa.chunked_array(chunks, type=chunks[0].type if chunks else pa.string())
+
+
+_DICTIONARY_SAMPLE = 20_000  # values looked at to tell a column of few distinct values
+
+
+def _transcode(
+    chunk: Any, codec: str, name: str, column_name: str, tried: list[str], *, rows_before: int | None
+) -> Any:
+    """A chunk of single-byte-encoded values as UTF-8: the whole buffer decoded at once, each
+    value's new offset its old one plus the bytes the characters before it grew by."""
+    import pyarrow as pa
+
+    if chunk.offset:  # a slice: its validity bits start mid-byte; a fresh copy starts at 0
+        chunk = pa.concat_arrays([chunk])
+    validity, offsets, data = chunk.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32)[: len(chunk) + 1]
+    raw = (
+        np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]]
+        if data is not None
+        else np.zeros(0, np.uint8)
+    )
+    table = _single_byte_table(codec)
+    assert table is not None
+    extra, defined = table
+    if not defined[raw].all():
+        at = int(np.argmin(defined[raw]))
+        where = ""
+        if rows_before is not None:  # (a dictionary's values have no row)
+            where = f", row {rows_before + int(np.searchsorted(bounds - bounds[0], at, side='right')):,}"
+        raise SegmentFileError(
+            f"{name}: column {column_name!r}{where}: byte 0x{int(raw[at]):02x} is no character in "
+            f"{_shown_encoding(codec)} (encodings tried: {', '.join(map(_shown_encoding, tried))}); "
+            "pass the file's encoding (encoding=... / --encoding)",
+            source=name,
+        )
+    text = raw.tobytes().decode(codec).encode("utf-8")
+    wide = np.int32 if raw.size < 2**29 else np.int64  # at most 2 extra bytes per byte
+    grown = np.concatenate([np.zeros(1, wide), np.cumsum(extra[raw], dtype=wide)])
+    relative = bounds.astype(np.int64) - bounds[0]
+    new_offsets = relative + grown[relative]
+    return pa.LargeStringArray.from_buffers(
+        len(chunk),
+        pa.py_buffer(new_offsets),
+        pa.py_buffer(text),
+        validity,
+        chunk.null_count,
+        0,
+    )
 
 
 def _undecodable(name: str, exc: UnicodeDecodeError, tried: Sequence[str], data: bytes) -> str:
