@@ -77,7 +77,12 @@ def _write(stream: TextIO, text: str) -> None:
 
 
 def say(text: str = "") -> None:
-    """Print to stdout; a closed pipe is not an error."""
+    """Print to stdout; a closed pipe is not an error.
+
+    Example:
+        >>> say("imported 24")
+        imported 24
+    """
     _write(sys.stdout, text)
 
 

@@ -149,7 +149,14 @@ def report_lines(counts: LaunchCounts) -> list[str]:
 
 
 def history_lines(all_counts: list[LaunchCounts]) -> list[str]:
-    """The journal's launches as a table within the output width (newest first)."""
+    """The journal's launches as a table within the output width (newest first).
+
+    Example:
+        >>> c = LaunchCounts("6e263da144e4", None, 96, "http://h", "2024-05-01T12:00:00", 20, 6, 14, 14, 0, 0, 0)
+        >>> print("\\n".join(history_lines([c])))
+        created (UTC)     launch        trigger  rows  rejected  sent  imported  failed  unknown  pending
+        2024-05-01 12:00  6e263da144e4       96    20         6    14        14       0        0        0
+    """
     rows = [
         {"created": _when(c.created), "launch": c.name, "trigger": c.trigger_id or 0,
          **{k: getattr(c, k) for k in COUNTS}}

@@ -121,7 +121,19 @@ def read_file(args: argparse.Namespace, path: str | None = None, *, need_rows: b
 
 
 def build_mapping(args: argparse.Namespace, columns: list[str], name: str) -> Mapping:
-    """``--map``, ``--subscribe`` and the matching options, checked against the file's columns."""
+    """``--map``, ``--subscribe`` and the matching options, checked against the file's columns.
+
+    Example:
+        >>> args = argparse.Namespace(maps=["mail=email"], subscribe=["sms=tel:20"], resource_id=None,
+        ...                           matching="email", match_field=None)
+        >>> m = build_mapping(args, ["mail", "tel"], "s.csv")
+        >>> m.fields, [(s.channel, s.column, s.resource_id) for s in m.subscriptions]
+        ({'mail': 'email'}, [('sms', 'tel', 20)])
+        >>> build_mapping(argparse.Namespace(**{**vars(args), "maps": ["mial=email"]}), ["mail", "tel"], "s.csv")
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.InvalidArgumentError: --map mial=email: s.csv has no column 'mial'; did you mean 'mail'? (its columns: mail, tel)
+    """
     if not args.maps:
         shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
         raise InvalidArgumentError(
