@@ -26,6 +26,7 @@ import defusedxml.ElementTree as _safe_et
 
 __all__ = [
     "API_PREFIX",
+    "ARRAY_MARK",
     "BATCH_PATH",
     "BATCH_SENT_STATES",
     "BATCH_SETTLED_STATES",
@@ -306,9 +307,10 @@ BODY_TOO_LARGE: Final = error_envelope(400, "Invalid request", "http: request bo
 # arrays, even when one element or none is present.
 REQUEST_LIST_PATHS: Final = frozenset({("data",), ("data", "subscriptions"), ("attach",)})
 STATUS_LIST_PATHS: Final = frozenset({("data", "result", "result"), ("data", "result", "errors")})
-# Arrays the platform knows by name are written as plain repeated elements; any other
-# one-item or empty array carries array='true' so a reader knows it is an array.
-_IMPLICIT_ARRAYS: Final = frozenset({"data", "subscriptions"})
+#: The marker of a repeated element that holds one item (or none): the seed's ``<attach array='true'>``.
+#: Every one-item array of a body carries it (``data``, ``subscriptions``, list fields, ``attach``),
+#: so a reader that does not know the element by name still reads an array.
+ARRAY_MARK: Final = " array='true'"
 # Arrays the platform writes empty as a bare element (the seed's ``<errors/>``).
 _BARE_EMPTY_ARRAYS: Final = frozenset({"errors"})
 
@@ -352,9 +354,9 @@ def _xml_lines(key: str, value: Any, out: list[str]) -> None:
         out.append(f"</{key}>")
     elif isinstance(value, (list, tuple)):
         if not value:
-            out.append(f"<{key}/>" if key in _BARE_EMPTY_ARRAYS else f"<{key} array='true'/>")
+            out.append(f"<{key}/>" if key in _BARE_EMPTY_ARRAYS else f"<{key}{ARRAY_MARK}/>")
             return
-        marker = " array='true'" if len(value) == 1 and key not in _IMPLICIT_ARRAYS else ""
+        marker = ARRAY_MARK if len(value) == 1 else ""
         for item in value:
             if isinstance(item, Mapping):
                 out.append(f"<{key}{marker}>")

@@ -91,7 +91,7 @@ class _Bodies:
         bodies = {}
         for index in range(first, last):
             rows = fragments.slice(cuts[index] - start, cuts[index + 1] - cuts[index])
-            bodies[index] = env.prefix + rows.str.join(separator).cast(pl.Binary).item() + env.suffix
+            bodies[index] = env.body(rows.str.join(separator).cast(pl.Binary).item(), rows=len(rows))
         return bodies
 
     def _gather(self, start: int, stop: int) -> pl.DataFrame:
@@ -462,7 +462,7 @@ def _build(
     encoder = RowEncoder(prepared, mapping, fmt)
     sizes = encoder.sizes(prepared.frame, prepared.valid)
 
-    budget = options["max_bytes"] - env.overhead - TOKEN_ROOM
+    budget = options["max_bytes"] - env.overhead - env.extra(1) - TOKEN_ROOM
     fits = sizes <= budget
     rejected_rows = prepared.rejected
     if not fits.all():
@@ -488,7 +488,10 @@ def _build(
             format=fmt,
             _bodies=bodies,
             _span=(start, stop),
-            _nbytes=env.overhead + int(sizes[start:stop].sum()) + (stop - start - 1) * len(env.separator),
+            _nbytes=env.overhead
+            + env.extra(stop - start)
+            + int(sizes[start:stop].sum())
+            + (stop - start - 1) * len(env.separator),
         )
         for index, (start, stop) in enumerate(itertools.pairwise(cuts))
     )
