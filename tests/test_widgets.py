@@ -106,6 +106,17 @@ def test_form_prefills_mapping_and_previews_the_plan(segment: pl.DataFrame, clie
     assert CSS_CLASSES["results"] in form.results._dom_classes
 
 
+def test_matching_offers_the_modes_documented_for_the_batch_method(segment: pl.DataFrame) -> None:
+    """The dropdown lists the five documented modes; the plan's opt-in lists all eleven."""
+    assert list(LaunchForm(segment, trigger=96).matching.options) == [
+        "email", "email_profile", "phone", "profile_id", "custom"
+    ]  # fmt: skip
+    form = LaunchForm(segment, trigger=96, plan_options={"allow_undocumented_matching": True})
+    assert len(form.matching.options) == 11
+    form.matching.value = "email_phone"
+    assert form.plan is not None and b'"matching":"email_phone"' in form.plan.batches[0].body
+
+
 def test_validation_disables_the_button(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
     """Each invalid input disables Launch and says why; an unconfirmed click sends nothing and says so."""
     form = LaunchForm(segment, client=client, trigger=96)

@@ -31,7 +31,7 @@ import orjson
 import phonenumbers
 import polars as pl
 
-from toolkit.core.contract import MAX_BODY_BYTES, Format
+from toolkit.core.contract import MATCHING_MODES, MAX_BODY_BYTES, Format
 from toolkit.core.encode import Envelope, RowEncoder, envelope, take_sorted
 from toolkit.core.frames import SourceFrame
 from toolkit.core.mapping import Mapping, Trigger
@@ -342,6 +342,7 @@ def plan(
     max_rows: int = 10_000,
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
+    allow_undocumented_matching: bool = False,
 ) -> Plan: ...
 @overload
 def plan(
@@ -354,6 +355,7 @@ def plan(
     max_rows: int = 10_000,
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
+    allow_undocumented_matching: bool = False,
 ) -> Plan: ...
 def plan(
     frame: Any,
@@ -365,6 +367,7 @@ def plan(
     max_rows: int = 10_000,
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
+    allow_undocumented_matching: bool = False,
 ) -> Plan:
     """Validate a segment and split it into request bodies under the platform's limits.
 
@@ -379,6 +382,13 @@ def plan(
             international numbers are accepted).
         duplicates: rows sharing a match key: ``"first"`` keeps the first and rejects the
             rest, ``"last"`` keeps the last, ``"keep"`` sends them all.
+        allow_undocumented_matching: the platform documents five matching modes for
+            ``import_and_start_batch_task`` (``email``, ``email_profile``, ``phone``,
+            ``profile_id``, ``custom``); the six others (``email_sub``, ``phone_sub``,
+            ``push_sub``, ``custom_sub``, ``email_phone``, ``email_phone_sub``) are documented
+            only for the methods that start a trigger without importing. They are refused
+            unless this is ``True``: then they are sent as asked, and how the platform
+            reads them for this method is undocumented.
 
     Returns:
         A :class:`Plan`: ``batches`` to send and ``rejected`` rows with their reasons.
@@ -401,6 +411,7 @@ def plan(
         "max_rows": max_rows,
         "phone_region": phone_region,
         "duplicates": duplicates,
+        "allow_undocumented_matching": allow_undocumented_matching,
     }
     _check_options(mapping, trigger, options)
     return _build(SourceFrame.wrap(frame), mapping, trigger, options, positions=None)
@@ -411,6 +422,7 @@ def _check_options(mapping: Mapping, trigger: Trigger, options: dict[str, Any]) 
         raise InvalidArgumentError(f"mapping must be a toolkit.Mapping, got {type(mapping).__name__}")
     if not isinstance(trigger, Trigger):
         raise InvalidArgumentError(f"trigger must be a toolkit.Trigger, got {type(trigger).__name__}")
+    _check_matching(mapping.matching, options.get("allow_undocumented_matching", False))
     if options["format"] not in ("json", "xml"):
         raise InvalidArgumentError(f"format must be 'json' or 'xml', got {options['format']!r}")
     for name in ("max_bytes", "max_rows"):
@@ -437,6 +449,26 @@ def _check_options(mapping: Mapping, trigger: Trigger, options: dict[str, Any]) 
             f"max_bytes={options['max_bytes']:,} leaves no room for profiles: the request envelope alone "
             f"takes {env.overhead + TOKEN_ROOM:,} bytes (attachments count here); raise max_bytes"
         )
+
+
+#: The matching modes the page of ``import_and_start_batch_task`` documents (contract: V).
+DOCUMENTED_MATCHING: tuple[str, ...] = tuple(
+    str(m) for m, rule in MATCHING_MODES.items() if rule.documented_for_batch
+)
+
+
+def _check_matching(matching: str, allowed: object) -> None:
+    """Refuse a matching mode this method does not document, unless the caller opted in."""
+    if not isinstance(allowed, bool):
+        raise InvalidArgumentError(f"allow_undocumented_matching must be True or False, got {allowed!r}")
+    if allowed or MATCHING_MODES[matching].documented_for_batch:
+        return
+    raise InvalidArgumentError(
+        f"matching={str(matching)!r} is not documented for import_and_start_batch_task, which documents "
+        f"{', '.join(map(repr, DOCUMENTED_MATCHING))}; the platform documents {str(matching)!r} only for the "
+        "methods that start a trigger without importing. Use one of the five, or plan(..., "
+        "allow_undocumented_matching=True) to send it anyway (how the platform reads it here is undocumented)"
+    )
 
 
 def _build(

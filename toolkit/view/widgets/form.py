@@ -168,8 +168,11 @@ class LaunchForm(widgets.VBox):
             value=trig.trigger_id if trig else 0, description="Trigger id", style=STYLE
         )
         self.trigger_id.add_class(CSS_CLASSES["trigger_id"])
+        # the modes documented for import_and_start_batch_task; all of them with the plan's opt-in
+        modes = [m for m, rule in MATCHING_MODES.items() if rule.documented_for_batch
+                 or self._plan_options.get("allow_undocumented_matching")]  # fmt: skip
         self.matching = widgets.Dropdown(
-            options=list(MATCHING_MODES), value=mapping.matching if mapping else MatchingMode.EMAIL,
+            options=modes, value=mapping.matching if mapping else MatchingMode.EMAIL,
             description="Matching", style=STYLE,
         )  # fmt: skip
         self.matching.add_class(CSS_CLASSES["matching"])
