@@ -9,6 +9,8 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     │   └── ConfigurationError                  a required setting (env var) is missing
     ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
     ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``)
+    ├── PreflightError                          checked before sending: trigger, fields, resources,
+    │                                           or made-up people bound for the real platform
     ├── TransportError (ConnectionError)        the request could not be sent or answered
     │   └── OutcomeUnknown                      it was sent, but its answer was lost
     └── ApiError                                the platform answered ``error != 0``
@@ -42,6 +44,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidArgumentError",
     "OutcomeUnknown",
+    "PreflightError",
     "RateLimited",
     "RequestInfo",
     "RequestTooLarge",
@@ -118,6 +121,22 @@ class AlreadyLaunched(ToolkitError, RuntimeError):
     def __init__(self, message: str = "", *, previous: object = None) -> None:
         super().__init__(message)
         self.previous = previous
+
+
+class PreflightError(ToolkitError):
+    """A launch was refused before anything was sent: the platform's catalog shows a problem
+    (the trigger is missing, inactive or not an API-call trigger, a mapped profile field is
+    not in the trigger's database, a resource is unknown or of another channel), or a plan of
+    made-up people (the bundled sample) was about to go to the real platform.
+
+    ``problems`` holds each problem (``code``, ``message``, ``severity``), in plain language.
+    Fix them, or pass ``preflight=False`` (catalog checks) / ``allow_sample=True`` (made-up
+    people) to ``Client.launch`` to send anyway.
+    """
+
+    def __init__(self, message: str = "", *, problems: Iterable[object] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class TransportError(ToolkitError, ConnectionError):

@@ -31,10 +31,11 @@ import orjson
 import phonenumbers
 import polars as pl
 
-from toolkit.core.contract import MATCHING_MODES, MAX_BODY_BYTES, Format
+from toolkit.core.contract import EMAIL_FIELD, MATCHING_MODES, MAX_BODY_BYTES, Format
 from toolkit.core.encode import Envelope, RowEncoder, envelope, take_sorted
 from toolkit.core.frames import SourceFrame
 from toolkit.core.mapping import Mapping, Trigger
+from toolkit.core.sample import RESERVED_EMAIL_DOMAINS, is_sample
 from toolkit.core.validate import KEY, POS, REASON, RULE, Prepared, prepare
 from toolkit.errors import InvalidArgumentError, did_you_mean
 
@@ -52,9 +53,17 @@ class _Bodies:
     it leaves, so a body over the limit can never be sent.
     """
 
-    def __init__(self, prepared: Prepared, encoder: RowEncoder, env: Envelope, cuts: list[int]) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        encoder: RowEncoder,
+        env: Envelope,
+        cuts: list[int],
+        email_columns: Sequence[str] = (),
+    ) -> None:
         self.frame = prepared.frame
         self.valid = prepared.valid
+        self.email_columns = tuple(email_columns)
         self.encoder = encoder
         self.env = env
         self.cuts = cuts
@@ -100,6 +109,16 @@ class _Bodies:
 
     def keys(self, start: int, stop: int) -> list[str]:
         return self._gather(start, stop).get_column(KEY).to_list()
+
+    def email_domains(self) -> tuple[int, int]:
+        """(addresses, addresses on a reserved domain) among the e-mails the plan sends."""
+        if not self.email_columns or not len(self.valid):
+            return 0, 0
+        emails = pl.concat(
+            [self.frame.get_column(c).gather(self.valid) for c in self.email_columns]
+        ).drop_nulls()
+        domain = emails.str.extract(r"@([^@]+)$")
+        return emails.len(), int(domain.str.contains(RESERVED_EMAIL_DOMAINS.pattern).sum())
 
 
 # Rows encoded together when a body is asked for: its window's bodies are built in parallel.
@@ -230,6 +249,33 @@ class Plan:
         for batch in self.batches:
             digest.update(batch.digest.encode())
         return digest.hexdigest()
+
+    @functools.cached_property
+    def test_data(self) -> str | None:
+        """Why this plan looks like made-up people rather than customers, else ``None``: it was
+        built from :func:`~toolkit.core.sample.sample_customers`, or every address it sends is
+        on a domain reserved for examples (``example.com``, ``*.example``, ``*.test``, ...).
+
+        ``Client.launch`` refuses such a plan on a platform that is not the toolkit's sandbox
+        unless ``allow_sample=True``.
+
+        Example:
+            >>> from toolkit.core.mapping import Mapping, Trigger
+            >>> plan(pl.DataFrame({"email": ["a@example.com"]}), Mapping({"email": "email"}), Trigger(1)).test_data
+            'every e-mail address it sends (1) is on a domain reserved for examples (example.com, *.example, *.test)'
+            >>> plan(pl.DataFrame({"email": ["a@x.io"]}), Mapping({"email": "email"}), Trigger(1)).test_data is None
+            True
+        """
+        if is_sample(self.source):
+            return "it was built from toolkit.sample_customers(), whose people are made up (their phones may be real)"
+        bodies = self.batches[0]._bodies if self.batches else None
+        emails, reserved = bodies.email_domains() if bodies is not None else (0, 0)
+        if emails and reserved == emails:
+            return (
+                f"every e-mail address it sends ({emails:,}) is on a domain reserved for examples "
+                "(example.com, *.example, *.test)"
+            )
+        return None
 
     def rejected_by_rule(self) -> dict[str, int]:
         """Rejected row counts per rule, most common first."""
@@ -513,7 +559,10 @@ def _build(
         prepared, sizes = prepared.keep(fits), sizes[fits]
 
     cuts = _cut_points(sizes, len(env.separator), budget, options["max_rows"])
-    bodies = _Bodies(prepared, encoder, env, cuts)
+    email_columns = [c for f, c in prepared.fields if f == EMAIL_FIELD] + [
+        c for sub, c in zip(mapping.subscriptions, prepared.subscriptions, strict=True) if sub.kind == "email"
+    ]
+    bodies = _Bodies(prepared, encoder, env, cuts, email_columns)
     batches = tuple(
         Batch(
             index,

@@ -85,7 +85,14 @@ from toolkit.errors import InvalidArgumentError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMNS", "SAMPLE_ATTR", "is_reserved_email_domain", "is_sample", "sample_customers"]
+__all__ = [
+    "COLUMNS",
+    "RESERVED_EMAIL_DOMAINS",
+    "SAMPLE_ATTR",
+    "is_reserved_email_domain",
+    "is_sample",
+    "sample_customers",
+]
 
 Kind = Literal["pandas", "polars"]
 
