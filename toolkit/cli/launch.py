@@ -195,6 +195,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
         print("dry run: nothing sent")
         return EXIT_OK
     with _client(args) as client:
+        from toolkit.send.target import target_label
+
+        print(
+            f"sending {planned.n_valid:,} profiles to trigger {planned.trigger.trigger_id} on {target_label(client)}"
+        )
         launch = client.launch(
             planned, label=args.label, force=args.force, concurrency=args.concurrency, progress=not args.quiet
         )
