@@ -149,6 +149,7 @@ def test_4_platform_unreachable_said_once_and_short(good: Path, tmp_path: Path) 
     """An unreachable platform exits 4 in a real process, with one short message, no pool dump."""
     done = toolkit_process(
         "launch", str(good), "--trigger-id", "96", "--map", "email=email", "--quiet", "--retries", "1",
+        "--allow-sample",  # the file's example.com addresses would be refused first (exit 3, below)
         env={"TOOLKIT_API_URL": f"http://127.0.0.1:{free_port()}", "TOOLKIT_API_TOKEN": "t" * 24,
              "TOOLKIT_JOURNAL": str(tmp_path / "journal.sqlite")},
     )  # fmt: skip
@@ -157,6 +158,19 @@ def test_4_platform_unreachable_said_once_and_short(good: Path, tmp_path: Path) 
     assert done.stderr.count("could not reach http://127.0.0.1:") == 2  # the retry once, the outcome once
     assert "nothing was sent" in done.stderr
     assert max(len(line) for line in (done.stdout + done.stderr).splitlines()) <= 100
+
+
+def test_3_made_up_addresses_refused_off_the_sandbox(good: Path, tmp_path: Path) -> None:
+    """Example addresses bound for a host that is not the sandbox exit 3 before any send, with
+    the CLI's own way out (--allow-sample), not Python advice."""
+    done = toolkit_process(
+        "launch", str(good), "--trigger-id", "96", "--map", "email=email", "--quiet", "--retries", "0",
+        env={"TOOLKIT_API_URL": f"http://127.0.0.1:{free_port()}", "TOOLKIT_API_TOKEN": "t" * 24,
+             "TOOLKIT_JOURNAL": str(tmp_path / "journal.sqlite")},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "--allow-sample" in done.stderr and "allow_sample=True" not in done.stderr
+    assert "PLATFORM at 127.0.0.1:" in " ".join(done.stderr.split())  # the message is wrapped
 
 
 def test_4_token_refused(env: Any, good: Path, monkeypatch: pytest.MonkeyPatch,

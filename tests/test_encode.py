@@ -124,3 +124,61 @@ def test_numbers_in_xml_are_plain_text() -> None:
     df = pl.DataFrame({"email": ["a@x.io"], "n": [2**62], "f": [0.1 + 0.2], "b": [False]})
     p = plan(df, Mapping({"email": "email", "n": "n", "f": "f", "b": "b"}), Trigger(1), format="xml")
     assert b"<n>4611686018427387904</n>\n<f>0.30000000000000004</f>\n<b>false</b>" in p.batches[0].body
+
+
+# --- XML one-item arrays: array='true' on every repeated element holding one item ---------------
+def _xml_body(rows: dict[str, list], mapping: Mapping, **trigger: object) -> bytes:
+    (batch,) = plan(pl.DataFrame(rows), mapping, Trigger(1, **trigger), format="xml").batches  # type: ignore[arg-type]
+    return batch.body
+
+
+_TWO_SUBS = [Subscription("email", "email", 21), Subscription("sms", "tel", 20)]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_xml_arrays_round_trip_by_their_markers_alone(n: int) -> None:
+    """A reader that knows no element by name (no list paths) still reads data, subscriptions,
+    list fields and attach as arrays, with one item and with many."""
+    rows = {
+        "email": [f"p{i}@x.io" for i in range(n)],
+        "tel": [f"+7900000000{i}" if i % 2 == 0 else None for i in range(n)],  # row 1: one subscription
+        "tags": [["vip"] if i == 0 else ["vip", "new"] for i in range(n)],
+    }
+    body = _xml_body(rows, Mapping({"email": "email", "tags": "tags"}, subscriptions=_TWO_SUBS),
+                     attach=[("a.txt", b"hi")])  # fmt: skip
+    parsed = loads_xml(body, frozenset())
+    assert [p["email"] for p in parsed["data"]] == rows["email"]
+    assert [len(p["subscriptions"]) for p in parsed["data"]] == [1 if i % 2 else 2 for i in range(n)]
+    assert [p["tags"] for p in parsed["data"]] == rows["tags"]
+    assert parsed["attach"] == [{"data": "data:text/plain;base64,aGk=", "name": "a.txt"}]
+    # the marker goes on lone items only: a body of many profiles is the seed's plain repetition
+    assert body.count(b"<data array='true'>") == (n == 1)
+    assert body.count(b"<subscriptions array='true'>") == n // 2
+
+
+def test_xml_one_subscription_mapped_is_always_marked() -> None:
+    """The common mapping with one subscription writes a lone, marked <subscriptions> in every profile."""
+    body = _xml_body({"email": ["a@x.io", "b@x.io"]}, Mapping({"email": "email"},
+                     subscriptions=[Subscription("email", "email", 21)]))  # fmt: skip
+    assert body.count(b"<subscriptions array='true'>") == 2 and b"<subscriptions>" not in body
+    assert [p["subscriptions"][0]["resource_id"] for p in loads_xml(body, frozenset())["data"]] == [
+        "21",
+        "21",
+    ]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_xml_bodies_are_exactly_the_size_planned(n: int) -> None:
+    """The marker's bytes are counted when the plan sizes and splits bodies (a body is checked
+    against its planned size before it leaves)."""
+    rows = {"email": [f"p{i}@x.io" for i in range(n)], "tel": ["+79000000001"] + [None] * (n - 1)}
+    p = plan(pl.DataFrame(rows), Mapping({"email": "email"}, subscriptions=_TWO_SUBS), Trigger(1),
+             format="xml", max_rows=1)  # fmt: skip
+    assert [len(b.body) for b in p.batches] == [b.nbytes for b in p.batches]
+    assert all(b"<data array='true'>" in b.body for b in p.batches)
+
+
+def test_json_bodies_carry_no_marker() -> None:
+    """The marker is XML's: JSON bodies of one profile are unchanged."""
+    (batch,) = plan(pl.DataFrame({"email": ["a@x.io"]}), Mapping({"email": "email"}), Trigger(1)).batches
+    assert batch.body.endswith(b'"data":[{"data":{"email":"a@x.io"}}]}')

@@ -250,10 +250,11 @@ def test_lost_answer_is_unknown_never_resent_until_asked(
     with serve(seed=seed, drop_rate=0.15, lose_response_rate=0.15) as server:
         client = make_client(server)
         plan = toolkit.plan(_segment(40), MAPPING, TRIGGER, max_rows=10)
-        launch = client.launch(plan, label="lossy", concurrency=1, progress=False)
+        # no preflight: its catalog reads would take their own draws of the seeded fault stream
+        launch = client.launch(plan, label="lossy", concurrency=1, progress=False, preflight=False)
         assert [b.state for b in launch.batches] == ["sent", "unknown", "sent", "unknown"]
         with pytest.raises(AlreadyLaunched):  # re-running the cell sends nothing
-            client.launch(plan, label="lossy", progress=False)
+            client.launch(plan, label="lossy", progress=False, preflight=False)
         assert len(_inspect(server, "tasks")) == 3
         launch.wait(progress=False)
         results = launch.results()
@@ -451,8 +452,11 @@ def test_on_progress_tells_a_scheduled_retry(make_client: Callable[..., Client])
     with serve(seed=seed, fail_rate=0.5) as server:
         client = make_client(server, retry=RetryPolicy.no_wait(3))
         events: list[LaunchProgress] = []
-        launch = client.launch(
-            toolkit.plan(_segment(3), MAPPING, TRIGGER), progress=False, on_progress=events.append
+        launch = client.launch(  # no preflight: the seeded 503 is for the batch
+            toolkit.plan(_segment(3), MAPPING, TRIGGER),
+            progress=False,
+            on_progress=events.append,
+            preflight=False,
         )
         retries = [e for e in events if e.phase == "retrying"]
         assert len(retries) == 1 and retries[0].message is not None

@@ -15,7 +15,7 @@ import pytest
 
 import toolkit
 from toolkit import Mapping, Subscription, Trigger, plan, sample_customers
-from toolkit.core.contract import loads_xml
+from toolkit.core.contract import MATCHING_MODES, loads_xml
 from toolkit.core.plan import TOKEN_ROOM, PlanOptions
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, SerializationError, ToolkitError
 
@@ -304,6 +304,7 @@ def test_plan_keeps_its_inputs() -> None:
     assert p.options == PlanOptions(max_rows=5, phone_region=None)
     assert dict(p.options) == {
         "format": "json", "max_bytes": 10_000_000, "max_rows": 5, "phone_region": None, "duplicates": "first",
+        "allow_undocumented_matching": False,
     }  # fmt: skip
 
 
@@ -425,8 +426,8 @@ def test_no_encoder_thread_outlives_the_bodies(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("format", "fingerprint"),
     [
-        ("json", "aba2bfd914e4601b844b843f9430822ea4c5a399d8d612e99911bcc5a1cea22e"),
-        ("xml", "9ca1dc1ca6284749df14fe299e8c6cef4e2c9d114ef63f0370dc194447188c03"),
+        ("json", "b5139bf5f7284926f831595cdc6ae1a26d00434713770f87f1a625cef2678a29"),
+        ("xml", "9c2df2348a08312593222264ab9212628d750f869a3b9ee3f9f1dedb640c2f08"),
     ],
 )
 def test_bodies_stay_byte_for_byte_the_same(format: str, fingerprint: str) -> None:
@@ -444,3 +445,37 @@ def test_bodies_stay_byte_for_byte_the_same(format: str, fingerprint: str) -> No
     segment = sample_customers(3000, seed=1, kind="polars")
     p = plan(segment, mapping, Trigger(9), format=format, max_rows=500, max_bytes=200_000)
     assert p.fingerprint == fingerprint
+
+
+# --- matching modes documented for this method -------------------------------------------------------
+UNDOCUMENTED = [str(m) for m, rule in MATCHING_MODES.items() if not rule.documented_for_batch]
+
+
+@pytest.mark.parametrize("mode", UNDOCUMENTED)
+def test_a_mode_not_documented_for_the_batch_method_needs_the_opt_in(mode: str) -> None:
+    """The six modes documented only elsewhere are refused, naming the five and the opt-in;
+    with the opt-in the plan is made, and a retry of it keeps the opt-in."""
+    rule = MATCHING_MODES[mode]
+    fields = {"email": "email", "phone": "phones", "crm": "CRM_ID", "pid": "x"}
+    subs = [Subscription("push", "pid", 3, provider="fcm")] if rule.needs == "push" else (
+        [Subscription("email", "email", 3), Subscription("sms", "phone", 4)] if rule.in_subscription else [])  # fmt: skip
+    mapping = Mapping(fields, subscriptions=subs, matching=mode,
+                      **({"match_field": "CRM_ID"} if rule.needs_match_field else {}))  # fmt: skip
+    df = pl.DataFrame({"email": ["a@x.io"], "phone": ["+79001234567"], "crm": ["C1"], "pid": ["p1"]})
+    with pytest.raises(InvalidArgumentError) as info:
+        plan(df, mapping, Trigger(1))
+    text = str(info.value)
+    assert all(repr(m) in text for m in ("email", "email_profile", "phone", "profile_id", "custom"))
+    assert f"matching={mode!r}" in text and "allow_undocumented_matching=True" in text
+    opted = plan(df, mapping, Trigger(1), allow_undocumented_matching=True)
+    assert opted.n_valid == 1 and f'"matching":"{mode}"'.encode() in opted.batches[0].body
+    assert opted.subset([0]).options["allow_undocumented_matching"] is True
+
+
+def test_the_five_documented_modes_need_no_opt_in() -> None:
+    """email, email_profile, phone, profile_id and custom plan as before."""
+    df = pl.DataFrame({"email": ["a@x.io"], "phone": ["+79001234567"], "crm": ["C1"], "pid": ["p1"]})
+    fields = {"email": "email", "phone": "phones", "crm": "CRM_ID", "pid": "profile_id"}
+    for mode in ("email", "email_profile", "phone", "profile_id", "custom"):
+        extra = {"match_field": "CRM_ID"} if mode == "custom" else {}
+        assert plan(df, Mapping(fields, matching=mode, **extra), Trigger(1)).n_valid == 1

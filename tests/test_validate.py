@@ -531,7 +531,9 @@ def test_each_matching_mode_requires_its_key_in_the_row(
             "crm": [None, "CRM-1"],
         }
     )
-    p = plan(df, Mapping(fields, subscriptions=subs, matching=mode, **kwargs), Trigger(1))
+    # the six modes documented only for the start-without-import methods need the opt-in
+    p = plan(df, Mapping(fields, subscriptions=subs, matching=mode, **kwargs), Trigger(1),
+             allow_undocumented_matching=True)  # fmt: skip
     ((position, rule, reason),) = rejected(p)
     assert (position, rule) == (0, "missing_key")
     assert f"matching={mode!r}" in reason
@@ -540,7 +542,8 @@ def test_each_matching_mode_requires_its_key_in_the_row(
 
 def test_email_phone_matches_on_the_phone_when_there_is_no_email() -> None:
     df = pl.DataFrame({"email": [None], "phone": ["8 900 123 45 67"]})
-    p = plan(df, Mapping({"email": "email", "phone": "phones"}, matching="email_phone"), Trigger(1))
+    p = plan(df, Mapping({"email": "email", "phone": "phones"}, matching="email_phone"), Trigger(1),
+             allow_undocumented_matching=True)  # fmt: skip
     assert p.batches[0].keys == ("+79001234567",)
 
 
@@ -558,7 +561,7 @@ def test_push_sub_matching_reads_every_id_channel_of_the_contract() -> None:
     mapping = Mapping(
         {"email": "email"}, subscriptions=[Subscription("notify", "web", 4)], matching="push_sub"
     )
-    p = plan(df, mapping, Trigger(1))
+    p = plan(df, mapping, Trigger(1), allow_undocumented_matching=True)
     assert p.batches[0].keys == ("w-1",)
     ((position, rule, reason),) = rejected(p)
     assert (position, rule) == (1, "missing_key") and "matching='push_sub'" in reason

@@ -84,13 +84,18 @@ def test_guess_fields_maps_known_columns_and_keeps_the_rest() -> None:
     }
 
 
-def test_form_prefills_mapping_and_previews_the_plan(segment: pl.DataFrame, client: Client) -> None:
+def test_form_prefills_mapping_and_previews_the_plan(
+    sandbox: Any, segment: pl.DataFrame, client: Client
+) -> None:
     """A new form maps the columns, previews the plan (rejections, first records) and carries its CSS classes."""
     form = LaunchForm(segment, client=client, trigger=96)
     check, text = form.field_widgets["phone"]
     assert check.value and text.value == "phones"
     assert form.plan is not None and form.errors == []
-    assert form.confirm.description == f"Send trigger 96 to {form.plan.n_valid:,} profiles"
+    host = sandbox.url.removeprefix("http://")
+    assert (
+        form.confirm.description == f"Send trigger 96 to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
+    )
     assert "rejected: rule" in form.preview.value
     for rule in form.plan.summary()["rejected_by_rule"]:
         assert rule in form.preview.value
@@ -104,6 +109,17 @@ def test_form_prefills_mapping_and_previews_the_plan(segment: pl.DataFrame, clie
     assert CSS_CLASSES["matching"] in form.matching._dom_classes
     assert CSS_CLASSES["status"] in form.status._dom_classes
     assert CSS_CLASSES["results"] in form.results._dom_classes
+
+
+def test_matching_offers_the_modes_documented_for_the_batch_method(segment: pl.DataFrame) -> None:
+    """The dropdown lists the five documented modes; the plan's opt-in lists all eleven."""
+    assert list(LaunchForm(segment, trigger=96).matching.options) == [
+        "email", "email_profile", "phone", "profile_id", "custom"
+    ]  # fmt: skip
+    form = LaunchForm(segment, trigger=96, plan_options={"allow_undocumented_matching": True})
+    assert len(form.matching.options) == 11
+    form.matching.value = "email_phone"
+    assert form.plan is not None and b'"matching":"email_phone"' in form.plan.batches[0].body
 
 
 def test_validation_disables_the_button(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
@@ -461,7 +477,8 @@ def test_form_says_which_retry_it_waits_for_and_sends_once(
     goes out once and finishes."""
     # seed 23 answers the first two requests (the batch's send and its first retry) with 502
     server = make_sandbox(fail_rate=0.5, seed=23)
-    form = LaunchForm(segment.head(60), client=make_client(server), trigger=93, label="widget-retries")
+    form = LaunchForm(segment.head(60), client=make_client(server), trigger=93, label="widget-retries",
+                      launch_options={"preflight": False})  # the seeded 502s are for the batch  # fmt: skip
     statuses = _record_statuses(form)
     form.confirm.value = True
     form.button.click()

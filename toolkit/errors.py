@@ -10,6 +10,8 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     │   └── SegmentFileError                    a segment file cannot be read (encoding, ragged rows, empty)
     ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
     ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``)
+    ├── PreflightError                          checked before sending: trigger, fields, resources,
+    │                                           or made-up people bound for the real platform
     ├── TransportError (ConnectionError)        the request could not be sent or answered
     │   └── OutcomeUnknown                      it was sent, but its answer was lost
     ├── MissingExtraError (ImportError)         an optional part needs an extra not installed
@@ -46,6 +48,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingExtraError",
     "OutcomeUnknown",
+    "PreflightError",
     "RateLimited",
     "RequestInfo",
     "RequestTooLarge",
@@ -137,6 +140,22 @@ class AlreadyLaunched(ToolkitError, RuntimeError):
     def __init__(self, message: str = "", *, previous: object = None) -> None:
         super().__init__(message)
         self.previous = previous
+
+
+class PreflightError(ToolkitError):
+    """A launch was refused before anything was sent: the platform's catalog shows a problem
+    (the trigger is missing, inactive or not an API-call trigger, a mapped profile field is
+    not in the trigger's database, a resource is unknown or of another channel), or a plan of
+    made-up people (the bundled sample) was about to go to the real platform.
+
+    ``problems`` holds each problem (``code``, ``message``, ``severity``), in plain language.
+    Fix them, or pass ``preflight=False`` (catalog checks) / ``allow_sample=True`` (made-up
+    people) to ``Client.launch`` to send anyway.
+    """
+
+    def __init__(self, message: str = "", *, problems: Iterable[object] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class TransportError(ToolkitError, ConnectionError):

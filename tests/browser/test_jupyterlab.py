@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 TRIGGER_ID = 9601
-MATCHING = "email_sub"  # not the notebook's (email): proves the dropdown reaches the kernel
+MATCHING = "email_profile"  # not the notebook's (email): proves the dropdown reaches the kernel
 
 
 KERNEL_IDLE = re.compile(r"^(?!No Kernel).+ \| Idle$")  # the status bar, once the kernel is up

@@ -24,7 +24,7 @@ import requests
 from playwright.sync_api import expect
 
 TRIGGER_ID = 9602
-MATCHING = "email_sub"  # not the notebook's (email): proves the dropdown reaches the kernel
+MATCHING = "email_profile"  # not the notebook's (email): proves the dropdown reaches the kernel
 
 
 WEBSOCKET_UPGRADE = {

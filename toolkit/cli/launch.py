@@ -47,6 +47,7 @@ from toolkit.cli.segment import (
     write_rejected,
 )
 from toolkit.errors import AlreadyLaunched, InvalidArgumentError, ToolkitError
+from toolkit.send.target import target_label
 
 __all__ = ["register"]
 
@@ -65,6 +66,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--label", help="a name for this launch (for status, resume, history); must be new")
     p.add_argument("--dry-run", action="store_true", help="plan and show the first profiles; send nothing")
     p.add_argument("--force", action="store_true", help="send again a plan that was already sent")
+    p.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip the check of the trigger, fields and resources in the platform's catalog",
+    )
+    p.add_argument(
+        "--allow-sample",
+        action="store_true",
+        help="let made-up addresses (example.com, ...) go to a platform that is not the sandbox",
+    )
     p.add_argument("--concurrency", type=int, default=4, help="batches sent at once (default 4)")
     p.add_argument("--no-wait", action="store_true", help="return once sent; do not follow the tasks")
     p.add_argument("--results", type=Path, help="write the per-row results to this .csv or .parquet")
@@ -152,6 +163,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
     with _client(args) as client:
         _check_label(client, planned, args.label, args.force)
         recall.remember(client.journal.path, planned.fingerprint, client.host, args)
+        if not args.json:  # where it goes, before anything goes (JSON output carries it as "target")
+            say(
+                f"sending {planned.n_valid:,} profiles to trigger {planned.trigger.trigger_id} on {target_label(client)}"
+            )
         try:
             launch = client.launch(
                 planned,
@@ -159,6 +174,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 force=args.force,
                 concurrency=args.concurrency,
                 progress=not args.quiet,
+                preflight=not args.no_preflight,
+                allow_sample=args.allow_sample,
             )
         except AlreadyLaunched as exc:
             raise Refused(_already_sent(exc, planned)) from None
@@ -342,7 +359,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if planned is not None and counts.never_sent:
             # the same plan: the client finds its launch and sends only what was never sent
             launch = client.launch(
-                planned, label=record.label, concurrency=args.concurrency, progress=not args.quiet
+                planned,
+                label=record.label,
+                concurrency=args.concurrency,
+                progress=not args.quiet,
+                preflight=False,  # the first launch of this plan passed it; resume sends the rest
             )
             facts["sent_now"] = counts.never_sent
         else:

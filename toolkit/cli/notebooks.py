@@ -11,8 +11,10 @@
   page's URL with ``?token=...`` (the Voila access token, never the API token); without it the
   page, its kernel and its files are refused (Voila's own token auth, as in JupyterLab).
 
-With ``TOOLKIT_API_URL`` and ``TOOLKIT_API_TOKEN`` already set, ``lab`` and ``app`` use that
-platform instead of starting a sandbox; ``--refresh`` always uses a fresh sandbox.
+With ``TOOLKIT_API_URL`` and ``TOOLKIT_API_TOKEN`` already set to a toolkit sandbox, ``lab`` and
+``app`` use it; set to the real platform, they use it only with ``TOOLKIT_USE_REAL_PLATFORM=1``
+(else they start a sandbox: the notebooks launch the bundled sample). ``--refresh`` always uses
+a fresh sandbox.
 
 Example:
     >>> import argparse
@@ -119,12 +121,17 @@ def platform_env(*, fresh: bool = False, **knobs: Any) -> Iterator[str]:
     so kernels started in it talk to the same platform; yields a description (no token).
 
     Uses the platform already configured in the environment unless ``fresh`` is true or
-    none is; otherwise starts a sandbox (with ``knobs``) and a temporary journal.
+    none is, and only if it is a toolkit sandbox or ``TOOLKIT_USE_REAL_PLATFORM=1`` is set;
+    otherwise starts a sandbox (with ``knobs``) and a temporary journal.
     """
+    from toolkit.send.target import real_platform_allowed, url_is_sandbox
+
     saved = {name: os.environ.get(name) for name in _ENV}
-    configured = bool(saved["TOOLKIT_API_URL"] and saved["TOOLKIT_API_TOKEN"])
+    configured = bool(saved["TOOLKIT_API_URL"] and saved["TOOLKIT_API_TOKEN"]) and not fresh
+    if configured and not real_platform_allowed():  # the sample goes to a sandbox unless asked otherwise
+        configured = url_is_sandbox(str(saved["TOOLKIT_API_URL"]), str(saved["TOOLKIT_API_TOKEN"]))
     with contextlib.ExitStack() as stack:
-        if configured and not fresh:
+        if configured:
             where = f"the platform at {saved['TOOLKIT_API_URL']}"
         else:
             from toolkit.sandbox import serve

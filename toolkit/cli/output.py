@@ -30,6 +30,7 @@ from toolkit.errors import (
     ApiError,
     AuthError,
     InvalidArgumentError,
+    PreflightError,
     SegmentFileError,
     ToolkitError,
     TransportError,
@@ -149,6 +150,9 @@ _CLI_TERMS = (
     (r"Launch\.resend_unknown\(\)", "`toolkit resume LABEL --resend-unknown`"),
     (r"plan with a smaller max_bytes= or max_rows=", "use a smaller --max-bytes or --max-rows"),
     (r"lower rate_limit= or concurrency=", "lower --rate-limit or --concurrency"),
+    (r"pass allow_sample=True to client\.launch\(\)", "pass --allow-sample"),
+    (r"preflight=False", "--no-preflight"),
+    (r"plan\(\.\.\., allow_undocumented_matching=True\)", "--allow-undocumented-matching"),
     (r"\(?\b\w+=\.\.\. / (--[\w-]+)\)?", r"\1"),  # read_segment's "(encoding=... / --encoding)"
 )
 
@@ -165,7 +169,7 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, SegmentFileError):
         warn(cli_terms(str(exc)))
         return EXIT_INPUT
-    if isinstance(exc, (AlreadyLaunched, Refused)):
+    if isinstance(exc, (AlreadyLaunched, PreflightError, Refused)):
         warn(cli_terms(str(exc)))
         return EXIT_REFUSED
     if isinstance(exc, AuthError):

@@ -88,6 +88,11 @@ def add_plan_arguments(p: argparse.ArgumentParser, *, trigger_default: int | Non
     )
     p.add_argument("--matching", default="email", help="profile matching mode (default: email)")
     p.add_argument("--match-field", help="the profile field to match on, for --matching custom")
+    p.add_argument(
+        "--allow-undocumented-matching",
+        action="store_true",
+        help="allow a --matching mode the platform documents only for other methods (email_sub, ...)",
+    )
     p.add_argument("--format", choices=("json", "xml"), default="json", help="request format (default json)")
     p.add_argument(
         "--max-bytes", type=int, default=10_000_000, help="largest request body (default 10,000,000)"
@@ -219,6 +224,7 @@ def make_plan(args: argparse.Namespace, segment: SegmentFile) -> Plan:
             max_bytes=args.max_bytes,
             max_rows=args.max_rows,
             phone_region=None if str(args.phone_region).lower() == "none" else args.phone_region,
+            allow_undocumented_matching=bool(getattr(args, "allow_undocumented_matching", False)),
         )
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(cli_terms(str(exc))) from None

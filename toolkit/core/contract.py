@@ -26,12 +26,15 @@ import defusedxml.ElementTree as _safe_et
 
 __all__ = [
     "API_PREFIX",
+    "ARRAY_MARK",
     "BATCH_PATH",
     "BATCH_SENT_STATES",
     "BATCH_SETTLED_STATES",
     "BODY_TOO_LARGE",
     "CHANNELS",
     "CONTACT_FIELDS",
+    "DATABASES_LIST_PATH",
+    "DATABASE_FIELDS_PATH",
     "DATE_FIELDS",
     "DONE_STATES",
     "EMAIL_FIELD",
@@ -44,10 +47,15 @@ __all__ = [
     "PROFILE_ID_FIELD",
     "RECOMMENDED_MAX_ROWS",
     "REQUEST_LIST_PATHS",
+    "RESOURCES_LIST_PATH",
+    "RESOURCE_GET_PATH",
+    "SANDBOX_HEADER",
     "SINGLE_PATH",
     "STATUS_LIST_PATHS",
     "STATUS_PATH",
     "SYSTEM_FIELDS",
+    "TRIGGERS_LIST_PATH",
+    "TRIGGER_GET_PATH",
     "BatchState",
     "Channel",
     "ChannelRule",
@@ -73,6 +81,19 @@ API_PREFIX: Final = "/api/v1.1/"
 BATCH_PATH: Final = API_PREFIX + "campaigns/triggers/import_and_start_batch_task"
 SINGLE_PATH: Final = API_PREFIX + "campaigns/triggers/import_and_start"
 STATUS_PATH: Final = API_PREFIX + "tasks/status"
+# The read-only catalog (docs/CONTRACT.md, "Catalog (client)"): the docs print some of these with a
+# trailing slash and some without; the method names are V, the slash-less form is what we send (A).
+TRIGGERS_LIST_PATH: Final = API_PREFIX + "campaigns/triggers/list"
+TRIGGER_GET_PATH: Final = API_PREFIX + "campaigns/triggers/get"
+DATABASES_LIST_PATH: Final = API_PREFIX + "databases/list"
+#: A: the docs list "Get database fields" among the database methods; its page was not found
+DATABASE_FIELDS_PATH: Final = API_PREFIX + "databases/fields"
+RESOURCES_LIST_PATH: Final = API_PREFIX + "resources/list"
+RESOURCE_GET_PATH: Final = API_PREFIX + "resources/get"
+
+#: Every answer of the toolkit's sandbox carries this header (value ``1``); the platform's never
+#: does. The client tells a rehearsal from the real platform by it (never by the URL).
+SANDBOX_HEADER: Final = "X-Toolkit-Sandbox"
 
 # --- limits --------------------------------------------------------------------------------
 #: The platform's documented body limit ("10 Mb"); the server enforces it in bytes.
@@ -366,9 +387,10 @@ BODY_TOO_LARGE: Final = error_envelope(400, "Invalid request", "http: request bo
 # arrays, even when one element or none is present.
 REQUEST_LIST_PATHS: Final = frozenset({("data",), ("data", "subscriptions"), ("attach",)})
 STATUS_LIST_PATHS: Final = frozenset({("data", "result", "result"), ("data", "result", "errors")})
-# Arrays the platform knows by name are written as plain repeated elements; any other
-# one-item or empty array carries array='true' so a reader knows it is an array.
-_IMPLICIT_ARRAYS: Final = frozenset({"data", "subscriptions"})
+#: The marker of a repeated element that holds one item (or none): the seed's ``<attach array='true'>``.
+#: Every one-item array of a body carries it (``data``, ``subscriptions``, list fields, ``attach``),
+#: so a reader that does not know the element by name still reads an array.
+ARRAY_MARK: Final = " array='true'"
 # Arrays the platform writes empty as a bare element (the seed's ``<errors/>``).
 _BARE_EMPTY_ARRAYS: Final = frozenset({"errors"})
 
@@ -412,9 +434,9 @@ def _xml_lines(key: str, value: Any, out: list[str]) -> None:
         out.append(f"</{key}>")
     elif isinstance(value, (list, tuple)):
         if not value:
-            out.append(f"<{key}/>" if key in _BARE_EMPTY_ARRAYS else f"<{key} array='true'/>")
+            out.append(f"<{key}/>" if key in _BARE_EMPTY_ARRAYS else f"<{key}{ARRAY_MARK}/>")
             return
-        marker = " array='true'" if len(value) == 1 and key not in _IMPLICIT_ARRAYS else ""
+        marker = ARRAY_MARK if len(value) == 1 else ""
         for item in value:
             if isinstance(item, Mapping):
                 out.append(f"<{key}{marker}>")

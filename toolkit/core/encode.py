@@ -23,7 +23,7 @@ Example:
     <email>ann@x.io</email>
     <_fname>Ann "A"</_fname>
     <orders>2</orders>
-    <subscriptions>
+    <subscriptions array='true'>
     <channel>email</channel>
     <email>ann@x.io</email>
     <resource_id>21</resource_id>
@@ -40,7 +40,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from toolkit.core.contract import Format, is_xml_name, xml_fragment, xml_text
+from toolkit.core.contract import ARRAY_MARK, Format, is_xml_name, xml_fragment, xml_text
 from toolkit.core.mapping import Mapping, Trigger
 from toolkit.core.validate import Prepared
 from toolkit.errors import InvalidArgumentError
@@ -315,21 +315,39 @@ class RowEncoder:
         return len('{"data":{}}') + total + pl.max_horizontal(present - 1, pl.lit(0, dtype=pl.Int64))
 
     # -- XML --------------------------------------------------------------------------------------
-    def _xml_groups(self) -> list[list[Piece]]:
+    def _xml_groups(self, nullable: frozenset[str] | None = None) -> list[list[Piece]]:
         """Per field, then per subscription: its pieces, each starting on a new line."""
         groups: list[list[Piece]] = []
         for f, c in self._fields:
             groups.append(["\n", *_xml_pieces(pl.col(c), self._schema[c], f, c in self._clean)])
+        opener = self._subscriptions_opener(nullable)
         for sub, c in self._subscriptions:
             rest = xml_fragment({"resource_id": sub.resource_id, **sub.extra})
             groups.append(
                 [
-                    f"\n<subscriptions>\n<channel>{xml_text(sub.channel)}</channel>\n",
+                    opener,
+                    f"\n<channel>{xml_text(sub.channel)}</channel>\n",
                     *_xml_pieces(pl.col(c), self._schema[c], sub.contact_field, c in self._clean),
                     f"\n{rest}\n</subscriptions>",
                 ]
             )
         return groups
+
+    def _subscriptions_opener(self, nullable: frozenset[str] | None) -> Piece:
+        """``<subscriptions>``, marked ``array='true'`` in a row that holds only one of them.
+
+        A subscription is left out where its contact is null, so with several mapped the
+        count is per row; ``nullable`` (the columns with nulls in these rows) spares the
+        count when no contact can be missing.
+        """
+        plain, marked = "\n<subscriptions>", f"\n<subscriptions{ARRAY_MARK}>"
+        contacts = [c for _, c in self._subscriptions]
+        if len(contacts) == 1:
+            return marked
+        if not contacts or (nullable is not None and not any(c in nullable for c in contacts)):
+            return plain
+        present = pl.sum_horizontal(pl.col(c).is_not_null().cast(pl.Int64) for c in contacts)
+        return pl.when(present == 1).then(pl.lit(marked)).otherwise(pl.lit(plain))
 
     def _xml_row(self, nullable: frozenset[str] | None = None) -> pl.Expr:
         """The fragment of a row, built like :meth:`_json_row`: one concatenation, nulls left out.
@@ -339,7 +357,7 @@ class RowEncoder:
         """
         columns = [c for _, c in self._fields] + [c for _, c in self._subscriptions]
         pieces: list[Piece] = []
-        for c, group in zip(columns, self._xml_groups(), strict=True):
+        for c, group in zip(columns, self._xml_groups(nullable), strict=True):
             always = nullable is not None and c not in nullable
             pieces.extend(group if always else [_concat(group, ignore_nulls=False)])
         if any(isinstance(p, str) for p in pieces):  # something is always there
@@ -416,16 +434,43 @@ def xml_rows(prepared: Prepared, mapping: Mapping) -> pl.Series:
 
 @dataclass(frozen=True)
 class Envelope:
-    """What surrounds the profiles in every body of a plan."""
+    """What surrounds the profiles in every body of a plan.
+
+    In XML a body of one profile holds a lone ``<data>``: it is marked ``array='true'``
+    (``lone`` is the opening it starts with and its marked form), which adds
+    :meth:`extra` bytes to that body.
+
+    Example:
+        >>> from toolkit.core.mapping import Mapping, Trigger
+        >>> env = envelope(Mapping({"email": "email"}), Trigger(96), "xml")
+        >>> env.body("<data>\\n<email>a@x.io</email>\\n</data>", rows=1).count(b"<data array='true'>")
+        1
+        >>> env.extra(1), env.extra(2)
+        (13, 0)
+    """
 
     prefix: bytes
     separator: bytes
     suffix: bytes
+    lone: tuple[bytes, bytes] | None = None
 
     @property
     def overhead(self) -> int:
         """Bytes every body spends around its profiles."""
         return len(self.prefix) + len(self.suffix)
+
+    def extra(self, rows: int) -> int:
+        """Bytes a body of ``rows`` profiles has beyond its envelope, fragments and separators."""
+        return len(self.lone[1]) - len(self.lone[0]) if self.lone and rows == 1 else 0
+
+    def body(self, joined_rows: str | bytes, *, rows: int) -> bytes:
+        """The body of ``rows`` profiles whose fragments, joined, are ``joined_rows``."""
+        inner = joined_rows.encode("utf-8") if isinstance(joined_rows, str) else joined_rows
+        if self.lone and rows == 1:
+            opening, marked = self.lone
+            assert inner.startswith(opening), "a profile fragment starts with its element"
+            inner = marked + inner[len(opening) :]
+        return self.prefix + inner + self.suffix
 
 
 def request_options(mapping: Mapping, trigger: Trigger, format: Format) -> dict[str, Any]:
@@ -450,4 +495,5 @@ def envelope(mapping: Mapping, trigger: Trigger, format: Format) -> Envelope:
         prefix=f"<xml>\n{xml_fragment(options)}\n".encode(),
         separator=b"\n",
         suffix=b"\n</xml>\n",
+        lone=(b"<data", b"<data" + ARRAY_MARK.encode()),  # "<data>" and "<data/>" alike
     )

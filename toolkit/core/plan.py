@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import itertools
@@ -31,10 +32,11 @@ import orjson
 import phonenumbers
 import polars as pl
 
-from toolkit.core.contract import MAX_BODY_BYTES, Format
+from toolkit.core.contract import EMAIL_FIELD, MATCHING_MODES, MAX_BODY_BYTES, Format
 from toolkit.core.encode import Envelope, RowEncoder, envelope, take_sorted
 from toolkit.core.frames import SourceFrame
 from toolkit.core.mapping import Mapping, Trigger
+from toolkit.core.sample import RESERVED_EMAIL_DOMAINS, is_sample
 from toolkit.core.validate import KEY, POS, REASON, RULE, Prepared, prepare
 from toolkit.errors import InvalidArgumentError, did_you_mean
 
@@ -52,9 +54,17 @@ class _Bodies:
     it leaves, so a body over the limit can never be sent.
     """
 
-    def __init__(self, prepared: Prepared, encoder: RowEncoder, env: Envelope, cuts: list[int]) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        encoder: RowEncoder,
+        env: Envelope,
+        cuts: list[int],
+        email_columns: Sequence[str] = (),
+    ) -> None:
         self.frame = prepared.frame
         self.valid = prepared.valid
+        self.email_columns = tuple(email_columns)
         self.encoder = encoder
         self.env = env
         self.cuts = cuts
@@ -106,7 +116,7 @@ class _Bodies:
         bodies = {}
         for index in range(first, last):
             rows = fragments.slice(cuts[index] - start, cuts[index + 1] - cuts[index])
-            bodies[index] = env.prefix + rows.str.join(separator).cast(pl.Binary).item() + env.suffix
+            bodies[index] = env.body(rows.str.join(separator).cast(pl.Binary).item(), rows=len(rows))
         return bodies
 
     def _gather(self, start: int, stop: int) -> pl.DataFrame:
@@ -115,6 +125,16 @@ class _Bodies:
 
     def keys(self, start: int, stop: int) -> list[str]:
         return self._gather(start, stop).get_column(KEY).to_list()
+
+    def email_domains(self) -> tuple[int, int]:
+        """(addresses, addresses on a reserved domain) among the e-mails the plan sends."""
+        if not self.email_columns or not len(self.valid):
+            return 0, 0
+        emails = pl.concat(
+            [self.frame.get_column(c).gather(self.valid) for c in self.email_columns]
+        ).drop_nulls()
+        domain = emails.str.extract(r"@([^@]+)$")
+        return emails.len(), int(domain.str.contains(RESERVED_EMAIL_DOMAINS.pattern).sum())
 
 
 # Rows encoded together when a body is asked for: its window's bodies are built in parallel.
@@ -154,6 +174,7 @@ class PlanOptions:
     max_rows: int = 10_000
     phone_region: str | None = "RU"
     duplicates: Duplicates = "first"
+    allow_undocumented_matching: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in ("json", "xml"):
@@ -312,6 +333,33 @@ class Plan:
             digest.update(batch.digest.encode())
         return digest.hexdigest()
 
+    @functools.cached_property
+    def test_data(self) -> str | None:
+        """Why this plan looks like made-up people rather than customers, else ``None``: it was
+        built from :func:`~toolkit.core.sample.sample_customers`, or every address it sends is
+        on a domain reserved for examples (``example.com``, ``*.example``, ``*.test``, ...).
+
+        ``Client.launch`` refuses such a plan on a platform that is not the toolkit's sandbox
+        unless ``allow_sample=True``.
+
+        Example:
+            >>> from toolkit.core.mapping import Mapping, Trigger
+            >>> plan(pl.DataFrame({"email": ["a@example.com"]}), Mapping({"email": "email"}), Trigger(1)).test_data
+            'every e-mail address it sends (1) is on a domain reserved for examples (example.com, *.example, *.test)'
+            >>> plan(pl.DataFrame({"email": ["a@x.io"]}), Mapping({"email": "email"}), Trigger(1)).test_data is None
+            True
+        """
+        if is_sample(self.source):
+            return "it was built from toolkit.sample_customers(), whose people are made up (their phones may be real)"
+        bodies = self.batches[0]._bodies if self.batches else None
+        emails, reserved = bodies.email_domains() if bodies is not None else (0, 0)
+        if emails and reserved == emails:
+            return (
+                f"every e-mail address it sends ({emails:,}) is on a domain reserved for examples "
+                "(example.com, *.example, *.test)"
+            )
+        return None
+
     def rejected_by_rule(self) -> dict[str, int]:
         """Rejected row counts per rule, most common first."""
         rules = nw.from_native(self.rejected, eager_only=True).get_column("rule").to_list()
@@ -424,6 +472,7 @@ def plan(
     max_rows: int = 10_000,
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
+    allow_undocumented_matching: bool = False,
 ) -> Plan: ...
 @overload
 def plan(
@@ -436,6 +485,7 @@ def plan(
     max_rows: int = 10_000,
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
+    allow_undocumented_matching: bool = False,
 ) -> Plan: ...
 def plan(
     frame: Any,
@@ -447,6 +497,7 @@ def plan(
     max_rows: int = 10_000,
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
+    allow_undocumented_matching: bool = False,
 ) -> Plan:
     """Validate a segment and split it into request bodies under the platform's limits.
 
@@ -461,6 +512,13 @@ def plan(
             international numbers are accepted).
         duplicates: rows sharing a match key: ``"first"`` keeps the first and rejects the
             rest, ``"last"`` keeps the last, ``"keep"`` sends them all.
+        allow_undocumented_matching: the platform documents five matching modes for
+            ``import_and_start_batch_task`` (``email``, ``email_profile``, ``phone``,
+            ``profile_id``, ``custom``); the six others (``email_sub``, ``phone_sub``,
+            ``push_sub``, ``custom_sub``, ``email_phone``, ``email_phone_sub``) are documented
+            only for the methods that start a trigger without importing. They are refused
+            unless this is ``True``: then they are sent as asked, and how the platform
+            reads them for this method is undocumented.
 
     Returns:
         A :class:`Plan`: ``batches`` to send and ``rejected`` rows with their reasons.
@@ -483,6 +541,7 @@ def plan(
         max_rows=max_rows,
         phone_region=phone_region,
         duplicates=duplicates,
+        allow_undocumented_matching=allow_undocumented_matching,
     )
     _check_inputs(mapping, trigger, options)
     return _build(SourceFrame.wrap(frame), mapping, trigger, options, positions=None)
@@ -493,12 +552,33 @@ def _check_inputs(mapping: Mapping, trigger: Trigger, options: PlanOptions) -> N
         raise InvalidArgumentError(f"mapping must be a toolkit.Mapping, got {type(mapping).__name__}")
     if not isinstance(trigger, Trigger):
         raise InvalidArgumentError(f"trigger must be a toolkit.Trigger, got {type(trigger).__name__}")
+    _check_matching(mapping.matching, options.allow_undocumented_matching)
     env = envelope(mapping, trigger, options.format)
     if env.overhead + TOKEN_ROOM + 16 > options.max_bytes:
         raise InvalidArgumentError(
             f"max_bytes={options.max_bytes:,} leaves no room for profiles: the request envelope alone "
             f"takes {env.overhead + TOKEN_ROOM:,} bytes (attachments count here); raise max_bytes"
         )
+
+
+#: The matching modes the page of ``import_and_start_batch_task`` documents (contract: V).
+DOCUMENTED_MATCHING: tuple[str, ...] = tuple(
+    str(m) for m, rule in MATCHING_MODES.items() if rule.documented_for_batch
+)
+
+
+def _check_matching(matching: str, allowed: object) -> None:
+    """Refuse a matching mode this method does not document, unless the caller opted in."""
+    if not isinstance(allowed, bool):
+        raise InvalidArgumentError(f"allow_undocumented_matching must be True or False, got {allowed!r}")
+    if allowed or MATCHING_MODES[matching].documented_for_batch:
+        return
+    raise InvalidArgumentError(
+        f"matching={str(matching)!r} is not documented for import_and_start_batch_task, which documents "
+        f"{', '.join(map(repr, DOCUMENTED_MATCHING))}; the platform documents {str(matching)!r} only for the "
+        "methods that start a trigger without importing. Use one of the five, or plan(..., "
+        "allow_undocumented_matching=True) to send it anyway (how the platform reads it here is undocumented)"
+    )
 
 
 def _build(
@@ -525,7 +605,7 @@ def _build(
     encoder = RowEncoder(prepared, mapping, fmt)
     sizes = encoder.sizes(prepared.frame, prepared.valid)
 
-    budget = options.max_bytes - env.overhead - TOKEN_ROOM
+    budget = options.max_bytes - env.overhead - env.extra(1) - TOKEN_ROOM
     fits = sizes <= budget
     rejected_rows = prepared.rejected
     if not fits.all():
@@ -544,14 +624,20 @@ def _build(
         prepared, sizes = prepared.keep(fits), sizes[fits]
 
     cuts = _cut_points(sizes, len(env.separator), budget, options.max_rows)
-    bodies = _Bodies(prepared, encoder, env, cuts)
+    email_columns = [c for f, c in prepared.fields if f == EMAIL_FIELD] + [
+        c for sub, c in zip(mapping.subscriptions, prepared.subscriptions, strict=True) if sub.kind == "email"
+    ]
+    bodies = _Bodies(prepared, encoder, env, cuts, email_columns)
     batches = tuple(
         Batch(
             index,
             format=fmt,
             _bodies=bodies,
             _span=(start, stop),
-            _nbytes=env.overhead + int(sizes[start:stop].sum()) + (stop - start - 1) * len(env.separator),
+            _nbytes=env.overhead
+            + env.extra(stop - start)
+            + int(sizes[start:stop].sum())
+            + (stop - start - 1) * len(env.separator),
         )
         for index, (start, stop) in enumerate(itertools.pairwise(cuts))
     )

@@ -13,10 +13,11 @@ column            content
                   person is a second CRM record, with its own id)
 ``first_name``    ~30% Cyrillic (``Анна``), the rest Latin; ~2% padded with spaces; one row in
 ``last_name``     2,000 (0-based rows 17, 2017, ...) has an emoji in ``first_name``
-``email``         ``first.last123@domain`` and similar, domains gmail.com, yandex.ru, mail.ru,
-                  example.com; ~3% padded and/or upper-case, ~1.5% malformed, ~2% null,
-                  ~1% repeat an earlier row's address (maybe in another case): the same
-                  person imported twice, with the same names and phone
+``email``         ``first.last123@domain`` and similar, on domains reserved for examples
+                  (RFC 2606: mail.example, example.net, example.org, example.com), so no
+                  message can reach a real person; ~3% padded and/or upper-case, ~1.5%
+                  malformed, ~2% null, ~1% repeat an earlier row's address (maybe in another
+                  case): the same person imported twice, with the same names and phone
 ``phone``         ``+79001234567``, ``8 (900) 123-45-67``, ``+7 900 123-45-67``, ``89001234567``,
                   ``+44 7911 123456``, ``+1 (415) 555-0134``, ``+49 151 23456789``; ~1.5%
                   malformed (``12345``, ``+000000000000``, ``call me``, too long), ~5% null
@@ -42,6 +43,12 @@ Properties worth relying on:
 * Clean e-mails are unique: the trailing number is the row's own, so the only repeated
   addresses (after trimming and lower-casing) are the deliberate duplicates and malformed
   leftovers such as ``"@example.com"``.
+* **Made-up people.** Every address is on a reserved domain. The phones look real and may
+  belong to someone (no numbering plan reserves valid mobile numbers in all four
+  countries), so the frame is *flagged*: :func:`is_sample` recognises it (and pandas frames
+  derived from it, through ``DataFrame.attrs``), and a plan built from it, or whose every
+  address is reserved, is refused by ``Client.launch`` on a platform that is not the
+  toolkit's sandbox unless ``allow_sample=True``.
 
 The content is pinned by ``tests/test_sample.py``: notebooks print counts from it, so any change
 to the tables or draws below is a visible, deliberate change.
@@ -66,6 +73,8 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import re
+import weakref
 from typing import TYPE_CHECKING, Final, Literal, overload
 
 import numpy as np
@@ -76,7 +85,14 @@ from toolkit.errors import InvalidArgumentError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMNS", "sample_customers"]
+__all__ = [
+    "COLUMNS",
+    "RESERVED_EMAIL_DOMAINS",
+    "SAMPLE_ATTR",
+    "is_reserved_email_domain",
+    "is_sample",
+    "sample_customers",
+]
 
 Kind = Literal["pandas", "polars"]
 
@@ -95,6 +111,45 @@ COLUMNS: Final = (
     "tags",
     "email_opt_in",
 )
+
+#: The key under which a pandas frame of the sample says so (``frame.attrs``): pandas keeps
+#: ``attrs`` through filters, slices and copies of the frame.
+SAMPLE_ATTR: Final = "toolkit_sample"
+# Polars frames carry no metadata: the sample frames themselves are remembered, by identity.
+_POLARS_SAMPLES: weakref.WeakValueDictionary[int, pl.DataFrame] = weakref.WeakValueDictionary()
+
+#: Domains no one can own (RFC 2606 and 6761): the second-level ``example`` names and the
+#: ``example``, ``test``, ``invalid`` and ``localhost`` top-level names.
+RESERVED_EMAIL_DOMAINS: Final = re.compile(
+    r"(?i)^(?:example\.(?:com|org|net)|(?:[^@\s]+\.)?(?:example|test|invalid|localhost))\.?$"
+)
+
+
+def is_reserved_email_domain(domain: str) -> bool:
+    """True when an address on ``domain`` can reach no one (a domain reserved for examples).
+
+    Example:
+        >>> [is_reserved_email_domain(d) for d in ("example.com", "shop.test", "mail.example", "gmail.com")]
+        [True, True, True, False]
+    """
+    return bool(RESERVED_EMAIL_DOMAINS.match(domain.strip()))
+
+
+def is_sample(frame: object) -> bool:
+    """True when ``frame`` is :func:`sample_customers`' output (a pandas frame derived from it
+    by filtering or slicing keeps the flag; a polars frame only as returned).
+
+    Example:
+        >>> is_sample(sample_customers(3)), is_sample(sample_customers(3).head(2))
+        (True, True)
+        >>> is_sample(sample_customers(3, kind="polars")), is_sample(pl.DataFrame({"a": [1]}))
+        (True, False)
+    """
+    attrs = getattr(frame, "attrs", None)
+    if isinstance(attrs, dict) and attrs.get(SAMPLE_ATTR):
+        return True
+    return _POLARS_SAMPLES.get(id(frame)) is frame
+
 
 # --- vocabulary ----------------------------------------------------------------------------
 # Names come as (as written, ASCII transliteration for the e-mail). The tables are part of the
@@ -152,7 +207,8 @@ _LAST_LATIN: Final = (
     *(t + "a" for _, t in _CYR_LAST),
 )
 
-_DOMAINS: Final = ("gmail.com", "yandex.ru", "mail.ru", "example.com")
+# Reserved for examples (RFC 2606 / 6761): no address here belongs to anyone.
+_DOMAINS: Final = ("mail.example", "example.net", "example.org", "example.com")
 _DOMAIN_P: Final = (0.40, 0.22, 0.23, 0.15)
 # Local-part styles: first.last12, firstlast12, f.last12, first_last12 (separator, initial only).
 _STYLES: Final = ((".", False), ("", False), (".", True), ("_", False))
@@ -321,7 +377,12 @@ def sample_customers(n: int = 5000, seed: int = 0, kind: Kind = "pandas") -> pd.
     if kind not in ("pandas", "polars"):
         raise InvalidArgumentError(f"sample_customers: kind must be 'pandas' or 'polars', got {kind!r}")
     frame = _build(int(n), int(seed))
-    return frame if kind == "polars" else _to_pandas(frame)
+    if kind == "polars":
+        _POLARS_SAMPLES[id(frame)] = frame
+        return frame
+    out = _to_pandas(frame)
+    out.attrs[SAMPLE_ATTR] = True
+    return out
 
 
 def _build(n: int, seed: int) -> pl.DataFrame:
@@ -570,16 +631,16 @@ def _dirty_email() -> pl.Expr:
     """The address of a row whose e-mail state is not clean (evaluated on those rows only)."""
     local, clean, dom = pl.col("local"), pl.col("clean"), _lookup(_DOMAINS, "domain")
     first, last = _lookup(_FIRST_LATIN, "first_idx"), _lookup(_LAST_LATIN, "last_idx")
-    title = clean.str.to_titlecase()  # "John.Smith12@Gmail.Com"
+    title = clean.str.to_titlecase()  # "John.Smith12@Mail.Example"
     v = pl.col("variant")
     padded = (
         pl.when(v == 0)
-        .then(pl.concat_str(pl.lit("  "), clean, pl.lit(" ")))  # "  john.smith12@gmail.com "
+        .then(pl.concat_str(pl.lit("  "), clean, pl.lit(" ")))  # "  john.smith12@mail.example "
         .when(v == 1)
-        .then(clean.str.to_uppercase())  # "JOHN.SMITH12@GMAIL.COM"
+        .then(clean.str.to_uppercase())  # "JOHN.SMITH12@MAIL.EXAMPLE"
         .when(v == 2)
         .then(pl.concat_str(pl.lit("  "), local.str.to_titlecase(), pl.lit("@"), dom.str.to_uppercase()))
-        .otherwise(pl.concat_str(title, pl.lit(" ")))  # "John.Smith12@Gmail.Com "
+        .otherwise(pl.concat_str(title, pl.lit(" ")))  # "John.Smith12@Mail.Example "
     )
     malformed = (
         pl.when(v == 0)
@@ -588,7 +649,7 @@ def _dirty_email() -> pl.Expr:
         .then(pl.concat_str(first, pl.lit(" "), last, pl.col("number").cast(pl.String), pl.lit("@"), dom))
         .when(v == 2)
         .then(pl.concat_str(pl.lit("@"), dom))  # "@example.com"
-        .otherwise(pl.concat_str(first, pl.lit(".."), last, pl.lit("@x")))  # "john..smith@x"
+        .otherwise(pl.concat_str(first, pl.lit(".."), last, pl.lit("@x.example")))  # "john..smith@x.example"
     )
     # The same person imported twice: half keep the exact address, the rest change its case.
     duplicate = pl.when(v <= 1).then(clean).when(v == 2).then(clean.str.to_uppercase()).otherwise(title)

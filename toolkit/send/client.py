@@ -15,8 +15,9 @@ One token bucket (``rate_limit`` requests per second) paces every request of the
 sends and polls of all its launches.
 
 The token is held in a wrapper that prints as ``***``; it travels in the
-``Authorization: Bearer`` header (or, with ``token_in_body=True``, spliced into the body
-as its first field) and is scrubbed from every error and log message.
+``Authorization: Bearer`` header (or spliced into the body as its first field: with
+``token_in_body=True``, or after the platform answered 401 to the header) and is scrubbed
+from every error and log message.
 
 Example:
     >>> c = Client("http://127.0.0.1:9", "s3cret-token", journal=":memory:")
@@ -40,10 +41,14 @@ import orjson
 
 from toolkit.core import contract
 from toolkit.errors import ConfigurationError, InvalidArgumentError, OutcomeUnknown, RequestInfo
+from toolkit.send import catalog
+from toolkit.send.answers import task_id_of
 from toolkit.send.journal import Journal
 from toolkit.send.launch import Launch, history_frame, single_body, start_launch
+from toolkit.send.preflight import Problem, preflight, raise_for_problems, sample_problem
 from toolkit.send.protocol import send_single_once
 from toolkit.send.retry import RetryPolicy
+from toolkit.send.target import target_label
 from toolkit.send.transport import (
     ENV_TOKEN,
     ENV_URL,
@@ -74,8 +79,11 @@ class Client:
         max_retries: retries of a failed call that is safe to retry; overrides
             ``retry.max_retries`` when both are given (default 5).
         rate_limit: at most this many requests per second, all launches together.
-        token_in_body: put the token in the body instead of the header (for proxies
-            that strip ``Authorization``).
+        token_in_body: ``"auto"`` (default): the ``Authorization`` header first; if the
+            platform answers 401 "token required" to it (an older install reads the token
+            from the body only, and processed nothing), that request is sent once more with
+            the token in the body, and so is every later one of this client. ``True``: always
+            in the body (for proxies that strip ``Authorization``); ``False``: always the header.
         retry: the :class:`~toolkit.send.retry.RetryPolicy`: what is retried, how often,
             how long to wait, how task status is polled.
         session: anything with :meth:`requests.Session.post` (proxies, certificates, a
@@ -96,7 +104,7 @@ class Client:
         timeout: float = 30,
         max_retries: int | None = None,
         rate_limit: float | None = None,
-        token_in_body: bool = False,
+        token_in_body: bool | Literal["auto"] = "auto",
         retry: RetryPolicy | None = None,
         session: Session | None = None,
     ) -> None:
@@ -131,7 +139,8 @@ class Client:
         self.retry = policy
         self.timeout = float(timeout)
         self.rate_limit = rate_limit
-        self.token_in_body = bool(token_in_body)
+        if token_in_body not in ("auto", True, False):
+            raise InvalidArgumentError(f"token_in_body must be 'auto', True or False, got {token_in_body!r}")
         self._transport = Transport(
             self.base_url,
             token.strip(),
@@ -139,7 +148,7 @@ class Client:
             timeout=self.timeout,
             retry=policy,
             rate_limit=rate_limit,
-            token_in_body=self.token_in_body,
+            token_in_body=token_in_body,
         )
         self.host = self._transport.host
         self._journal_arg = journal
@@ -176,6 +185,33 @@ class Client:
         return cls(url, token, **kwargs)
 
     # --- plumbing ------------------------------------------------------------------------------
+    @property
+    def sandbox(self) -> bool | None:
+        """What the answers so far said: True for the toolkit's sandbox, False for anything
+        else, None before any answer (no request is made; :meth:`is_sandbox` asks)."""
+        return self._transport.sandbox
+
+    def is_sandbox(self) -> bool:
+        """True when this client talks to the toolkit's sandbox (its answers say so in the
+        ``X-Toolkit-Sandbox`` header). Asks once, with one small request, if no answer told
+        yet; an unreachable host counts as the platform.
+
+        Example (needs a server)::
+
+            client.is_sandbox(), target_label(client)     # (True, 'SANDBOX at 127.0.0.1:8080')
+        """
+        return self._transport.probe()
+
+    @property
+    def target(self) -> str:
+        """``"SANDBOX at host:port"`` or ``"PLATFORM at host"`` (see :func:`~toolkit.send.target.target_label`)."""
+        return target_label(self)
+
+    @property
+    def token_in_body(self) -> bool:
+        """True when this client sends the token in the body (asked for, or learned from a 401)."""
+        return self._transport.token_in_body
+
     @property
     def max_retries(self) -> int:
         """Retries of a failed call that is safe to retry (``retry.max_retries``)."""
@@ -253,14 +289,14 @@ class Client:
         payload = self.call(
             contract.BATCH_PATH, batch.body, format=batch.format, idempotent=False, on_retry=on_retry
         )
-        task_id = payload.get("task_id")
-        if not task_id:
+        task_id = task_id_of(payload)  # at the top level or under data: both are documented
+        if task_id is None:
             raise OutcomeUnknown(
                 "the platform accepted the batch but gave no task_id; check the platform before "
                 "re-sending (Launch.resend_unknown())",
                 request=RequestInfo("POST", self.base_url + contract.BATCH_PATH),
             )
-        return str(task_id)
+        return task_id
 
     def task_status(
         self,
@@ -335,6 +371,77 @@ class Client:
         body = single_body(record_or_row, mapping, trigger, format=format)
         return send_single_once(self, body, trigger_id=int(trigger.trigger_id), format=format, force=force)
 
+    # --- the catalog (read-only) ----------------------------------------------------------------------
+    def triggers(self) -> list[catalog.TriggerInfo]:
+        """Every trigger campaign the token may see: id, name, active, type (``campaigns/triggers/list``).
+
+        Example (needs a server)::
+
+            [t.id for t in client.triggers() if t.is_active and t.is_api_call]
+        """
+        return catalog.list_triggers(self)
+
+    def trigger(self, trigger_id: int) -> catalog.TriggerInfo:
+        """One trigger campaign with its database, resource and channel (``campaigns/triggers/get``).
+
+        Example (needs a server)::
+
+            client.trigger(96).is_active
+        """
+        return catalog.get_trigger(self, trigger_id)
+
+    def databases(self) -> list[catalog.DatabaseInfo]:
+        """Every database the token may see (``databases/list``).
+
+        Example (needs a server)::
+
+            {d.name: d.id for d in client.databases()}
+        """
+        return catalog.list_databases(self)
+
+    def database_fields(self, database_id: int) -> list[catalog.FieldInfo]:
+        """The profile fields of a database (``databases/fields``).
+
+        Example (needs a server)::
+
+            [f.name for f in client.database_fields(client.trigger(96).list_id)]
+        """
+        return catalog.database_fields(self, database_id)
+
+    def resources(self, *, channels: bool = True) -> list[catalog.ResourceInfo]:
+        """Every resource the token may see (``resources/list``), with its channels
+        (one ``resources/get`` each) unless ``channels=False``.
+
+        Example (needs a server)::
+
+            {r.id: r.channels for r in client.resources()}
+        """
+        listed = catalog.list_resources(self)
+        return [catalog.get_resource(self, r.id) for r in listed] if channels else listed
+
+    def resource(self, resource_id: int) -> catalog.ResourceInfo:
+        """One resource with its channels (``resources/get``).
+
+        Example (needs a server)::
+
+            client.resource(21).channels
+        """
+        return catalog.get_resource(self, resource_id)
+
+    def preflight(self, plan: Plan, trigger: Any = None) -> list[Problem]:
+        """What the platform's catalog shows wrong for ``plan`` before it is sent, in plain
+        language: the trigger missing, inactive or not an API-call trigger; a mapped profile
+        field not among its database's fields (with "did you mean"); a resource unknown or of
+        another channel. A catalog call the token may not make (403) is a ``warning``.
+        ``trigger`` (an id or a Trigger) defaults to the plan's. :mod:`toolkit.send.preflight`
+        has the list of problems.
+
+        Example (needs a server)::
+
+            [str(p) for p in client.preflight(plan)]   # ["trigger 96 'Welcome' is not active: ..."]
+        """
+        return preflight(self, plan, trigger)
+
     def launch(
         self,
         plan: Plan,
@@ -344,8 +451,18 @@ class Client:
         concurrency: int = 4,
         progress: bool = True,
         on_progress: ProgressCallback | None = None,
+        preflight: bool = True,
+        allow_sample: bool = False,
     ) -> Launch:
         """Send a plan's batches (each once, ever) and return the :class:`~toolkit.send.launch.Launch`.
+
+        First, before anything is sent: a plan of made-up people (built from
+        :func:`~toolkit.core.sample.sample_customers`, or whose every address is on a domain
+        reserved for examples: ``plan.test_data``) is refused with
+        :class:`~toolkit.errors.PreflightError` unless the client talks to the toolkit's
+        sandbox or ``allow_sample=True``; then :meth:`preflight` reads the catalog and a
+        problem raises :class:`~toolkit.errors.PreflightError` (``preflight=False`` skips
+        it; its warnings, such as a token without catalog rights, are logged).
 
         Batches already sent for the same trigger and host (same body digest) are not sent
         again: a plan sent in full raises :class:`~toolkit.errors.AlreadyLaunched` (unless
@@ -362,6 +479,13 @@ class Client:
             launch.wait().results(join=True)
             client.launch(plan2, on_progress=lambda e: print(f"{e.fraction_sent:.0%}", e.message or ""))
         """
+        if not allow_sample and (problem := sample_problem(plan, self)) is not None:
+            raise_for_problems([problem], what="this launch")
+        if preflight:
+            problems = self.preflight(plan)
+            raise_for_problems(
+                problems, what=f"this launch to {target_label(self, ask=False)}", quiet=self.sandbox is True
+            )
         return start_launch(
             self,
             plan,

@@ -48,9 +48,11 @@ from toolkit.errors import (
     OutcomeUnknown,
     TransportError,
 )
+from toolkit.send.answers import row_outcomes, task_figures
 from toolkit.send.events import ProgressCallback, ProgressEmitter
-from toolkit.send.journal import BatchRecord, Journal, LaunchRecord, RowResult
+from toolkit.send.journal import BatchRecord, Journal, LaunchRecord
 from toolkit.send.protocol import Sender, send_batch_once
+from toolkit.send.target import target_label
 from toolkit.send.transport import TaskStatus
 
 if TYPE_CHECKING:
@@ -231,6 +233,8 @@ class Launch:
         self.timed_out = False
         self._history: list[dict[str, Any]] = []
         self._history_lock = threading.Lock()
+        #: the platform's own figures of each task, from its last status read (batch -> figures)
+        self._figures: dict[int, dict[str, Any]] = {}
         self._poll_errors: Counter[int] = Counter()
 
     @classmethod
@@ -270,6 +274,12 @@ class Launch:
     @property
     def created(self) -> str:
         return self._record.created
+
+    @property
+    def target(self) -> str:
+        """``"SANDBOX at host:port"`` or ``"PLATFORM at host"``: where this launch goes (no request
+        is made: a client that has had no answer yet names the platform, the safe side)."""
+        return target_label(self._client, ask=False)
 
     @property
     def batches(self) -> list[BatchRecord]:
@@ -563,8 +573,9 @@ class Launch:
                     "progress": status.progress,
                 }
             )
+            self._figures[batch.index] = task_figures(status)
         if status.finished:
-            results, error = _row_results(batch, status)
+            results, error = row_outcomes(batch.index, batch.rows, status)
             self._journal.mark_finished(
                 self.launch_id,
                 batch.index,
@@ -722,6 +733,46 @@ class Launch:
         out["failures"] = counts(RowStatus.FAILED, "error_text", "unknown error")
         out["rejections"] = counts(RowStatus.REJECTED, "error", "rejected")
         out["batches"] = self.states()
+        out["tasks"] = self.tasks()
+        return out
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Each sent batch's task as the platform reported it, beside the per-row view.
+
+        ``batch``, ``task_id``, ``rows`` (the batch's), ``state`` (the journal's), then the
+        platform's own figures from its last status read: ``status``, ``progress``,
+        ``captured`` and ``errors`` (the short result form), ``results`` (how many per-profile
+        results it listed), and ``note`` (why its rows are not settled one by one, if so).
+        Figures the platform did not give, or that this session did not read (a launch
+        resumed from the journal keeps only status and progress), are ``None``.
+
+        Example (needs a server)::
+
+            launch.wait().tasks()[0]
+            # {'batch': 0, 'task_id': '...', 'rows': 3, 'state': 'completed', 'status': 'completed',
+            #  'progress': 100.0, 'captured': 0, 'errors': 0, 'results': None, 'note': 'the platform ...'}
+        """
+        with self._history_lock:
+            figures = dict(self._figures)
+        out = []
+        for b in self.batches:
+            if not b.task_id:
+                continue
+            seen = figures.get(b.index, {})
+            out.append(
+                {
+                    "batch": b.index,
+                    "task_id": b.task_id,
+                    "rows": b.n_rows,
+                    "state": str(b.state),
+                    "status": seen.get("status", b.status),
+                    "progress": seen.get("progress", b.progress),
+                    "captured": seen.get("captured"),
+                    "errors": seen.get("errors"),
+                    "results": seen.get("results"),
+                    "note": b.error if b.finished else None,
+                }
+            )
         return out
 
     def failed_positions(self) -> list[int]:
@@ -754,7 +805,7 @@ class Launch:
         rows = sum(b.n_rows for b in batches)
         name = repr(self.label) if self.label else "(no label)"
         return (
-            f"<Launch {name} id={self.launch_id} trigger={self.trigger_id} host={self._record.host}: "
+            f"<Launch {name} id={self.launch_id} trigger={self.trigger_id} to {self.target}: "
             f"{len(batches)} batches ({shown or 'none'}), {rows:,} rows"
             + (", timed out" if self.timed_out else "")
             + ">"
@@ -763,9 +814,16 @@ class Launch:
     def _repr_html_(self) -> str:
         batches = self.batches
         esc = html.escape
+        target = self.target
+        # the two words look different on purpose: a rehearsal must never pass for the real thing
+        colour = "#1a7f37" if target.startswith("SANDBOX") else "#cf222e"
+        badge = (
+            f"<span style='background:{colour};color:white;font-weight:bold;padding:1px 6px;"
+            f"border-radius:3px'>{esc(target)}</span>"
+        )
         head = (
-            f"<b>Launch {esc(self.label or '(no label)')}</b> <code>{esc(self.launch_id)}</code> "
-            f"to trigger {self.trigger_id} on {esc(self._record.host)}, {esc(self.created[:19])} UTC"
+            f"{badge} <b>Launch {esc(self.label or '(no label)')}</b> <code>{esc(self.launch_id)}</code> "
+            f"to trigger {self.trigger_id}, {esc(self.created[:19])} UTC"
         )
         rows = "".join(
             f"<tr><td>{b.index}</td><td>{b.n_rows:,}</td><td>{esc(b.state)}</td>"
@@ -790,47 +848,6 @@ def _polars(frame: Any) -> pl.DataFrame | None:
     from toolkit.core.frames import SourceFrame
 
     return SourceFrame.wrap(frame).polars
-
-
-def _row_results(batch: BatchRecord, status: TaskStatus) -> tuple[list[RowResult], str | None]:
-    """Per-row outcomes of a finished task, in the batch's row order, and a batch error."""
-    rows = batch.rows
-    items = status.results
-    if items is not None and len(items) == len(rows):
-        out = []
-        for pos, item in zip(rows, items, strict=True):
-            code = item.get("error")
-            if code not in (None, 0, "0", ""):
-                out.append(
-                    RowResult(
-                        pos,
-                        batch.index,
-                        RowStatus.FAILED,
-                        None,
-                        _int(code),
-                        str(item.get("error_text") or ""),
-                    )
-                )
-            else:
-                pid = item.get("profile_id")
-                out.append(RowResult(pos, batch.index, RowStatus.IMPORTED, None if pid is None else str(pid)))
-        return out, None
-    if status.failed:
-        code = _int(status.result.get("error"))
-        text = str(status.result.get("error_text") or f"the task ended {status.status!r}")
-        return [RowResult(pos, batch.index, RowStatus.FAILED, None, code, text) for pos in rows], text
-    if items is None and not status.errors:
-        # the platform's short form ({captured, errors: [], status}): nothing failed
-        return [RowResult(pos, batch.index, RowStatus.IMPORTED) for pos in rows], None
-    text = f"the platform gave {len(items or [])} results and {len(status.errors or [])} errors for {len(rows)} rows"
-    return [RowResult(pos, batch.index, RowStatus.UNKNOWN, None, None, text) for pos in rows], text
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def history_frame(journal: Journal, *, kind: Literal["pandas", "polars"] = "pandas") -> Any:

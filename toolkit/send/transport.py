@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 from xml.sax.saxutils import escape as _xml_escape
 
 import orjson
@@ -246,7 +247,10 @@ class Transport:
         timeout: seconds to wait for an answer (connecting waits at most 10 s).
         retry: the :class:`~toolkit.send.retry.RetryPolicy`.
         rate_limit: at most this many requests per second, all threads together.
-        token_in_body: splice the token into the body instead of the header.
+        token_in_body: ``"auto"`` (default): the header first; a 401 "token required" to a
+            request sent with the header (nothing was processed) sends that request once more
+            with the token in the body, and every later one too (an install of the older
+            revision reads the body only). ``True`` / ``False``: always the body / the header.
     """
 
     def __init__(
@@ -258,15 +262,23 @@ class Transport:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         rate_limit: float | None = None,
-        token_in_body: bool = False,
+        token_in_body: bool | Literal["auto"] = "auto",
     ) -> None:
+        if token_in_body not in ("auto", True, False):
+            raise ValueError(f"token_in_body must be 'auto', True or False, got {token_in_body!r}")
         self.base_url = base_url
         self.host = api_host(base_url)
         self._token = _Secret(token)
         self._auth = _BearerAuth(self._token)
         self.timeout = float(timeout)
         self.retry = retry if retry is not None else RetryPolicy()
-        self.token_in_body = bool(token_in_body)
+        #: the token goes in the body now (``"auto"`` starts in the header and may switch, once)
+        self.token_in_body = token_in_body is True
+        self._adapts = token_in_body == "auto"
+        #: True / False once an answer said whether the other end is the toolkit's sandbox
+        self.sandbox: bool | None = None
+        self._probed = False
+        self._probe_lock = threading.Lock()
         self._limiter = TokenBucket(rate_limit) if rate_limit else None
         self._owns_session = session is None
         self._session: Session = session if session is not None else _default_session()
@@ -327,8 +339,9 @@ class Transport:
             if self._limiter is not None:
                 self._limiter.acquire()
             started = time.monotonic()
+            in_body = self.token_in_body
             try:
-                response = self._post(url, body, format, headers)
+                response = self._post(url, body, format, headers, in_body=in_body)
             except requests.RequestException as exc:
                 failure = Failure.CONNECT if _never_sent(exc) else Failure.ANSWER_LOST
                 reason = self.scrub(f"{type(exc).__name__}: {_short(exc)}")
@@ -344,11 +357,21 @@ class Transport:
                 "POST %s -> HTTP %d in %.0f ms (attempt %d)", path, status,
                 (time.monotonic() - started) * 1000, attempt + 1,
             )  # fmt: skip
+            self._note_sandbox(response)
             payload = self._parse(response, list_paths)
             refusal = classify_answer(status, _error_code(payload), readable=payload is not None)
             if refusal is None:
                 assert payload is not None
                 return payload
+            if self._adapts and not in_body and 401 in (status, _error_code(payload)):
+                # "token required" with the header: an older install reads the body only. Nothing
+                # was processed (the token is checked first), so the same request goes once more.
+                log.info(
+                    "POST %s: HTTP 401 with the Authorization header; the token goes in the body from now on",
+                    path,
+                )
+                self.token_in_body, self._adapts = True, False
+                continue
             failure = refusal
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             verdict = self.retry.decide(failure, idempotent=idempotent, attempt=attempt)
@@ -376,11 +399,39 @@ class Transport:
                 )
             raise error
 
-    def _post(self, url: str, body: bytes, format: str, headers: dict[str, str]) -> requests.Response:
+    def _note_sandbox(self, response: requests.Response) -> None:
+        """Learn from an answer whether the other end is the toolkit's sandbox."""
+        self.sandbox = response.headers.get(contract.SANDBOX_HEADER, "").strip() == "1"
+
+    def probe(self) -> bool:
+        """Whether the other end is the toolkit's sandbox, asked once if no answer told yet.
+
+        One harmless request, never retried: an empty POST to the server's root, outside the
+        API and without the token (the sandbox marks every answer, even a 404). An unreachable
+        or silent host counts as *not* a sandbox, the safe side.
+        """
+        with self._probe_lock:  # two launches at once ask once, and both wait for the answer
+            if self.sandbox is None and not self._probed:
+                self._probed = True  # asked once: a host that did not answer is not asked on every label
+                wait = min(5.0, self.timeout)
+                headers = {"User-Agent": f"toolkit/{__version__}"}
+                try:
+                    self._note_sandbox(
+                        self._session.post(self.base_url + "/", b"", headers=headers, timeout=(wait, wait))
+                    )
+                except requests.RequestException as exc:
+                    log.info("could not ask %s whether it is a sandbox (%s): taken as the platform", self.host,
+                             type(exc).__name__)  # fmt: skip
+                    return False
+        return bool(self.sandbox)
+
+    def _post(
+        self, url: str, body: bytes, format: str, headers: dict[str, str], *, in_body: bool
+    ) -> requests.Response:
         """One POST. The token is added by the auth hook, or spliced into the bytes passed
         straight to ``post``: no local variable here holds it."""
         timeout = (min(10.0, self.timeout), self.timeout)
-        if self.token_in_body:
+        if in_body:
             return self._session.post(
                 url, data=splice_token(body, format, self._token.reveal()), headers=headers, timeout=timeout
             )

@@ -160,7 +160,25 @@ def plot_launch(launch: Launch, *, title: str | None = None) -> Figure:
     """
     frame = _polars(launch.results()).filter(pl.col("batch").is_not_null())
     title = title or f"Launch {launch.label or launch.launch_id}: rows per task"
-    return _plot_tasks(frame, title=title)
+    fig = _plot_tasks(frame, title=title)
+    _platform_counts(fig.axes[0], sorted({int(b) for b in frame["batch"].to_list()}), launch.tasks())
+    return fig
+
+
+def _platform_counts(ax: Axes, batches: list[int], tasks: list[dict[str, Any]]) -> None:
+    """Beside each task's bar of rows, the count the platform itself gave (``captured``, the short
+    result form), with its errors: what it said, next to what the toolkit can prove per row."""
+    position = {b: i for i, b in enumerate(batches)}
+    shown = [t for t in tasks if t.get("captured") is not None and t["batch"] in position]
+    if not shown:
+        return
+    xs = [position[t["batch"]] for t in shown]
+    ax.scatter(xs, [t["captured"] for t in shown], marker="D", s=28, color="black", zorder=5,
+               label="captured, as the platform reports it")  # fmt: skip
+    for x, t in zip(xs, shown, strict=True):
+        note = f"captured {t['captured']:,}" + (f", {t['errors']:,} errors" if t.get("errors") else "")
+        ax.annotate(note, (x, t["captured"]), xytext=(6, 4), textcoords="offset points", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, fontsize=8, ncol=2)
 
 
 def _plot_tasks(frame: pl.DataFrame, *, title: str) -> Figure:

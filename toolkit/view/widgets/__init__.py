@@ -20,8 +20,8 @@ carry stable CSS classes (``toolkit-launch-button``, ``toolkit-status``, ...; se
 Example:
     >>> import toolkit
     >>> form = LaunchForm(toolkit.sample_customers(200), trigger=96)
-    >>> form.confirm.description
-    'Send trigger 96 to 193 profiles'
+    >>> form.confirm.description  # doctest: +ELLIPSIS
+    'Send trigger 96 to 193 profiles on SANDBOX at 127.0.0.1:...'
     >>> form.button.disabled  # not confirmed yet
     True
     >>> form.confirm.value = True

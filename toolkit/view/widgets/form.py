@@ -27,6 +27,7 @@ from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger
 from toolkit.core.plan import Plan, plan
 from toolkit.errors import AlreadyLaunched, ConfigurationError, InvalidArgumentError, ToolkitError
 from toolkit.send.events import LaunchProgress
+from toolkit.send.target import target_label
 from toolkit.view.widgets._bars import BatchBars, progress_message
 from toolkit.view.widgets._html import (
     CSS_CLASSES,
@@ -117,6 +118,8 @@ class LaunchForm(widgets.VBox):
         background: run a launch in a background thread (the notebook stays responsive);
             ``form.join()`` waits for it.
         plan_options: more :func:`~toolkit.core.plan.plan` keyword arguments (``max_rows``, ...).
+        launch_options: more :meth:`~toolkit.send.client.Client.launch` keyword arguments
+            (``preflight=False``, ``allow_sample=True``, ``concurrency``, ...).
 
     ``form.plan`` is the plan the form would send now (``None`` while the form is invalid,
     ``form.errors`` says why); ``form.launch`` the last :class:`~toolkit.send.launch.Launch`.
@@ -141,6 +144,7 @@ class LaunchForm(widgets.VBox):
         label: str | None = None,
         background: bool = True,
         plan_options: AbcMapping[str, Any] | None = None,
+        launch_options: AbcMapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.add_class(CSS_CLASSES["form"])
@@ -150,6 +154,7 @@ class LaunchForm(widgets.VBox):
         self._client = client
         self._background = background
         self._plan_options = dict(plan_options or {})
+        self._launch_options = dict(launch_options or {})
         self._initial_mapping = mapping
         self._plan: Plan | None = None
         self._errors: list[str] = []
@@ -168,8 +173,11 @@ class LaunchForm(widgets.VBox):
             value=trig.trigger_id if trig else 0, description="Trigger id", style=STYLE
         )
         self.trigger_id.add_class(CSS_CLASSES["trigger_id"])
+        # the modes documented for import_and_start_batch_task; all of them with the plan's opt-in
+        modes = [m for m, rule in MATCHING_MODES.items() if rule.documented_for_batch
+                 or self._plan_options.get("allow_undocumented_matching")]  # fmt: skip
         self.matching = widgets.Dropdown(
-            options=list(MATCHING_MODES), value=mapping.matching if mapping else MatchingMode.EMAIL,
+            options=modes, value=mapping.matching if mapping else MatchingMode.EMAIL,
             description="Matching", style=STYLE,
         )  # fmt: skip
         self.matching.add_class(CSS_CLASSES["matching"])
@@ -488,7 +496,9 @@ class LaunchForm(widgets.VBox):
         self.records.value = (
             f"<b>First records as sent</b><pre style='max-height:24em;overflow:auto'>{esc(records)}</pre>"
         )
-        self.confirm.description = f"Send trigger {p.trigger.trigger_id} to {p.n_valid:,} profiles"
+        self.confirm.description = (
+            f"Send trigger {p.trigger.trigger_id} to {p.n_valid:,} profiles on {self.target}"
+        )
 
     def _sync_button(self) -> None:
         dry = self.dry_run.value
@@ -527,6 +537,15 @@ class LaunchForm(widgets.VBox):
                     "starts a local sandbox; or pass LaunchForm(..., client=Client(url, token))."
                 ) from None
         return self._client
+
+    @property
+    def target(self) -> str:
+        """Where a launch would go: ``"SANDBOX at 127.0.0.1:PORT"`` or ``"PLATFORM at host"``
+        (``"no platform configured"`` while there is no client)."""
+        try:
+            return target_label(self.client)
+        except ConfigurationError:
+            return "no platform configured"
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for a running launch to end; True when none is running any more."""
@@ -611,8 +630,12 @@ class LaunchForm(widgets.VBox):
         self._show("info", "Connecting...")
         client = self.client
         self.progress.reset({b.index: len(b) for b in p.batches})
-        self._show("info", f"Sending {p.n_valid:,} profiles in {len(p.batches):,} batch(es)...")
-        launch = client.launch(p, label=label, progress=False, on_progress=self._on_progress)
+        self._show(
+            "info", f"Sending {p.n_valid:,} profiles in {len(p.batches):,} batch(es) to {self.target}..."
+        )
+        launch = client.launch(
+            p, label=label, progress=False, on_progress=self._on_progress, **self._launch_options
+        )
         self.launch = launch
         launch.wait(progress=False, on_progress=self._on_progress)
         try:
