@@ -32,6 +32,8 @@ __all__ = [
     "BODY_TOO_LARGE",
     "CHANNELS",
     "CONTACT_FIELDS",
+    "DATABASES_LIST_PATH",
+    "DATABASE_FIELDS_PATH",
     "DATE_FIELDS",
     "DONE_STATES",
     "EMAIL_FIELD",
@@ -44,10 +46,15 @@ __all__ = [
     "PROFILE_ID_FIELD",
     "RECOMMENDED_MAX_ROWS",
     "REQUEST_LIST_PATHS",
+    "RESOURCES_LIST_PATH",
+    "RESOURCE_GET_PATH",
+    "SANDBOX_HEADER",
     "SINGLE_PATH",
     "STATUS_LIST_PATHS",
     "STATUS_PATH",
     "SYSTEM_FIELDS",
+    "TRIGGERS_LIST_PATH",
+    "TRIGGER_GET_PATH",
     "BatchState",
     "Channel",
     "ChannelRule",
@@ -73,6 +80,19 @@ API_PREFIX: Final = "/api/v1.1/"
 BATCH_PATH: Final = API_PREFIX + "campaigns/triggers/import_and_start_batch_task"
 SINGLE_PATH: Final = API_PREFIX + "campaigns/triggers/import_and_start"
 STATUS_PATH: Final = API_PREFIX + "tasks/status"
+# The read-only catalog (docs/CONTRACT.md, "Catalog (client)"): the docs print some of these with a
+# trailing slash and some without; the method names are V, the slash-less form is what we send (A).
+TRIGGERS_LIST_PATH: Final = API_PREFIX + "campaigns/triggers/list"
+TRIGGER_GET_PATH: Final = API_PREFIX + "campaigns/triggers/get"
+DATABASES_LIST_PATH: Final = API_PREFIX + "databases/list"
+#: A: the docs list "Get database fields" among the database methods; its page was not found
+DATABASE_FIELDS_PATH: Final = API_PREFIX + "databases/fields"
+RESOURCES_LIST_PATH: Final = API_PREFIX + "resources/list"
+RESOURCE_GET_PATH: Final = API_PREFIX + "resources/get"
+
+#: Every answer of the toolkit's sandbox carries this header (value ``1``); the platform's never
+#: does. The client tells a rehearsal from the real platform by it (never by the URL).
+SANDBOX_HEADER: Final = "X-Toolkit-Sandbox"
 
 # --- limits --------------------------------------------------------------------------------
 #: The platform's documented body limit ("10 Mb"); the server enforces it in bytes.

@@ -36,6 +36,7 @@ from toolkit.core.contract import (
     BATCH_PATH,
     MAX_BODY_BYTES,
     MAX_FILE_BYTES,
+    SANDBOX_HEADER,
     SINGLE_PATH,
     STATUS_PATH,
     Format,
@@ -157,6 +158,26 @@ class PlatformFaults:
             await self.app(scope, receive, lose)
             return
         await self.app(scope, receive, send)
+
+
+class SandboxMark:
+    """Pure ASGI middleware: every answer says it comes from a sandbox (``X-Toolkit-Sandbox: 1``),
+    so a client can tell a rehearsal from the real platform before it sends anything."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def mark(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (SANDBOX_HEADER.lower().encode(), b"1")]
+            await send(message)
+
+        await self.app(scope, receive, mark)
 
 
 class AccessLog:
@@ -342,6 +363,7 @@ def create_app(
     app.state.sandbox = SandboxState(token, store, engine, knobs, max_body_bytes, max_file_bytes)
     app.add_middleware(PlatformFaults, knobs=knobs)
     app.add_middleware(AccessLog)
+    app.add_middleware(SandboxMark)  # outermost: even an injected fault's answer is marked
     bearer = _BEARER
     defs: dict[str, Any] = {}
 
