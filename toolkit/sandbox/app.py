@@ -462,6 +462,11 @@ def create_app(
         response = _envelope(error_envelope(exc.status_code, str(exc.detail)), "json")
         response.status_code = exc.status_code
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route
+            methods = {
+                m for r in app.routes if getattr(r, "path", None) == request.url.path for m in r.methods or ()
+            }  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(sorted(methods))
         return response
 
     @app.exception_handler(RequestValidationError)

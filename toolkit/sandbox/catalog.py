@@ -30,7 +30,7 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from toolkit.core.contract import SYSTEM_FIELDS, Channel
 
@@ -54,7 +54,20 @@ __all__ = [
 #: be run via the API").
 API_CALL: Final = "api_call"
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+def _json_integer(value: Any) -> Any:
+    """Integers as JSON Schema has them: a whole float (``5.0``) is one, text and booleans are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_json_integer)]
+Flag = Annotated[bool, Strict()]
 #: Custom field types (docs/CONTRACT.md, "The profile data model").
 FieldType = Literal["int", "float", "string", "date", "bool", "enum", "ip", "tags", "object", "array"]
 #: The access group every catalog item belongs to in the sandbox (the docs' example group).
@@ -79,7 +92,7 @@ class TriggerEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Id
     name: str
-    is_active: bool = True
+    is_active: Flag = True
     trigger_type: str = Field(API_CALL, min_length=1, description="'api_call', or another event's type")
     list_id: Id = Field(description="the database the trigger works with")
     resource_id: Id
@@ -105,8 +118,19 @@ class ResourceEntry(BaseModel):
     dbs_ids: list[Id] = Field(default_factory=list)
 
 
+def _last_wins(items: list[Any], key: str) -> list[Any]:
+    """One item per ``key`` value, the last one given, in the order of first appearance."""
+    kept: dict[Any, Any] = {}
+    for item in items:
+        kept[getattr(item, key)] = item
+    return list(kept.values())
+
+
 class CatalogData(BaseModel):
-    """A whole catalog, checked: ids unique per kind, every reference to a known item."""
+    """A whole catalog. An id given twice (or a database's field name) keeps its last entry, as a
+    JSON object keeps a repeated key's last value. References are not checked: a trigger whose
+    ``list_id`` names no database is served as given, and ``databases/fields`` answers 404 for
+    it, as the platform would for a database that is gone."""
 
     model_config = ConfigDict(extra="forbid")
     triggers: list[TriggerEntry] = Field(default_factory=list)
@@ -114,27 +138,12 @@ class CatalogData(BaseModel):
     resources: list[ResourceEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _references(self) -> CatalogData:
-        for kind in ("triggers", "databases", "resources"):
-            ids = [item.id for item in getattr(self, kind)]
-            if dupes := sorted({i for i in ids if ids.count(i) > 1}):
-                raise ValueError(f"{kind}: id {dupes[0]} is used more than once")
+    def _unique(self) -> CatalogData:
+        self.triggers = _last_wins(self.triggers, "id")
+        self.resources = _last_wins(self.resources, "id")
+        self.databases = _last_wins(self.databases, "id")
         for db in self.databases:
-            names = [f.name for f in db.fields]
-            if dupes := sorted({n for n in names if names.count(n) > 1}):
-                raise ValueError(f"database {db.id}: field {dupes[0]!r} is listed more than once")
-        databases = {db.id for db in self.databases}
-        resources = {r.id: r for r in self.resources}
-        for t in self.triggers:
-            if t.list_id not in databases:
-                raise ValueError(f"trigger {t.id}: list_id {t.list_id} is not a database of the catalog")
-            if t.resource_id not in resources:
-                raise ValueError(
-                    f"trigger {t.id}: resource_id {t.resource_id} is not a resource of the catalog"
-                )
-        for r in self.resources:
-            if unknown := [i for i in r.dbs_ids if i not in databases]:
-                raise ValueError(f"resource {r.id}: dbs_ids {unknown[0]} is not a database of the catalog")
+            db.fields = _last_wins(db.fields, "name")
         return self
 
 
@@ -179,10 +188,10 @@ def load_catalog(document: Any, source: str = "the catalog") -> CatalogData:
     """Check a catalog document (parsed JSON); a :class:`CatalogError` names what is wrong.
 
     Example:
-        >>> load_catalog({"triggers": [{"id": 5, "name": "x", "list_id": 9, "resource_id": 1}]}, "c.json")
+        >>> load_catalog({"triggers": [{"id": 5, "name": "x", "list_id": "9", "resource_id": 1}]}, "c.json")
         Traceback (most recent call last):
         ...
-        toolkit.sandbox.catalog.CatalogError: c.json: trigger 5: list_id 9 is not a database of the catalog
+        toolkit.sandbox.catalog.CatalogError: c.json: triggers.0.list_id: must be an integer
     """
     try:
         return CatalogData.model_validate(document)

@@ -60,18 +60,23 @@ MAX_DEPTH: Final = 64
 #: body of real profiles (10,000 profiles of 20 fields) holds about 200,000; the bound keeps a hostile body of empty
 #: elements from growing a tree hundreds of megabytes large (about 160 bytes per element).
 MAX_XML_ELEMENTS: Final = 500_000
-#: Largest id (trigger, resource, database) the sandbox takes: a signed 64-bit integer, what SQLite
-#: and the platform's own ids hold. Ids are positive.
-MAX_ID: Final = 2**63 - 1
+#: Largest id (trigger, resource, database) the sandbox takes. Ids are positive; the bound is
+#: the largest integer a double holds exactly (2**53 - 1), so a JSON reader that reads numbers as
+#: doubles (JavaScript, many validators) and this server agree on every id, and none reaches
+#: SQLite's 64-bit limit. The platform's ids are far below it.
+MAX_ID: Final = 2**53 - 1
 #: Bytes fed to the XML shape check at a time.
 _SCAN_CHUNK: Final = 1 << 16
 
-BATCH_LISTS: Final = REQUEST_LIST_PATHS
+# A batch's <data> elements are its profiles: one <data> (even an empty one) is one profile, so the
+# list is made by _profiles, not by the reader (which reads a bare empty list element as no items).
+BATCH_LISTS: Final = REQUEST_LIST_PATHS - {("data",)}
 # The single-profile route carries one <data> object, optionally wrapped in a second <data>.
 SINGLE_LISTS: Final = frozenset({("data", "subscriptions"), ("data", "data", "subscriptions"), ("attach",)})
 STATUS_LISTS: Final = frozenset[tuple[str, ...]]()
 
-_INT: Final = re.compile(r"^[+-]?\d{1,19}$")
+# An integer as XML text; a whole number written as a float ("96.0") counts, as in JSON Schema.
+_INT: Final = re.compile(r"^[+-]?\d{1,19}(?:\.0*)?$")
 
 
 class ApiFailure(Exception):
@@ -177,6 +182,11 @@ def check_xml_shape(raw: bytes) -> None:
     """
     parser = expat.ParserCreate()
     depth = elements = 0
+    root_text = False
+
+    def text(data: str) -> None:
+        nonlocal root_text
+        root_text = root_text or (depth == 1 and bool(data.strip()))
 
     def start(name: str, attrs: Any) -> None:
         nonlocal depth, elements
@@ -196,6 +206,7 @@ def check_xml_shape(raw: bytes) -> None:
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
     parser.StartDoctypeDeclHandler = doctype
     declared = _declared_encoding(raw)
     try:
@@ -214,6 +225,8 @@ def check_xml_shape(raw: bytes) -> None:
                 400, f"the XML's bytes do not match the encoding it declares ({declared!r}): send UTF-8"
             ) from None
         raise ApiFailure(400, f"malformed XML: {exc}") from None
+    if root_text and elements == 1:
+        raise ApiFailure(400, "the XML body must hold one element per field, not text")
 
 
 _DECLARED: Final = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']{0,60})["']""")
@@ -256,7 +269,7 @@ def read_int(
         >>> read_int({"trigger_id": 2**63}, "trigger_id", xml=False, required=True)
         Traceback (most recent call last):
         ...
-        toolkit.sandbox.envelope.ApiFailure: trigger_id must be between 1 and 9223372036854775807, not 9223372036854775808
+        toolkit.sandbox.envelope.ApiFailure: trigger_id must be between 1 and 9007199254740991, not 9223372036854775808
     """
     value = body.get(name)
     if value is None or (xml and value == ""):
@@ -265,8 +278,10 @@ def read_int(
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif xml and isinstance(value, str) and _INT.match(value.strip()):
+    elif isinstance(value, float) and value.is_integer():  # JSON Schema: 96.0 is an integer
         number = int(value)
+    elif xml and isinstance(value, str) and _INT.match(value.strip()):
+        number = int(value.strip().partition(".")[0])
     else:
         raise ApiFailure(400, f"{name} must be an integer, not {_kind(value)} {value!r}"[:300])
     if not low <= number <= high:
@@ -328,9 +343,11 @@ class ImportEnvelope:
 
 def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str, Any]]:
     data = body.get("data")
-    if data is None or data == "":
+    if data is None or (data == "" and not xml):
         raise ApiFailure(400, "data is required")
     if single:
+        if xml and data == "":
+            data = {}  # <data></data>: a profile without fields
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
         if isinstance(data, dict) and set(data) == {"data"} and isinstance(data["data"], dict):
@@ -338,6 +355,8 @@ def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str
         if not isinstance(data, dict):
             raise ApiFailure(400, f"data must be one profile object {{...fields...}}, not {_kind(data)}")
         return [data]
+    if xml and isinstance(data, dict | str):  # one <data> element: one profile (<data/>: no fields)
+        data = [data or {}]
     if not isinstance(data, list):
         raise ApiFailure(400, f'data must be a list of {{"data": {{...}}}} objects, not {_kind(data)}')
     if not data:
@@ -345,6 +364,8 @@ def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str
     profiles: list[dict[str, Any]] = []
     for i, item in enumerate(data):
         # In XML each <data> element holds the fields directly; in JSON each item wraps them.
+        if xml and item == "":
+            item = {}  # <data></data>: a profile without fields (it fails alone, for want of a key)
         fields = item if xml else item.get("data") if isinstance(item, dict) else None
         if not isinstance(fields, dict):
             shape = "a <data> element holding profile fields" if xml else 'an object {"data": {...fields...}}'

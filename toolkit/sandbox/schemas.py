@@ -124,9 +124,9 @@ class _ImportCommon(BaseModel):
     matching: MatchingMode = MatchingMode.EMAIL
     field_name: str | None = Field(None, description="required for matching custom/custom_sub")
     resource_id: Id | None = None
-    skip_triggers: bool = False
-    skip_invalid_subscriptions: bool = False
-    detect_geo: bool = False
+    skip_triggers: bool | None = False
+    skip_invalid_subscriptions: bool | None = False
+    detect_geo: bool | None = False
     custom_data: dict[str, Any] | None = None
     content: dict[str, Any] | None = None
     attach: list[Attachment] | None = None
@@ -151,7 +151,7 @@ class StatusRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     token: str | None = None
-    task_id: str
+    task_id: str = Field(min_length=1)
     format: Literal["json", "xml"] | None = None
 
 
@@ -368,7 +368,8 @@ class TaskRecord(BaseModel):
 
 # --- the OpenAPI document ----------------------------------------------------------------------
 def _without_null(schema: Any) -> Any:
-    """The schema as XML can send it: no ``null`` alternatives (an XML element is text or absent)."""
+    """The schema as XML sends it: no ``null`` alternatives (an XML element holds text, or is left
+    out; a generator would write null as the text "null")."""
     if isinstance(schema, list):
         return [_without_null(item) for item in schema]
     if not isinstance(schema, dict):
@@ -400,7 +401,11 @@ def request_doc(
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     defs.update(schema.pop("$defs", {}))
     if "matching" in schema.get("properties", {}):
-        schema["properties"]["matching"] = {"type": "string", "enum": list(matching), "default": "email"}
+        schema["properties"]["matching"] = {
+            "anyOf": [{"type": "string", "enum": list(matching)}, {"type": "null"}],
+            "default": "email",
+            "description": "how a profile is found (null or absent: email)",
+        }
     xml = _without_null(copy.deepcopy(schema))
     data = xml.get("properties", {}).get("data", {})
     if data.get("items") == {"$ref": "#/components/schemas/ProfileItem"}:
