@@ -272,8 +272,7 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes | No
 
 def _stalled(exc: BodyStalled, fmt: Format) -> Response:
     # 408, and the connection is closed after it: the rest of the body will never be read.
-    response = _respond(render(error_envelope(408, str(exc)), fmt), fmt, 408, {"Connection": "close"})
-    return response
+    return _respond(render(error_envelope(408, str(exc)), fmt), fmt, 408, {"Connection": "close"})
 
 
 def _bearer(request: Request) -> str | None:
@@ -300,8 +299,14 @@ _BEARER = HTTPBearer(auto_error=False, description="The sandbox token")
 async def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 ) -> None:
-    """FastAPI dependency of the inspection routes: Bearer token required."""
+    """FastAPI dependency of the inspection routes: Bearer token required, and no query parameter
+    the route does not know (a typo'd filter, ``?trigger=7``, must not quietly answer everything)."""
     _check_token(request.app.state.sandbox.token, credentials.credentials if credentials else None)
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    if unknown := sorted(set(request.query_params) - known):
+        expected = ", ".join(sorted(known)) or "none"
+        raise ApiFailure(400, f"unknown query parameter {unknown[0]!r} (this route takes: {expected})")
 
 
 Handler = Callable[[dict[str, Any], bool, Format], Awaitable[Response]]
