@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from toolkit.core.contract import STATUS_PATH
+from toolkit.core.contract import BATCH_PATH, STATUS_PATH, TRIGGER_GET_PATH
 
 TOOLKIT = [sys.executable, "-m", "toolkit"]
 
@@ -83,5 +83,45 @@ def test_cli_rejects_bad_knobs() -> None:
     assert done.returncode == 2 and "between 0 and 1" in done.stderr
     helped = subprocess.run([*TOOLKIT, "sandbox", "--help"], capture_output=True, text=True, timeout=30)
     assert helped.returncode == 0
-    for flag in ("--processing-rate", "--latency-ms", "--rate-limit", "--drop-rate", "--lose-response-rate"):
+    flags = ("--processing-rate", "--latency-ms", "--rate-limit", "--drop-rate", "--lose-response-rate")
+    flags += ("--catalog", "--strict-catalog", "--allow-undocumented-matching", "--variant", "--body-timeout")
+    for flag in flags:
         assert flag in helped.stdout
+
+
+def test_cli_serves_a_catalog_file_strictly_with_a_variant(tmp_path: Path) -> None:
+    """--catalog FILE, --strict-catalog, --allow-undocumented-matching and --variant reach the server."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        '{"triggers": [{"id": 5, "name": "Welcome", "list_id": 1, "resource_id": 2}],'
+        ' "databases": [{"id": 1, "name": "Shop"}], "resources": [{"id": 2, "name": "Mail"}]}'
+    )
+    flags = ("--catalog", str(catalog), "--strict-catalog", "--allow-undocumented-matching")
+    proc, url, token = start(*flags, "--variant", "nested_task_id")
+    try:
+        auth = {"Authorization": f"Bearer {token}"}
+        known = requests.post(url + TRIGGER_GET_PATH, json={"id": 5}, headers=auth, timeout=5)
+        assert known.json()["data"]["name"] == "Welcome"
+        assert (
+            requests.post(url + TRIGGER_GET_PATH, json={"id": 96}, headers=auth, timeout=5).status_code == 404
+        )
+        body = {"trigger_id": 5, "matching": "email_sub", "data": [{"data": {"email": "a@example.com"}}]}
+        accepted = requests.post(url + BATCH_PATH, json=body, headers=auth, timeout=5)
+        assert accepted.status_code == 200 and accepted.json()["data"]["task_id"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+
+
+def test_cli_refuses_a_catalog_it_cannot_use(tmp_path: Path) -> None:
+    """A catalog file that is not JSON, or holds a wrong value, stops the start (exit 2) naming it."""
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"triggers": [{"id": "five", "name": "x", "list_id": 1, "resource_id": 1}]}')
+    for path, words in ((broken, "cannot read the catalog"), (wrong, "triggers.0.id")):
+        done = subprocess.run(
+            [*TOOLKIT, "sandbox", "--catalog", str(path)], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 2, done.stderr
+        assert str(path) in done.stderr and words in done.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sandbox_helpers import Api
 
 from toolkit.core.contract import BATCH_PATH
@@ -128,7 +130,9 @@ def test_custom_matching_uses_the_named_field(api: Api) -> None:
     assert ambiguous["error"] == 409
 
 
-def test_email_sub_matches_on_subscription_contacts(api: Api) -> None:
+def test_email_sub_matches_on_subscription_contacts(make_api: Callable[..., Api]) -> None:
+    """email_sub (an undocumented mode for this method, taken with the opt-in) looks in subscriptions only."""
+    api = make_api(allow_undocumented_matching=True)
     sub = {"channel": "email", "email": "inbox@example.com", "resource_id": 21}
     [created] = api.run([{"email": "profile@example.com", "subscriptions": [sub]}], matching="email_sub")
     [by_sub] = api.run([{"_fname": "Sub", "subscriptions": [sub]}], matching="email_sub")

@@ -51,7 +51,7 @@ def test_malformed_xml(api: Api, raw: str) -> None:
         ({"trigger_id": 1, "resource_id": "x", "data": OK_DATA}, ("resource_id must be an integer",)),
         ({"trigger_id": 1, "matching": "fax", "data": OK_DATA}, ("unknown matching 'fax'",)),
         ({"trigger_id": 1, "matching": "custom", "data": OK_DATA}, ("field_name",)),
-        ({"trigger_id": 1, "matching": "custom_sub", "data": OK_DATA}, ("field_name",)),
+        ({"trigger_id": 1, "matching": "custom_sub", "data": OK_DATA}, ("not documented", "custom")),
         ({"trigger_id": 1}, ("data is required",)),
         ({"trigger_id": 1, "data": {"email": "a@example.com"}}, ("data must be a list",)),
         ({"trigger_id": 1, "data": "a@example.com"}, ("data must be a list",)),

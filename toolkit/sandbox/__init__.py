@@ -7,8 +7,9 @@ rest of the package (its validators are its own), so it can catch the client's m
 Needs the ``sandbox`` extra (fastapi, uvicorn): ``pip install 'toolkit[sandbox]'``.
 
 Start it with ``toolkit sandbox [--host 127.0.0.1] [--port 8080] [--token TOKEN] [--db PATH]
-[--seed N] [knobs]`` (prints its URL and token, serves until Ctrl-C or SIGTERM), or from
-Python::
+[--seed N] [--catalog FILE.json] [--strict-catalog] [--allow-undocumented-matching]
+[--variant V] [--body-timeout S] [knobs]`` (prints its URL and token, serves until Ctrl-C or
+SIGTERM), or from Python::
 
     with serve() as sandbox:            # a free port, a generated token, in-memory state
         client = Client(sandbox.url, sandbox.token)
@@ -24,18 +25,29 @@ request's own format; token as ``Authorization: Bearer`` or the body's ``token``
   ``completed`` with one result per profile in input order (``profile_id``, or ``error`` and
   ``error_text``). The XML answer follows the seed's XML example (``captured``, ``errors``,
   ``status``) plus one ``<result>`` per profile.
+- The catalog (:mod:`toolkit.sandbox.catalog`): ``campaigns/triggers/list`` and ``get``,
+  ``databases/list`` and ``fields``, ``resources/list`` and ``get``, in the documented shapes.
+  An import starts only an active trigger of type ``api_call`` (404 otherwise); an unknown
+  trigger id is registered as one on first use, unless ``strict_catalog``.
+
+Only the five matching modes documented for the batch method are taken, unless
+``allow_undocumented_matching``. ``variant`` answers as one documented form of the platform
+(``nested_task_id``, ``short_result`` with ``captured``, ``error_in_200``, ``body_token_only``).
+Hostile input is a 400 (ids beyond 2**53-1, XML deeper than 64 levels or over 500,000 elements,
+a DTD, an unknown encoding); a body that stalls for ``body_timeout`` seconds is a 408.
 
 Errors use the platform's envelope, with the HTTP status equal to ``error``: 400 (bad
 body or envelope; over 10 MB gives the seed's exact body), 401 (no token), 403 (wrong
-token), 404 (unknown task), 429 (rate limit knob, with ``Retry-After``), 500/502/503
-(fail knob). A bad profile (no match key, invalid email/phone/IP/date/subscription) fails
+token), 404 (unknown task, trigger, database or resource), 408 (stalled body), 429 (rate
+limit knob, with ``Retry-After``), 500/502/503 (fail knob). A bad profile (no match key, invalid email/phone/IP/date/subscription) fails
 alone with error 400 in the task's results; 409 when it matches several profiles, 404 for
 an unknown ``profile_id``.
 
 Inspection routes (not part of the platform; token required except for health):
 ``GET /_sandbox/sends[?trigger_id=&task_id=]``, ``GET /_sandbox/profiles``,
-``GET /_sandbox/tasks``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``. ``/docs`` shows
-every route.
+``GET /_sandbox/tasks``, ``GET``/``PUT /_sandbox/catalog``, ``POST /_sandbox/reset`` (the
+starting catalog too), ``GET /_sandbox/health``. ``/docs`` shows every route; the test suite
+fuzzes them all against ``/openapi.json`` with schemathesis.
 
 Worker control (for tests that must see a task in a given state without racing the clock):
 ``POST /_sandbox/pause``, ``POST /_sandbox/step?profiles=N`` (import exactly N more

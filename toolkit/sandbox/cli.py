@@ -4,9 +4,9 @@ Example:
     >>> import argparse
     >>> parser = argparse.ArgumentParser(prog="toolkit")
     >>> register(parser.add_subparsers())
-    >>> args = parser.parse_args(["sandbox", "--port", "0", "--fail-rate", "0.1"])
-    >>> args.port, args.fail_rate, args.func is run
-    (0, 0.1, True)
+    >>> args = parser.parse_args(["sandbox", "--port", "0", "--fail-rate", "0.1", "--variant", "short_result"])
+    >>> args.port, args.fail_rate, args.variant, args.strict_catalog, args.func is run
+    (0, 0.1, 'short_result', False, True)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from . import require_server
+from .knobs import VARIANTS
 
 __all__ = ["register", "run"]
 
@@ -43,8 +44,8 @@ def register(subparsers: Any) -> None:
         help="run the local sandbox of the platform API",
         description=(
             "Serve a local, faithful stand-in for the platform API (import_and_start_batch_task, "
-            "import_and_start, tasks/status) plus /_sandbox/* inspection routes and /docs. "
-            "Prints its URL and token; stops on Ctrl-C or SIGTERM."
+            "import_and_start, tasks/status, the trigger/database/resource catalog) plus /_sandbox/* "
+            "inspection routes and /docs. Prints its URL and token; stops on Ctrl-C or SIGTERM."
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, local only)")
@@ -54,6 +55,41 @@ def register(subparsers: Any) -> None:
         "--db", metavar="PATH", help="SQLite file keeping profiles, tasks and sends across restarts"
     )
     p.add_argument("--seed", type=int, help="make task ids, profile ids and faults reproducible")
+    p.add_argument(
+        "--catalog",
+        metavar="FILE.json",
+        help="the triggers, databases (with fields) and resources to serve instead of the default ones",
+    )
+    p.add_argument(
+        "--strict-catalog",
+        action="store_true",
+        help="refuse a trigger id the catalog does not know (404), as the platform does; "
+        "by default it is registered as an active API-call trigger on first use",
+    )
+    p.add_argument(
+        "--allow-undocumented-matching",
+        action="store_true",
+        help="also accept the six matching modes the batch method's page does not list",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_positive,
+        default=30.0,
+        metavar="S",
+        help="seconds a request body may stall before the answer is 408 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="standard",
+        help="answer as one documented form of the platform (default: %(default)s)",
+    )
+    p.add_argument(
+        "--captured",
+        type=int,
+        metavar="N",
+        help="with --variant short_result: the captured count a finished task reports",
+    )
     knobs = p.add_argument_group("realism knobs (platform routes only; all off by default)")
     knobs.add_argument(
         "--processing-rate", type=_positive, metavar="N", help="profiles per second a task advances"
@@ -86,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"toolkit sandbox: {exc}", file=sys.stderr)
         return 2
+    from .catalog import CatalogError
     from .knobs import Knobs
-    from .server import SandboxServer, run_forever
+    from .server import SandboxServer, Setup, read_catalog, run_forever
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -103,8 +140,16 @@ def run(args: argparse.Namespace) -> int:
             drop_rate=args.drop_rate,
             lose_response_rate=args.lose_response_rate,
             seed=args.seed,
+            variant=args.variant,
+            captured=args.captured,
         )
-    except ValueError as exc:
+        setup = Setup(
+            catalog=read_catalog(args.catalog),
+            strict_catalog=args.strict_catalog,
+            allow_undocumented_matching=args.allow_undocumented_matching,
+            body_timeout=args.body_timeout,
+        )
+    except (ValueError, CatalogError) as exc:
         print(f"toolkit sandbox: {exc}", file=sys.stderr)
         return 2
 
@@ -129,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             token=args.token,
             db=args.db,
             knobs=knobs,
+            setup=setup,
             log_level=args.log_level,
             announce=announce,
         )

@@ -16,6 +16,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
+from xml.parsers import expat
 
 import orjson
 from defusedxml import DefusedXmlException
@@ -34,14 +35,20 @@ from .validators import parse_data_uri
 __all__ = [
     "BATCH_LISTS",
     "MAX_DEPTH",
+    "MAX_ID",
+    "MAX_XML_ELEMENTS",
     "SINGLE_LISTS",
     "STATUS_LISTS",
     "ApiFailure",
     "ImportEnvelope",
+    "accepted_matching",
+    "check_xml_shape",
     "decode",
     "detect_format",
     "parse_import",
     "parse_status",
+    "read_bool",
+    "read_int",
     "response_format",
 ]
 
@@ -49,13 +56,27 @@ __all__ = [
 #: array of objects); the bound keeps every later recursive step (orjson.dumps stops at 255,
 #: Python at ~1000 frames) far from its limit.
 MAX_DEPTH: Final = 64
+#: Most elements an XML body may hold (A: the platform's own bound is not documented). A 10 MB
+#: body of real profiles (10,000 profiles of 20 fields) holds about 200,000; the bound keeps a hostile body of empty
+#: elements from growing a tree hundreds of megabytes large (about 160 bytes per element).
+MAX_XML_ELEMENTS: Final = 500_000
+#: Largest id (trigger, resource, database) the sandbox takes. Ids are positive; the bound is
+#: the largest integer a double holds exactly (2**53 - 1), so a JSON reader that reads numbers as
+#: doubles (JavaScript, many validators) and this server agree on every id, and none reaches
+#: SQLite's 64-bit limit. The platform's ids are far below it.
+MAX_ID: Final = 2**53 - 1
+#: Bytes fed to the XML shape check at a time.
+_SCAN_CHUNK: Final = 1 << 16
 
-BATCH_LISTS: Final = REQUEST_LIST_PATHS
+# A batch's <data> elements are its profiles: one <data> (even an empty one) is one profile, so the
+# list is made by _profiles, not by the reader (which reads a bare empty list element as no items).
+BATCH_LISTS: Final = REQUEST_LIST_PATHS - {("data",)}
 # The single-profile route carries one <data> object, optionally wrapped in a second <data>.
 SINGLE_LISTS: Final = frozenset({("data", "subscriptions"), ("data", "data", "subscriptions"), ("attach",)})
 STATUS_LISTS: Final = frozenset[tuple[str, ...]]()
 
-_INT: Final = re.compile(r"^[+-]?\d{1,18}$")
+# An integer as XML text; a whole number written as a float ("96.0") counts, as in JSON Schema.
+_INT: Final = re.compile(r"^[+-]?\d{1,19}(?:\.0*)?$")
 
 
 class ApiFailure(Exception):
@@ -113,6 +134,8 @@ def decode(raw: bytes, fmt: Format, list_paths: frozenset[tuple[str, ...]]) -> d
     """
     if not raw.strip():
         raise ApiFailure(400, "the request body is empty")
+    if fmt == "xml":
+        check_xml_shape(raw)
     try:
         if fmt == "xml":
             body: Any = loads_xml(raw, list_paths)
@@ -126,13 +149,92 @@ def decode(raw: bytes, fmt: Format, list_paths: frozenset[tuple[str, ...]]) -> d
         raise ApiFailure(400, f"malformed XML: {exc}") from None
     except RecursionError:
         raise ApiFailure(400, f"the body nests deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:  # e.g. XML declaring an unsupported encoding
-        raise ApiFailure(400, f"malformed {fmt.upper()}: {exc}") from None
+    except (ValueError, LookupError) as exc:  # e.g. XML declaring an encoding Python does not know
+        raise ApiFailure(400, f"malformed {fmt.upper()}: {exc}"[:300]) from None
     if not isinstance(body, dict):
         raise ApiFailure(400, f"the JSON body must be an object, not {_kind(body)}")
     if not _depth_ok(body, MAX_DEPTH):
         raise ApiFailure(400, f"the body nests deeper than {MAX_DEPTH} levels")
     return body
+
+
+class _TooBig(Exception):
+    """Raised inside the XML scan's handlers: the body is refused before a tree is built."""
+
+
+def check_xml_shape(raw: bytes) -> None:
+    """Refuse an XML body before building its tree: nested deeper than :data:`MAX_DEPTH`, more than
+    :data:`MAX_XML_ELEMENTS` elements, a DTD, or an encoding Python does not know (all 400).
+
+    A streaming scan (expat, no tree), so a hostile body is refused after reading only as far as
+    it takes to see the problem: a 10 MiB body nested 1.5 million deep costs kilobytes, not the
+    half gigabyte its tree would.
+
+    Example:
+        >>> check_xml_shape(b"<xml>" + b"<a>" * 70 + b"</a>" * 70 + b"</xml>")
+        Traceback (most recent call last):
+        ...
+        toolkit.sandbox.envelope.ApiFailure: the body nests deeper than 64 levels
+        >>> check_xml_shape(b'<?xml version="1.0" encoding="x-bogus"?><xml/>')
+        Traceback (most recent call last):
+        ...
+        toolkit.sandbox.envelope.ApiFailure: the XML declares an encoding this server does not know ('x-bogus'): send UTF-8
+    """
+    parser = expat.ParserCreate()
+    depth = elements = 0
+    root_text = False
+
+    def text(data: str) -> None:
+        nonlocal root_text
+        root_text = root_text or (depth == 1 and bool(data.strip()))
+
+    def start(name: str, attrs: Any) -> None:
+        nonlocal depth, elements
+        depth += 1
+        elements += 1
+        if depth > MAX_DEPTH:
+            raise _TooBig(f"the body nests deeper than {MAX_DEPTH} levels")
+        if elements > MAX_XML_ELEMENTS:
+            raise _TooBig(f"the body holds more than {MAX_XML_ELEMENTS:,} XML elements")
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    def doctype(*_: Any) -> None:
+        raise _TooBig("forbidden XML construct: a DTD (entities and DTDs are refused)")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = doctype
+    declared = _declared_encoding(raw)
+    try:
+        for offset in range(0, len(raw), _SCAN_CHUNK):
+            parser.Parse(raw[offset : offset + _SCAN_CHUNK], False)
+        parser.Parse(b"", True)
+    except _TooBig as exc:
+        raise ApiFailure(400, str(exc)) from None
+    except LookupError:
+        raise ApiFailure(
+            400, f"the XML declares an encoding this server does not know ({declared!r}): send UTF-8"
+        ) from None
+    except expat.ExpatError as exc:
+        if declared is not None and "encoding" in str(exc):
+            raise ApiFailure(
+                400, f"the XML's bytes do not match the encoding it declares ({declared!r}): send UTF-8"
+            ) from None
+        raise ApiFailure(400, f"malformed XML: {exc}") from None
+    if root_text and elements == 1:
+        raise ApiFailure(400, "the XML body must hold one element per field, not text")
+
+
+_DECLARED: Final = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']{0,60})["']""")
+
+
+def _declared_encoding(raw: bytes) -> str | None:
+    found = _DECLARED.match(raw[:200])
+    return found[1].decode("latin-1") if found else None
 
 
 def _kind(value: Any) -> str:
@@ -149,27 +251,51 @@ def response_format(body: dict[str, Any], request_format: Format) -> Format:
         ('xml', 'xml')
     """
     value = body.get("format")
-    if value is None or value == "":
+    if value is None or (request_format == "xml" and value == ""):
         return request_format
     if value not in ("json", "xml"):
         raise ApiFailure(400, f"format must be 'json' or 'xml', not {value!r}")
     return value  # type: ignore[no-any-return]
 
 
-def _int(body: dict[str, Any], name: str, *, xml: bool, required: bool) -> int | None:
+def read_int(
+    body: dict[str, Any], name: str, *, xml: bool, required: bool, low: int = 1, high: int = MAX_ID
+) -> int | None:
+    """An integer field of a request, checked against ``low..high`` (ids: 1 to 2**63-1).
+
+    Example:
+        >>> read_int({"trigger_id": " 96 "}, "trigger_id", xml=True, required=True)
+        96
+        >>> read_int({"trigger_id": 2**63}, "trigger_id", xml=False, required=True)
+        Traceback (most recent call last):
+        ...
+        toolkit.sandbox.envelope.ApiFailure: trigger_id must be between 1 and 9007199254740991, not 9223372036854775808
+    """
     value = body.get(name)
     if value is None or (xml and value == ""):
         if required:
             raise ApiFailure(400, f"{name} is required")
         return None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if xml and isinstance(value, str) and _INT.match(value.strip()):
-        return int(value)
-    raise ApiFailure(400, f"{name} must be an integer, not {_kind(value)} {value!r}"[:300])
+        number = value
+    elif isinstance(value, float) and value.is_integer():  # JSON Schema: 96.0 is an integer
+        number = int(value)
+    elif xml and isinstance(value, str) and _INT.match(value.strip()):
+        number = int(value.strip().partition(".")[0])
+    else:
+        raise ApiFailure(400, f"{name} must be an integer, not {_kind(value)} {value!r}"[:300])
+    if not low <= number <= high:
+        raise ApiFailure(400, f"{name} must be between {low} and {high}, not {number}")
+    return number
 
 
-def _bool(body: dict[str, Any], name: str, *, xml: bool) -> bool:
+def read_bool(body: dict[str, Any], name: str, *, xml: bool) -> bool:
+    """A true/false field (absent: false); XML sends it as text.
+
+    Example:
+        >>> read_bool({"is_active": "true"}, "is_active", xml=True), read_bool({}, "is_active", xml=False)
+        (True, False)
+    """
     value = body.get(name)
     if value is None:
         return False
@@ -180,9 +306,9 @@ def _bool(body: dict[str, Any], name: str, *, xml: bool) -> bool:
     raise ApiFailure(400, f"{name} must be true or false, not {value!r}"[:300])
 
 
-def _object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
+def _object(body: dict[str, Any], name: str, *, xml: bool) -> dict[str, Any] | None:
     value = body.get(name)
-    if value is None or value == "":
+    if value is None or (xml and value == ""):  # an empty XML element
         return None
     if not isinstance(value, dict):
         raise ApiFailure(400, f"{name} must be an object, not {_kind(value)}")
@@ -217,9 +343,11 @@ class ImportEnvelope:
 
 def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str, Any]]:
     data = body.get("data")
-    if data is None or data == "":
+    if data is None or (data == "" and not xml):
         raise ApiFailure(400, "data is required")
     if single:
+        if xml and data == "":
+            data = {}  # <data></data>: a profile without fields
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
         if isinstance(data, dict) and set(data) == {"data"} and isinstance(data["data"], dict):
@@ -227,6 +355,8 @@ def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str
         if not isinstance(data, dict):
             raise ApiFailure(400, f"data must be one profile object {{...fields...}}, not {_kind(data)}")
         return [data]
+    if xml and isinstance(data, dict | str):  # one <data> element: one profile (<data/>: no fields)
+        data = [data or {}]
     if not isinstance(data, list):
         raise ApiFailure(400, f'data must be a list of {{"data": {{...}}}} objects, not {_kind(data)}')
     if not data:
@@ -234,6 +364,8 @@ def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str
     profiles: list[dict[str, Any]] = []
     for i, item in enumerate(data):
         # In XML each <data> element holds the fields directly; in JSON each item wraps them.
+        if xml and item == "":
+            item = {}  # <data></data>: a profile without fields (it fails alone, for want of a key)
         fields = item if xml else item.get("data") if isinstance(item, dict) else None
         if not isinstance(fields, dict):
             shape = "a <data> element holding profile fields" if xml else 'an object {"data": {...fields...}}'
@@ -242,10 +374,45 @@ def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str
     return profiles
 
 
+def accepted_matching(undocumented: bool = False) -> tuple[str, ...]:
+    """The matching modes the import routes take: the five the page of
+    ``import_and_start_batch_task`` documents, or all eleven with ``undocumented``.
+
+    Example:
+        >>> accepted_matching()
+        ('email', 'email_profile', 'phone', 'profile_id', 'custom')
+    """
+    return tuple(str(m) for m, rule in MATCHING_MODES.items() if undocumented or rule.documented_for_batch)
+
+
+def _matching(body: dict[str, Any], *, xml: bool, undocumented: bool) -> str:
+    matching = body.get("matching")
+    if matching is None or (xml and matching == ""):
+        matching = MatchingMode.EMAIL.value
+    accepted = accepted_matching(undocumented)
+    if isinstance(matching, str) and matching in MATCHING_MODES and matching not in accepted:
+        raise ApiFailure(
+            400,
+            f"matching {matching!r} is not documented for this method, whose page lists "
+            f"{', '.join(accepted)}; a sandbox started with allow_undocumented_matching "
+            "(--allow-undocumented-matching) accepts it",
+        )
+    if not isinstance(matching, str) or matching not in accepted:
+        raise ApiFailure(400, f"unknown matching {matching!r}; one of: {', '.join(accepted)}"[:400])
+    return matching
+
+
 def parse_import(
-    body: dict[str, Any], *, xml: bool, single: bool, max_file_bytes: int = MAX_FILE_BYTES
+    body: dict[str, Any],
+    *,
+    xml: bool,
+    single: bool,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    undocumented_matching: bool = False,
 ) -> ImportEnvelope:
     """Check an import request's envelope; per-profile problems are left to processing.
+
+    Only the matching modes documented for the method are taken, unless ``undocumented_matching``.
 
     Example:
         >>> parse_import({"trigger_id": "7", "matching": "custom", "data": [{}]}, xml=True, single=False)
@@ -253,12 +420,9 @@ def parse_import(
         ...
         toolkit.sandbox.envelope.ApiFailure: matching 'custom' needs field_name (the custom field to match on)
     """
-    trigger_id = _int(body, "trigger_id", xml=xml, required=True)
+    trigger_id = read_int(body, "trigger_id", xml=xml, required=True)
     assert trigger_id is not None
-    matching = body.get("matching") or MatchingMode.EMAIL.value
-    if not isinstance(matching, str) or matching not in MATCHING_MODES:
-        known = ", ".join(MATCHING_MODES)
-        raise ApiFailure(400, f"unknown matching {matching!r}; one of: {known}"[:400])
+    matching = _matching(body, xml=xml, undocumented=undocumented_matching)
     field_name = body.get("field_name")
     if MATCHING_MODES[matching].needs_match_field:
         if not isinstance(field_name, str) or not field_name.strip():
@@ -266,7 +430,7 @@ def parse_import(
     elif field_name is not None and not isinstance(field_name, str):
         raise ApiFailure(400, "field_name must be a string")
     attach = body.get("attach")
-    if attach is None or attach == "":
+    if attach is None or (xml and attach == ""):
         attach = []
     if isinstance(attach, dict):
         attach = [attach]
@@ -286,12 +450,12 @@ def parse_import(
         matching=matching,
         profiles=_profiles(body, xml=xml, single=single),
         field_name=field_name.strip() if isinstance(field_name, str) and field_name.strip() else None,
-        resource_id=_int(body, "resource_id", xml=xml, required=False),
-        skip_triggers=_bool(body, "skip_triggers", xml=xml),
-        skip_invalid_subscriptions=_bool(body, "skip_invalid_subscriptions", xml=xml),
-        detect_geo=_bool(body, "detect_geo", xml=xml),
-        content=_object(body, "content"),
-        custom_data=_object(body, "custom_data"),
+        resource_id=read_int(body, "resource_id", xml=xml, required=False),
+        skip_triggers=read_bool(body, "skip_triggers", xml=xml),
+        skip_invalid_subscriptions=read_bool(body, "skip_invalid_subscriptions", xml=xml),
+        detect_geo=read_bool(body, "detect_geo", xml=xml),
+        content=_object(body, "content", xml=xml),
+        custom_data=_object(body, "custom_data", xml=xml),
         attachments=attachments,
     )
 

@@ -17,9 +17,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal, get_args
 
-__all__ = ["Fault", "Faults", "IdSource", "Knobs", "RateLimiter"]
+__all__ = ["VARIANTS", "Fault", "Faults", "IdSource", "Knobs", "RateLimiter", "Variant"]
+
+#: How the sandbox answers, one per documented form of the platform's answers (docs/CONTRACT.md):
+#: ``standard`` (the seed's JSON forms), ``nested_task_id`` (``{"data": {"task_id": ...}}``, as
+#: ``profiles/get_all`` answers), ``short_result`` (a finished task's result is
+#: ``{captured, errors, status}``, the seed's XML example), ``error_in_200`` (an error's code in
+#: the body of an HTTP 200 answer), ``body_token_only`` (an older install: the Authorization
+#: header is ignored, 401 without a ``token`` in the body).
+Variant = Literal["standard", "nested_task_id", "short_result", "error_in_200", "body_token_only"]
+VARIANTS: Final[tuple[str, ...]] = get_args(Variant)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class Knobs:
         Traceback (most recent call last):
         ...
         ValueError: fail_rate must be between 0 and 1, not 1.5
+        >>> Knobs(variant="short_result", captured=0).variant
+        'short_result'
     """
 
     #: Profiles per second a task advances (None: as fast as possible, still in the background).
@@ -49,6 +60,11 @@ class Knobs:
     lose_response_rate: float = 0.0
     #: Seed for task ids, profile ids and fault draws (None: unpredictable).
     seed: int | None = None
+    #: Which documented form of the platform's answers to give (:data:`VARIANTS`).
+    variant: Variant = "standard"
+    #: With ``variant="short_result"``: the ``captured`` count a finished task reports (None: the
+    #: profiles it really imported), so a test can make the platform's figures disagree with the rows.
+    captured: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("fail_rate", "drop_rate", "lose_response_rate"):
@@ -63,6 +79,10 @@ class Knobs:
                 raise ValueError(f"{name} must be positive (or None for off), not {value}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must not be negative, not {self.latency_ms}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
+        if self.captured is not None and (self.variant != "short_result" or self.captured < 0):
+            raise ValueError("captured is a count (0 or more) for variant 'short_result' only")
 
     @property
     def faulty(self) -> bool:

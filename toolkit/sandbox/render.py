@@ -16,7 +16,15 @@ import orjson
 
 from toolkit.core.contract import BODY_TOO_LARGE, Format, TaskState, dumps_xml, ok_envelope, xml_text
 
-__all__ = ["body_too_large", "http_status", "progress", "render", "status_payload", "status_xml"]
+__all__ = [
+    "body_too_large",
+    "http_status",
+    "progress",
+    "render",
+    "short_result",
+    "status_payload",
+    "status_xml",
+]
 
 
 def render(payload: dict[str, Any], fmt: Format) -> bytes:
@@ -59,10 +67,38 @@ def progress(task: dict[str, Any]) -> int:
     return min(99, task["done"] * 100 // max(1, task["total"]))
 
 
-def status_payload(task: dict[str, Any]) -> dict[str, Any]:
-    """The JSON ``tasks/status`` answer (the seed's example shape); ``result`` once over."""
+def _failed(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The failed profiles of a task, with their position: the short form's ``errors``."""
+    return [
+        {"index": i, "error": r["error"], "error_text": r["error_text"]}
+        for i, r in enumerate(results)
+        if "profile_id" not in r
+    ]
+
+
+def short_result(task: dict[str, Any], captured: int | None = None) -> dict[str, Any]:
+    """A finished task's result in the short form of the seed's XML example:
+    ``{captured, errors, status}``; ``captured`` overrides the count of imported profiles.
+
+    Example:
+        >>> task = {"results": [{"profile_id": "p1"}, {"error": 400, "error_text": "invalid email"}]}
+        >>> short_result(task)
+        {'captured': 1, 'errors': [{'index': 1, 'error': 400, 'error_text': 'invalid email'}], 'status': 'ok'}
+    """
+    errors = _failed(task["results"])
+    count = len(task["results"]) - len(errors) if captured is None else captured
+    return {"captured": count, "errors": errors, "status": "ok"}
+
+
+def status_payload(
+    task: dict[str, Any], *, short: bool = False, captured: int | None = None
+) -> dict[str, Any]:
+    """The JSON ``tasks/status`` answer (the seed's example shape); ``result`` once over: one item
+    per profile, or the short form with ``short`` (variant ``short_result``)."""
     data: dict[str, Any] = {"status": task["status"], "progress": progress(task)}
-    if task["status"] == TaskState.COMPLETED:
+    if task["status"] == TaskState.COMPLETED and short:
+        data["result"] = short_result(task, captured)
+    elif task["status"] == TaskState.COMPLETED:
         data["result"] = {"error": 0, "error_text": "", "result": task["results"]}
     elif task["status"] == TaskState.FAILED:
         data["result"] = {"error": 500, "error_text": task.get("error_text") or "the task failed"}
@@ -73,13 +109,14 @@ def _leaf(name: str, value: Any) -> str:
     return f"<{name}>{xml_text(value)}</{name}>"
 
 
-def status_xml(task: dict[str, Any]) -> bytes:
+def status_xml(task: dict[str, Any], *, short: bool = False, captured: int | None = None) -> bytes:
     """The XML ``tasks/status`` answer in the seed's XML shape, plus one ``<result>`` per profile.
 
-    ``<result>`` holds ``<captured>`` (profiles imported), ``<errors>`` (one per failed
-    profile: index, error, error_text; ``<errors/>`` when none), ``<status>ok</status>``
-    and the repeated per-profile ``<result>`` elements, in input order, which
-    ``loads_xml(body, STATUS_LIST_PATHS)`` reads as ``data.result.result``.
+    ``<result>`` holds ``<captured>`` (profiles imported, or ``captured``), ``<errors>`` (one per
+    failed profile: index, error, error_text; ``<errors/>`` when none), ``<status>ok</status>``
+    and, unless ``short`` (exactly the seed's example), the repeated per-profile ``<result>``
+    elements, in input order, which ``loads_xml(body, STATUS_LIST_PATHS)`` reads as
+    ``data.result.result``.
 
     Example:
         >>> task = {"status": "completed", "total": 2, "done": 2,
@@ -91,16 +128,15 @@ def status_xml(task: dict[str, Any]) -> bytes:
     out = ["<xml>", "<data>", _leaf("progress", progress(task))]
     if task["status"] == TaskState.COMPLETED:
         results = task["results"]
-        failed = [(i, r) for i, r in enumerate(results) if "profile_id" not in r]
-        out += ["<result>", _leaf("captured", len(results) - len(failed))]
-        if failed:
-            for i, r in failed:
-                out += ["<errors>", _leaf("index", i), _leaf("error", r["error"])]
-                out += [_leaf("error_text", r["error_text"]), "</errors>"]
-        else:
+        summary = short_result(task, captured)
+        out += ["<result>", _leaf("captured", summary["captured"])]
+        for e in summary["errors"]:
+            out += ["<errors>", _leaf("index", e["index"]), _leaf("error", e["error"])]
+            out += [_leaf("error_text", e["error_text"]), "</errors>"]
+        if not summary["errors"]:
             out.append("<errors/>")
-        out.append(_leaf("status", "ok"))
-        for r in results:
+        out.append(_leaf("status", summary["status"]))
+        for r in [] if short else results:
             if "profile_id" in r:
                 out += ["<result>", _leaf("profile_id", r["profile_id"]), "</result>"]
             else:

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import secrets
 import signal
@@ -25,10 +26,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from toolkit.core.contract import MAX_BODY_BYTES, MAX_FILE_BYTES
 
-from .app import ABORT_EXTENSION, create_app
-from .knobs import Knobs
+from .app import ABORT_EXTENSION, DEFAULT_BODY_TIMEOUT, create_app
+from .catalog import CatalogData, CatalogError, load_catalog
+from .knobs import Knobs, Variant
 
-__all__ = ["SandboxServer", "run_forever", "serve"]
+__all__ = ["SandboxServer", "Setup", "read_catalog", "run_forever", "serve"]
 
 log = logging.getLogger("toolkit.sandbox")
 
@@ -84,22 +86,48 @@ class SandboxServer:
             stop()
 
 
-def _config(
-    token: str,
-    db: str | Path | None,
-    knobs: Knobs,
-    log_level: str,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    max_file_bytes: int = MAX_FILE_BYTES,
-    paused: bool = False,
-) -> uvicorn.Config:
+@dataclass(frozen=True)
+class Setup:
+    """How a sandbox behaves beyond its knobs: catalog, matching, body timeout, limits, gate."""
+
+    catalog: CatalogData | None = None
+    strict_catalog: bool = False
+    allow_undocumented_matching: bool = False
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_file_bytes: int = MAX_FILE_BYTES
+    paused: bool = False
+
+
+def read_catalog(catalog: CatalogData | dict[str, Any] | str | Path | None) -> CatalogData | None:
+    """A catalog given as data, a parsed JSON document, or a JSON file's path (None: the default).
+
+    Raises :class:`~toolkit.sandbox.catalog.CatalogError` naming the file and what is wrong.
+    """
+    if catalog is None or isinstance(catalog, CatalogData):
+        return catalog
+    if isinstance(catalog, dict):
+        return load_catalog(catalog)
+    path = Path(catalog)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"{path}: cannot read the catalog: {exc}") from None
+    return load_catalog(document, str(path))
+
+
+def _config(token: str, db: str | Path | None, knobs: Knobs, log_level: str, setup: Setup) -> uvicorn.Config:
     app = create_app(
         token=token,
         db=db,
         knobs=knobs,
-        max_body_bytes=max_body_bytes,
-        max_file_bytes=max_file_bytes,
-        paused=paused,
+        max_body_bytes=setup.max_body_bytes,
+        max_file_bytes=setup.max_file_bytes,
+        paused=setup.paused,
+        catalog=setup.catalog,
+        strict_catalog=setup.strict_catalog,
+        allow_undocumented_matching=setup.allow_undocumented_matching,
+        body_timeout=setup.body_timeout,
     )
     return uvicorn.Config(
         app,
@@ -140,6 +168,12 @@ def serve(
     fail_rate: float = 0.0,
     drop_rate: float = 0.0,
     lose_response_rate: float = 0.0,
+    variant: Variant = "standard",
+    captured: int | None = None,
+    catalog: CatalogData | dict[str, Any] | str | Path | None = None,
+    strict_catalog: bool = False,
+    allow_undocumented_matching: bool = False,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_file_bytes: int = MAX_FILE_BYTES,
     paused: bool = False,
@@ -149,7 +183,13 @@ def serve(
     """Run a sandbox in a background thread for the ``with`` block; yields a :class:`SandboxServer`.
 
     ``port=0`` picks a free port (read back from the bound socket); ``token=None`` generates
-    one. The knobs are those of :class:`~toolkit.sandbox.knobs.Knobs`; ``max_body_bytes``
+    one. The knobs are those of :class:`~toolkit.sandbox.knobs.Knobs` (``variant`` answers as
+    one documented form of the platform: ``nested_task_id``, ``short_result`` with ``captured``,
+    ``error_in_200``, ``body_token_only``); ``catalog`` replaces the default catalog (a
+    :class:`~toolkit.sandbox.catalog.CatalogData`, its JSON document, or a JSON file's path);
+    ``strict_catalog`` refuses unknown trigger ids (404) instead of registering them;
+    ``allow_undocumented_matching`` accepts the six matching modes the batch method's page does
+    not list; ``body_timeout`` (seconds) drops a stalled upload with 408; ``max_body_bytes``
     and ``max_file_bytes`` lower the body and attachment limits (tests); ``paused`` starts
     the batch worker paused (``POST /_sandbox/step?profiles=N`` moves it on). Example (not run
     as a doctest: it starts a server)::
@@ -167,9 +207,20 @@ def serve(
         drop_rate=drop_rate,
         lose_response_rate=lose_response_rate,
         seed=seed,
+        variant=variant,
+        captured=captured,
+    )
+    setup = Setup(
+        read_catalog(catalog),
+        strict_catalog,
+        allow_undocumented_matching,
+        body_timeout,
+        max_body_bytes,
+        max_file_bytes,
+        paused,
     )
     token = token or secrets.token_urlsafe(24)
-    server = uvicorn.Server(_config(token, db, knobs, log_level, max_body_bytes, max_file_bytes, paused))
+    server = uvicorn.Server(_config(token, db, knobs, log_level, setup))
     sock = _bind(host, port)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{sock.getsockname()[1]}", daemon=True
@@ -201,6 +252,7 @@ def run_forever(
     token: str | None = None,
     db: str | Path | None = None,
     knobs: Knobs | None = None,
+    setup: Setup | None = None,
     log_level: str = "info",
     announce: Callable[[SandboxServer], None] | None = None,
 ) -> None:
@@ -210,7 +262,7 @@ def run_forever(
     """
     knobs = knobs or Knobs()
     token = token or secrets.token_urlsafe(24)
-    server = uvicorn.Server(_config(token, db, knobs, log_level))
+    server = uvicorn.Server(_config(token, db, knobs, log_level, setup or Setup()))
     sock = _bind(host, port)
     handle = SandboxServer(host, sock.getsockname()[1], token, knobs)
     if announce is not None:

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
-__all__ = ["Attachment", "is_date", "is_email", "is_ipv4", "normalize_phone", "parse_data_uri"]
+__all__ = [
+    "DATA_URI_SCHEMA_PATTERN",
+    "Attachment",
+    "is_date",
+    "is_email",
+    "is_ipv4",
+    "normalize_phone",
+    "parse_data_uri",
+]
 
 _ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
@@ -31,8 +39,16 @@ _PHONE_SEPARATORS: Final = re.compile(r"[\s\-().]")
 _PHONE: Final = re.compile(r"^\+[1-9]\d{7,14}$")
 _DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RFC3339: Final = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
+#: An attachment's ``data``: a base64 ``data:`` URI (ASCII only; its payload's length is then
+#: checked to be a multiple of 4). ``DATA_URI_SCHEMA_PATTERN`` says the same for the API's schema.
 _DATA_URI: Final = re.compile(
-    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[\w.+-]+=[\w.+\-\"]+)*;base64,(?P<payload>[A-Za-z0-9+/]*={0,2})$"
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[\w.+-]+=[\w.+\-\"]+)*;base64,(?P<payload>[A-Za-z0-9+/]*={0,2})\Z",
+    re.ASCII,
+)
+#: The same set of URIs as one JSON Schema pattern (the padding rule spelled out).
+DATA_URI_SCHEMA_PATTERN: Final = (
+    r"^data:[A-Za-z0-9_.+-]+/[A-Za-z0-9_.+-]+(;[A-Za-z0-9_.+-]+=[A-Za-z0-9_.+\-\"]+)*;base64,"
+    r"([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 )
 
 
@@ -124,7 +140,7 @@ def parse_data_uri(uri: object, name: object, max_bytes: int) -> Attachment:
     label = name if isinstance(name, str) and name else "?"
     if not isinstance(name, str) or not name.strip():
         raise ValueError("attachment has no 'name'")
-    match = _DATA_URI.match(uri.strip()) if isinstance(uri, str) else None
+    match = _DATA_URI.match(uri) if isinstance(uri, str) else None
     if match is None:
         raise ValueError(f"attachment {label!r} is not a base64 data URI ('data:<mime>;base64,...')")
     payload = match["payload"]

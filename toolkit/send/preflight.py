@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from toolkit.core.contract import SYSTEM_FIELDS, Channel
+from toolkit.core.contract import PROFILE_ID_FIELD, SYSTEM_FIELDS, Channel
 from toolkit.errors import ApiError, AuthError, PreflightError, TransportError, did_you_mean
 from toolkit.send.catalog import (
     API_CALL,
@@ -199,7 +199,8 @@ def _check_fields(checks: _Checks, plan: Plan, info: TriggerInfo) -> None:
         checks.add("catalog_unavailable", f"database {db} listed no profile fields: the mapped ones were not checked",
                    "warning")  # fmt: skip
         return
-    known = {f.name for f in fields} | set(SYSTEM_FIELDS)
+    # profile_id is the profile's own id (a matching key), never a database field to create
+    known = {f.name for f in fields} | set(SYSTEM_FIELDS) | {PROFILE_ID_FIELD}
     for column, field in plan.mapping.fields.items():
         if field not in known:
             checks.add("unknown_field", f"profile field {field!r} (column {column!r}) is not a field of database {db}"
