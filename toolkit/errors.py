@@ -8,7 +8,10 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     │   ├── ColumnNotFoundError (KeyError)      a mapped column is not in the frame
     │   └── ConfigurationError                  a required setting (env var) is missing
     ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
-    ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``)
+    ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``), or is
+    │                                           being sent right now by another live process
+    ├── JournalError                            the launch journal cannot be read or written (damaged,
+    │                                           locked, read-only, disk full, from a newer toolkit)
     ├── TransportError (ConnectionError)        the request could not be sent or answered
     │   └── OutcomeUnknown                      it was sent, but its answer was lost
     └── ApiError                                the platform answered ``error != 0``
@@ -41,6 +44,7 @@ __all__ = [
     "ColumnNotFoundError",
     "ConfigurationError",
     "InvalidArgumentError",
+    "JournalError",
     "OutcomeUnknown",
     "RateLimited",
     "RequestInfo",
@@ -109,7 +113,8 @@ class SerializationError(ToolkitError, TypeError):
 
 class AlreadyLaunched(ToolkitError, RuntimeError):
     """Already sent for the same trigger and host: every batch of a plan, or one profile
-    (``Client.import_and_start``).
+    (``Client.import_and_start``); or the launch is being sent right now by another live
+    process (it holds the launch's lease in the journal: follow it with ``client.resume``).
 
     ``previous`` holds the earlier send's journal record (label or send id, time, ids).
     Pass ``force=True`` to send again on purpose.
@@ -118,6 +123,18 @@ class AlreadyLaunched(ToolkitError, RuntimeError):
     def __init__(self, message: str = "", *, previous: object = None) -> None:
         super().__init__(message)
         self.previous = previous
+
+
+class JournalError(ToolkitError):
+    """The launch journal cannot be opened, read or written; the message names the file, what
+    is wrong with it and what to do. Nothing is sent while the journal cannot record it.
+
+    ``path`` is the journal file.
+    """
+
+    def __init__(self, message: str = "", *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class TransportError(ToolkitError, ConnectionError):

@@ -2,9 +2,12 @@
 answer read (JSON or XML), errors mapped to the toolkit's, retries by :class:`RetryPolicy`.
 
 The token is held in a wrapper that prints as ``***``. It travels in the ``Authorization:
-Bearer`` header, added by a requests auth hook when the request is prepared (or, with
-``token_in_body=True``, spliced into the body as its first field), so no frame of the
-toolkit holds it in a plain local; it is scrubbed from every error and log message.
+Bearer`` header, added by a requests auth hook when the request is prepared as a string
+whose ``repr`` is ``'Bearer ***'`` (so a traceback that prints locals, or a dict of the
+headers, shows no token), or, with ``token_in_body=True``, spliced into the body as its
+first field. No frame of the toolkit holds it in a plain local; the frames of requests,
+urllib3 and http.client that did are cut from a failed call's chained exceptions. It is
+scrubbed from every error and log message before anything is shortened.
 
 Requests go through ``session.post`` of any object shaped like :class:`requests.Session`
 (``Transport(..., session=...)``), so a test can script the platform's answers.
@@ -24,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from xml.sax.saxutils import escape as _xml_escape
@@ -40,6 +43,7 @@ from toolkit.core import contract
 from toolkit.errors import (
     ApiError,
     AuthError,
+    ConfigurationError,
     OutcomeUnknown,
     RateLimited,
     RequestInfo,
@@ -56,6 +60,7 @@ from toolkit.send.retry import (
     Verdict,
     classify_answer,
     parse_retry_after,
+    unknown_reason,
 )
 
 __all__ = ["ENV_TOKEN", "ENV_URL", "RetryListener", "Session", "TaskStatus", "Transport", "splice_token"]
@@ -108,6 +113,25 @@ class _Secret:
         raise TypeError("a Client's token cannot be pickled; build the Client again from the environment")
 
 
+class _HeaderValue(str):
+    """The ``Authorization`` header's value: a string (what http.client writes out), whose
+    ``repr`` hides it, so the headers dict printed in a traceback's locals shows no token.
+
+    Example:
+        >>> value = _HeaderValue("Bearer s3cret-token")
+        >>> repr({"Authorization": value}), value.encode("latin-1")
+        ("{'Authorization': 'Bearer ***'}", b'Bearer s3cret-token')
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'Bearer ***'"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an Authorization header cannot be pickled")
+
+
 class _BearerAuth(requests.auth.AuthBase):
     """Adds ``Authorization: Bearer <token>`` as requests prepares the request, so the header
     never sits in a local variable of the toolkit's frames."""
@@ -116,7 +140,7 @@ class _BearerAuth(requests.auth.AuthBase):
         self._token = token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = "Bearer " + self._token.reveal()
+        request.headers["Authorization"] = _HeaderValue("Bearer " + self._token.reveal())
         return request
 
     def __repr__(self) -> str:
@@ -262,6 +286,13 @@ class Transport:
     ) -> None:
         self.base_url = base_url
         self.host = api_host(base_url)
+        if not token_in_body and not (token.isascii() and token.isprintable() and " " not in token):
+            # a header value with a newline or a space would be refused by http.client, with the
+            # header (the token) quoted in its error: refuse it here, without quoting it
+            raise ConfigurationError(
+                f"the API token has a space, a line break or a non-ASCII character (a copy-paste accident?): "
+                f"check {ENV_TOKEN}; it is sent in an HTTP header, which cannot carry those"
+            )
         self._token = _Secret(token)
         self._auth = _BearerAuth(self._token)
         self.timeout = float(timeout)
@@ -330,8 +361,9 @@ class Transport:
             try:
                 response = self._post(url, body, format, headers)
             except requests.RequestException as exc:
+                _cut_frames(exc)  # their locals hold the request's headers and body: the token
                 failure = Failure.CONNECT if _never_sent(exc) else Failure.ANSWER_LOST
-                reason = self.scrub(f"{type(exc).__name__}: {_short(exc)}")
+                reason = _short(self.scrub(f"{type(exc).__name__}: {exc}"))  # scrubbed, then shortened
                 verdict = self.retry.decide(failure, idempotent=idempotent, attempt=attempt)
                 if verdict is Verdict.RETRY:
                     self._wait(path, failure, reason, attempt, None, None, on_retry)
@@ -345,12 +377,17 @@ class Transport:
                 (time.monotonic() - started) * 1000, attempt + 1,
             )  # fmt: skip
             payload = self._parse(response, list_paths)
-            refusal = classify_answer(status, _error_code(payload), readable=payload is not None)
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            refusal = classify_answer(
+                status,
+                _error_code(payload),
+                readable=payload is not None,
+                retry_after=retry_after is not None,
+            )
             if refusal is None:
                 assert payload is not None
                 return payload
             failure = refusal
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
             verdict = self.retry.decide(failure, idempotent=idempotent, attempt=attempt)
             if verdict is Verdict.RETRY:
                 self._wait(path, failure, f"HTTP {status}", attempt, status, retry_after, on_retry)
@@ -360,9 +397,9 @@ class Transport:
             error = self._api_error(status, payload, request, excerpt, retry_after)
             if verdict is Verdict.UNKNOWN:
                 raise OutcomeUnknown(
-                    f"the platform answered HTTP {status} to {path} ({error.text or 'no reason given'}): it "
-                    "may have accepted the request before failing, so it is not re-sent automatically; check "
-                    "the platform, then Launch.resend_unknown() sends it again if needed",
+                    f"POST {path}: {unknown_reason(failure, status)} ({error.text or 'no reason given'}), so it "
+                    "is not re-sent automatically; check the platform, then Launch.resend_unknown() sends it "
+                    "again if needed",
                     request=request,
                     response=ResponseInfo(status, excerpt),
                 )
@@ -410,9 +447,8 @@ class Transport:
     ) -> TransportError:
         if verdict is Verdict.UNKNOWN:
             return OutcomeUnknown(
-                f"the request to {path} was sent but its answer was lost ({reason}); the platform may have "
-                "it, so it is not re-sent automatically: check the platform, then Launch.resend_unknown() "
-                "sends it again if needed",
+                f"POST {path}: {unknown_reason(failure)} ({reason}); the platform may have it, so it is not "
+                "re-sent automatically: check the platform, then Launch.resend_unknown() sends it again if needed",
                 request=request,
             )
         return TransportError(
@@ -494,6 +530,22 @@ def _error_code(payload: dict[str, Any] | None) -> int | None:
         return None
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it carries: causes, contexts, and those in its ``args`` or
+    ``reason`` (urllib3 wraps the socket error there), each once."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend(
+            [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        )
+
+
 def _never_sent(exc: BaseException) -> bool:
     """True when ``exc`` proves the request never left: the connection was not made.
 
@@ -501,24 +553,24 @@ def _never_sent(exc: BaseException) -> bool:
     of the request is written. Anything else (read timeout, reset, remote disconnect)
     may come after the server got the whole request.
     """
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(
-            current, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
-        ):
-            return True
-        if isinstance(current, ConnectionRefusedError):
-            return True
-        stack.extend([current.__cause__, current.__context__])
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-    return False
+    never = (
+        requests.ConnectTimeout,
+        urllib3.exceptions.NewConnectionError,
+        urllib3.exceptions.ConnectTimeoutError,
+        ConnectionRefusedError,
+    )
+    return any(isinstance(current, never) for current in _chain(exc))
+
+
+def _cut_frames(exc: BaseException) -> None:
+    """Drop the tracebacks (and the prepared request) of a failed HTTP call's exceptions.
+
+    Their frames, in requests, urllib3 and http.client, hold the request's headers and
+    body in plain locals (http.client joins the header lines into one bytes object before
+    it connects): a traceback printed with its locals would show the token. What happened
+    stays in the exceptions' types and messages, which carry no header.
+    """
+    for current in _chain(exc):
+        current.__traceback__ = None
+        if isinstance(current, requests.RequestException):
+            current.request = None
