@@ -5,8 +5,12 @@ configured by ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN`` (journal: ``TOOLKIT_JO
 or ``--journal``), then waits for the tasks. ``--dry-run`` plans only (no network).
 
 Exit codes: 0 all sent rows imported; 1 some rows failed, are unknown or still pending;
-2 a usage or configuration error; 3 the plan was already launched; 4 the platform
-refused (token, API error) or could not be reached.
+2 a usage or configuration error, or a journal that cannot be used (damaged, locked,
+read-only, disk full); 3 the plan was already launched, or is being sent right now by
+another process; 4 the platform refused (token, API error) or could not be reached.
+
+``status`` and ``resume`` of a launch another live process is sending show it as it
+stands and change nothing (see :mod:`toolkit.send.lease`).
 
 Example:
     >>> import argparse
@@ -148,6 +152,9 @@ def _write_results(launch: Any, path: Path) -> None:
 def _report(launch: Any) -> int:
     summary = launch.summary()
     print(repr(launch))
+    sender = launch.sender
+    if sender is not None:  # read-only here: its batches in flight are being sent right now
+        print(f"being sent right now by {sender.describe()}: shown as it stands, nothing changed")
     print(json.dumps(summary, indent=2, default=str))
     if launch.timed_out:
         who = launch.label or launch.launch_id

@@ -104,6 +104,15 @@ class _Secret:
     def reveal(self) -> str:
         return self._value
 
+    def scrub(self, text: str) -> str:
+        """``text`` with the secret replaced by ``***`` (a secret under 8 characters is a toy:
+        starring every ``t`` of a message for a token ``t`` would only mangle it)."""
+        return text.replace(self._value, "***") if len(self._value) >= 8 else text
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        """:meth:`scrub` for bytes (an answer as it came off the wire)."""
+        return data.replace(self._value.encode("utf-8"), b"***") if len(self._value) >= 8 else data
+
     def __repr__(self) -> str:
         return "'***'"
 
@@ -323,8 +332,7 @@ class Transport:
             >>> Transport("http://h", "abcdefgh12").scrub("echo: Bearer abcdefgh12")
             'echo: Bearer ***'
         """
-        token = self._token.reveal()
-        return text.replace(token, "***") if len(token) >= 8 else text
+        return self._token.scrub(text)
 
     # --- one call -------------------------------------------------------------------------------
     def call(
@@ -376,7 +384,10 @@ class Transport:
                 "POST %s -> HTTP %d in %.0f ms (attempt %d)", path, status,
                 (time.monotonic() - started) * 1000, attempt + 1,
             )  # fmt: skip
-            payload = self._parse(response, list_paths)
+            # scrubbed as it arrives: a server echoing the request back must not put the token in a
+            # local variable (payload) or a message; the excerpt is cut after scrubbing
+            content = self._token.scrub_bytes(response.content)
+            payload = self._parse(content, response.headers.get("Content-Type", ""), list_paths)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             refusal = classify_answer(
                 status,
@@ -393,7 +404,7 @@ class Transport:
                 self._wait(path, failure, f"HTTP {status}", attempt, status, retry_after, on_retry)
                 attempt += 1
                 continue
-            excerpt = self.scrub(response.text)[:_EXCERPT]
+            excerpt = content.decode(response.encoding or "utf-8", errors="replace")[:_EXCERPT]
             error = self._api_error(status, payload, request, excerpt, retry_after)
             if verdict is Verdict.UNKNOWN:
                 raise OutcomeUnknown(
@@ -459,9 +470,7 @@ class Transport:
 
     # --- answers ------------------------------------------------------------------------------
     @staticmethod
-    def _parse(response: requests.Response, list_paths: frozenset[tuple[str, ...]]) -> dict[str, Any] | None:
-        content = response.content
-        kind = response.headers.get("Content-Type", "")
+    def _parse(content: bytes, kind: str, list_paths: frozenset[tuple[str, ...]]) -> dict[str, Any] | None:
         try:
             if "xml" in kind or content.lstrip()[:1] == b"<":
                 payload: Any = contract.loads_xml(content, list_paths)
