@@ -2,29 +2,45 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One stamp per kind of install, each redone when pyproject.toml changes:
+# core = the package alone (plan, launch, journal, `toolkit`); demo = + the notebook and
+# sandbox extras, what the demo runs; dev = + the test tools, JupyterLab, playwright, ruff.
+STAMP_CORE := $(VENV)/.installed-core
+STAMP_DEMO := $(VENV)/.installed-demo
+STAMP_DEV  := $(VENV)/.installed-dev
 
 .PHONY: demo test lint bench notebooks lab app sandbox browser-deps clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP_CORE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(STAMP_DEMO): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[notebook,sandbox]"
+	touch $@ $(STAMP_CORE)
+
+# dev holds the extras: the lighter installs are then up to date too
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	touch $(STAMP)
+	touch $@ $(STAMP_DEMO) $(STAMP_CORE)
 
 ## demo: the main job, end to end on the local sandbox
-demo: $(STAMP)
+demo: $(STAMP_DEMO)
 	$(BIN)/python -m toolkit demo
 
 ## test: every test (unit, sandbox over HTTP, doctests, browser), then the notebooks with nbval
 ## (a second pytest session, so the notebooks get a fresh sandbox and journal of their own)
-test: $(STAMP) browser-deps
+test: $(STAMP_DEV) browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check toolkit tests bench notebooks
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
-lint: $(STAMP)
+lint: $(STAMP_DEV)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check toolkit tests bench notebooks
 
 ## browser-deps: Debian's chromium for the browser tests (installed when we are root)
@@ -37,23 +53,23 @@ browser-deps:
 	else echo "chromium not found: browser tests will be skipped (sudo apt-get install chromium)"; fi
 
 ## bench: performance figures side by side with their baselines
-bench: $(STAMP)
+bench: $(STAMP_CORE)
 	$(BIN)/python bench/plan_throughput.py
 
 ## notebooks: re-execute the notebooks against a fresh sandbox to refresh their outputs
-notebooks: $(STAMP)
+notebooks: $(STAMP_DEMO)
 	$(BIN)/python -m toolkit notebooks --refresh
 
 ## lab: sandbox + JupyterLab on the notebooks
-lab: $(STAMP)
+lab: $(STAMP_DEV)
 	$(BIN)/python -m toolkit lab
 
 ## app: the launch form as a stand-alone page (Voila), on the sandbox
-app: $(STAMP)
+app: $(STAMP_DEMO)
 	$(BIN)/python -m toolkit app
 
 ## sandbox: the local platform API server alone
-sandbox: $(STAMP)
+sandbox: $(STAMP_DEMO)
 	$(BIN)/toolkit sandbox
 
 clean:

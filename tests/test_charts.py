@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import toolkit
+from toolkit.core.contract import DONE_STATES, FAILED_STATES
 from toolkit.send.client import Client
 from toolkit.send.launch import Launch
 from toolkit.view import charts
@@ -119,6 +121,23 @@ def test_plot_progress_draws_each_task(launch: Launch) -> None:
     overall = ax.get_lines()[-1]
     assert overall.get_ydata()[-1] == pytest.approx(100.0)
     assert ax.get_ylabel() == "progress (%)"
+
+
+@pytest.mark.parametrize("terminal", sorted(DONE_STATES | FAILED_STATES))
+def test_a_task_in_any_terminal_state_is_drawn_finished(terminal: str) -> None:
+    """A task that ended (completed, success, failed or error) counts as 100% in the progress
+    lines, whatever progress it last reported; one still processing does not."""
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    history = [
+        {"time": t0 + timedelta(seconds=1), "batch": 0, "status": "processing", "progress": 40},
+        {"time": t0 + timedelta(seconds=2), "batch": 0, "status": terminal, "progress": 40},
+        {"time": t0 + timedelta(seconds=2), "batch": 1, "status": "processing", "progress": 50},
+    ]
+    fig = charts._progress_figure(history, {0: 10, 1: 30}, "progress")
+    first, second, overall = fig.axes[0].get_lines()
+    assert list(first.get_ydata()) == [0.0, 40.0, 100.0]
+    assert list(second.get_ydata()) == [0.0, 50.0]
+    assert overall.get_ydata()[-1] == pytest.approx((100 * 10 + 50 * 30) / 40)
 
 
 def test_save_all_writes_pngs(launch: Launch, tmp_path: Path) -> None:

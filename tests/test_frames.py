@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from toolkit.core.frames import SourceFrame, native_kind
+from toolkit.core.frames import SourceFrame
 from toolkit.errors import InvalidArgumentError
 
 
@@ -57,8 +57,3 @@ def test_mixed_object_column_gets_a_clear_error() -> None:
     df = pd.DataFrame({"id": pd.Series([1, "two", 3.5], dtype=object)})
     with pytest.raises(InvalidArgumentError, match="mixes types"):
         SourceFrame.wrap(df)
-
-
-def test_native_kind() -> None:
-    assert native_kind(pd.DataFrame({"a": [1]})) == "pandas"
-    assert native_kind(pl.DataFrame({"a": [1]}).lazy()) == "polars"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import base64
 import datetime as dt
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import toolkit
-from toolkit.core.contract import MAX_FILE_BYTES
-from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger
+from toolkit.core.contract import MAX_FILE_BYTES, Channel, MatchingMode
+from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger, check_attachment_size
 from toolkit.errors import InvalidArgumentError, SerializationError, ToolkitError
 
 
@@ -81,6 +82,19 @@ def test_custom_needs_match_field() -> None:
 def test_matching_mode_requires_its_key_source(matching: str, fields: dict, subs: list, wanted: str) -> None:
     with pytest.raises(InvalidArgumentError, match=wanted):
         Mapping(fields, subscriptions=subs, matching=matching)
+
+
+def test_phone_matching_may_take_the_phone_from_a_subscription() -> None:
+    """matching='phone' falls back to a phone subscription, as the contract's table says."""
+    m = Mapping({"name": "_fname"}, subscriptions=[Subscription("sms", "mobile", 20)], matching="phone")
+    assert m.rule.subscription_fallback and m.columns == ["name", "mobile"]
+
+
+def test_a_matching_mode_may_be_given_as_the_contract_enum() -> None:
+    """MatchingMode members are accepted and kept as their plain text (bodies, reprs, messages)."""
+    m = Mapping({"email": "email"}, matching=MatchingMode.EMAIL_PROFILE)
+    assert type(m.matching) is str and m.matching == "email_profile"
+    assert Subscription(Channel.SMS, "phone", 20).channel.__class__ is str
 
 
 def test_email_matching_may_take_the_email_from_a_subscription() -> None:
@@ -165,14 +179,14 @@ def test_attach_bytes_pair_becomes_data_uri() -> None:
     ]
 
 
-def test_attach_path(tmp_path: Path) -> None:
+def test_attach_path_is_refused_by_the_core_with_the_helper_to_use(tmp_path: Path) -> None:
+    """The core reads no files: a path in attach names toolkit.io.read_attachment instead."""
     path = tmp_path / "report.csv"
-    path.write_bytes(b"a,b\n1,2\n")
-    (attachment,) = Trigger(96, attach=[path]).attach
-    assert attachment.name == "report.csv" and attachment.mime == "text/csv" and attachment.size == 8
-    assert attachment.data_uri == "data:text/csv;base64," + base64.b64encode(b"a,b\n1,2\n").decode()
-    (same,) = Trigger(96, attach=[str(path)]).attach
-    assert same == attachment
+    path.write_bytes(b"a,b\n")
+    for given in (path, str(path)):
+        with pytest.raises(InvalidArgumentError, match=r"toolkit\.io\.read_attachment\(path\)") as caught:
+            Trigger(96, attach=[given])
+        assert str(path) in str(caught.value)
 
 
 def test_attachment_mime_given_and_unknown() -> None:
@@ -182,12 +196,14 @@ def test_attachment_mime_given_and_unknown() -> None:
     assert Trigger(96, attach=[a]).attach == (a,)
 
 
-def test_attach_over_the_file_limit_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "huge.bin"
-    with path.open("wb") as f:
-        f.truncate(MAX_FILE_BYTES + 1)  # sparse: no 100 MB on disk
-    with pytest.raises(InvalidArgumentError, match="file limit"):
-        Trigger(96, attach=[path])
+def test_attachment_size_is_counted_in_bytes_whatever_the_buffer() -> None:
+    """A buffer of 4-byte items is sized in bytes (the limit is on bytes), and encoded whole."""
+    words = memoryview(array.array("I", [1, 2]))
+    attachment = Attachment.from_bytes("words.bin", words)
+    assert attachment.size == 8
+    assert attachment.data_uri.endswith(base64.b64encode(words.tobytes()).decode())
+    with pytest.raises(InvalidArgumentError, match=r"'big\.zip' is 104,857,601 bytes"):
+        check_attachment_size("big.zip", MAX_FILE_BYTES + 1)
 
 
 def test_attach_at_the_file_limit_passes_the_size_check(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,9 +217,9 @@ def test_attach_at_the_file_limit_passes_the_size_check(monkeypatch: pytest.Monk
 
 
 def test_attach_bad_items(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgumentError, match="is not a file"):
+    with pytest.raises(InvalidArgumentError, match="read the file first"):
         Trigger(96, attach=[tmp_path / "missing.txt"])
-    with pytest.raises(InvalidArgumentError, match="paths or \\(name, bytes\\) pairs"):
+    with pytest.raises(InvalidArgumentError, match="Attachment objects or \\(name, bytes\\) pairs"):
         Trigger(96, attach=[123])
     with pytest.raises(InvalidArgumentError, match="expected bytes"):
         Trigger(96, attach=[("a.txt", "text, not bytes")])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 import sys
+import threading
 from typing import Any
 
 import pandas as pd
@@ -13,7 +16,7 @@ import pytest
 import toolkit
 from toolkit import Mapping, Subscription, Trigger, plan, sample_customers
 from toolkit.core.contract import loads_xml
-from toolkit.core.plan import TOKEN_ROOM
+from toolkit.core.plan import TOKEN_ROOM, PlanOptions
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, SerializationError, ToolkitError
 
 SEGMENT_MAPPING = Mapping(
@@ -298,9 +301,22 @@ def test_plan_keeps_its_inputs() -> None:
     mapping, trigger = Mapping({"email": "email"}), Trigger(1)
     p = plan(df, mapping, trigger, max_rows=5, phone_region=None)
     assert p.mapping is mapping and p.trigger is trigger and p.source is df and p.n_rows == 1
-    assert p.options == {
+    assert p.options == PlanOptions(max_rows=5, phone_region=None)
+    assert dict(p.options) == {
         "format": "json", "max_bytes": 10_000_000, "max_rows": 5, "phone_region": None, "duplicates": "first",
     }  # fmt: skip
+
+
+def test_plan_options_are_frozen_and_plan_again_the_same_way() -> None:
+    """Plan.options cannot be changed under a plan, and **options replans with the same bytes."""
+    segment = pl.DataFrame({"email": [f"u{i}@x.io" for i in range(30)]})
+    p = plan(segment, Mapping({"email": "email"}), Trigger(1), format="xml", max_rows=7, duplicates="keep")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.options.max_rows = 8  # type: ignore[misc]
+    again = plan(segment, p.mapping, p.trigger, **p.options)
+    assert [b.body for b in again.batches] == [b.body for b in p.batches] and len(p.batches) == 5
+    with pytest.raises(KeyError):
+        p.options["max_row"]
 
 
 # --- one code path -----------------------------------------------------------------------------
@@ -381,6 +397,29 @@ def test_bodies_are_the_same_however_they_are_asked_for(monkeypatch: pytest.Monk
     assert [got[i] for i in range(len(batches))] == expected
     assert [b.nbytes for b in batches] == [len(body) for body in expected]
     assert batches[3].body == expected[3]  # asked again: encoded again, the same
+
+
+def test_no_encoder_thread_outlives_the_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The windows ahead are encoded on the plan's own thread, never a process-wide pool: it
+    ends once the last window is encoded, or with the plan when one is dropped half-way."""
+    monkeypatch.setattr(sys.modules["toolkit.core.plan"], "WINDOW_ROWS", 25)  # 2 batches a window
+    segment = sample_customers(200, seed=3, kind="polars")
+
+    def encoders_left() -> list[threading.Thread]:
+        encoders = [t for t in threading.enumerate() if t.name.startswith("toolkit-encode")]
+        for thread in encoders:
+            thread.join(timeout=60)  # only a bound against a hang: a window takes milliseconds
+        return [t for t in encoders if t.is_alive()]
+
+    batches = plan(segment, Mapping({"email": "email"}), Trigger(5), max_rows=10).batches
+    assert len(batches) > 6
+    assert all(batch.body for batch in batches)
+    assert encoders_left() == []  # every body read: the thread is gone, the plan still held
+    half_read = plan(segment, Mapping({"email": "email"}), Trigger(5), max_rows=10)
+    assert half_read.batches[0].body and half_read.batches[2].body
+    del half_read
+    gc.collect()
+    assert encoders_left() == []  # a plan dropped half-way lets its thread go
 
 
 @pytest.mark.parametrize(

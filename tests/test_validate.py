@@ -533,6 +533,26 @@ def test_email_phone_matches_on_the_phone_when_there_is_no_email() -> None:
     assert p.batches[0].keys == ("+79001234567",)
 
 
+def test_phone_matching_takes_the_key_from_a_phone_subscription_when_the_profile_has_none() -> None:
+    """matching='phone' reads the profile's phones first, then a phone subscription (like 'email')."""
+    df = pl.DataFrame({"phone": ["+79001234567", None], "sms": ["+79000000001", "8 900 000 00 02"]})
+    mapping = Mapping({"phone": "phones"}, subscriptions=[Subscription("sms", "sms", 20)], matching="phone")
+    p = plan(df, mapping, Trigger(1))
+    assert p.batches[0].keys == ("+79001234567", "+79000000002")
+
+
+def test_push_sub_matching_reads_every_id_channel_of_the_contract() -> None:
+    """A notify subscription carries a subscription_id like push: push_sub matches on it."""
+    df = pl.DataFrame({"email": ["a@x.io", "b@x.io"], "web": [" w-1 ", None]})
+    mapping = Mapping(
+        {"email": "email"}, subscriptions=[Subscription("notify", "web", 4)], matching="push_sub"
+    )
+    p = plan(df, mapping, Trigger(1))
+    assert p.batches[0].keys == ("w-1",)
+    ((position, rule, reason),) = rejected(p)
+    assert (position, rule) == (1, "missing_key") and "matching='push_sub'" in reason
+
+
 def test_email_matching_takes_the_key_from_a_subscription_when_the_profile_has_none() -> None:
     df = pl.DataFrame({"name": ["Ann", "Bob"], "mail": [" Ann@X.io", None]})
     p = plan(df, Mapping({"name": "_fname"}, subscriptions=[Subscription("email", "mail", 21)]), Trigger(1))

@@ -14,6 +14,7 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     │                                           locked, read-only, disk full, from a newer toolkit)
     ├── TransportError (ConnectionError)        the request could not be sent or answered
     │   └── OutcomeUnknown                      it was sent, but its answer was lost
+    ├── MissingExtraError (ImportError)         an optional part needs an extra not installed
     └── ApiError                                the platform answered ``error != 0``
         ├── AuthError                           401 / 403: token missing or wrong
         ├── RateLimited                         429: too many requests
@@ -34,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidArgumentError",
     "JournalError",
+    "MissingExtraError",
     "OutcomeUnknown",
     "RateLimited",
     "RequestInfo",
@@ -54,6 +57,7 @@ __all__ = [
     "ToolkitError",
     "TransportError",
     "did_you_mean",
+    "require_extra",
 ]
 
 
@@ -148,6 +152,51 @@ class OutcomeUnknown(TransportError):
     A batch in this state is journalled as ``unknown`` and never re-sent by itself;
     ``Launch.resend_unknown()`` sends it again once you have decided to.
     """
+
+
+class MissingExtraError(ToolkitError, ImportError):
+    """A part of the toolkit needs packages of an optional extra that is not installed.
+
+    The core (plan, launch, journal, the ``toolkit`` command) needs none; the notebook views
+    (:mod:`toolkit.view`) need ``toolkit[notebook]``. ``extra`` names the one to install,
+    ``name`` (as for any ImportError) the first missing module. (The sandbox, which shares
+    nothing of the toolkit but the contract, says ``toolkit[sandbox]`` in a plain
+    ``ModuleNotFoundError``.)
+    """
+
+    def __init__(self, message: str = "", *, extra: str = "", name: str | None = None) -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.name = name
+
+
+def require_extra(extra: str, feature: str, *modules: str) -> None:
+    """Check that ``modules`` can be imported (without importing them), else raise
+    :class:`MissingExtraError` naming the extra that brings them.
+
+    Example:
+        >>> require_extra("notebook", "toolkit.view", "json")
+        >>> require_extra("notebook", "toolkit.view", "json", "no_such_module_xyz")
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.MissingExtraError: toolkit.view needs the 'notebook' extra (no_such_module_xyz is not installed): pip install 'toolkit[notebook]'
+    """
+    missing = []
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked installation counts as missing
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise MissingExtraError(
+            f"{feature} needs the {extra!r} extra ({', '.join(missing)} {verb} not installed): "
+            f"pip install 'toolkit[{extra}]'",
+            extra=extra,
+            name=missing[0],
+        )
 
 
 class ApiError(ToolkitError):

@@ -6,6 +6,7 @@ A module with a unique name (not ``conftest``) so test modules can import it una
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class Api:
         assert answer.status_code == 200, answer.text
         return answer.json()["data"]  # type: ignore[no-any-return]
 
-    def wait(self, task_id: str, timeout: float = 15) -> list[dict[str, Any]]:
+    def wait(self, task_id: str, timeout: float = 60) -> list[dict[str, Any]]:
         """Poll until the task completes; its per-profile results."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -86,6 +87,24 @@ class Api:
         answer = self.http.get(f"{self.url}/_sandbox/{what}", params=params, headers=self.auth, timeout=10)
         assert answer.status_code == 200, answer.text
         return answer.json()
+
+    def control(self, action: str, **params: Any) -> dict[str, Any]:
+        """``POST /_sandbox/{pause,step,resume}``: the batch worker's gate."""
+        answer = self.http.post(f"{self.url}/_sandbox/{action}", params=params, headers=self.auth, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def step(self, profiles: int) -> int:
+        """Let a paused worker import exactly ``profiles`` more profiles; how many it did."""
+        return self.control("step", profiles=profiles)["processed"]  # type: ignore[no-any-return]
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        """Poll ``condition`` until it holds (the timeout only stops a hung test)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not after {timeout} s")
+            time.sleep(0.02)
 
     def alive(self) -> bool:
         return requests.get(f"{self.url}/_sandbox/health", timeout=5).json() == {"status": "ok"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,16 +29,16 @@ def test_db_keeps_profiles_tasks_and_sends_across_a_restart(tmp_path: Path) -> N
 
 
 def test_an_unfinished_task_resumes_after_a_restart_without_doubles(tmp_path: Path) -> None:
+    """A server stopped mid-task resumes it on the same --db: each profile imported and sent once."""
     db = tmp_path / "sandbox.sqlite"
     profiles = [{"email": f"r{i}@example.com"} for i in range(30)]
-    with serve(db=db, token="t", processing_rate=40, seed=1) as slow:
-        api = Api(slow)
+    with serve(db=db, token="t", seed=1, paused=True) as stopped:
+        api = Api(stopped)
         task_id = api.batch(profiles)
-        time.sleep(0.3)
-        data = api.status(task_id)
-        assert data["status"] == "processing" and 0 < data["progress"] < 100
-    with serve(db=db, token="t", seed=1) as fast:
-        api = Api(fast)
+        assert api.step(10) == 10
+        assert api.status(task_id) == {"status": "processing", "progress": 33}
+    with serve(db=db, token="t", seed=1) as restarted:
+        api = Api(restarted)
         results = api.wait(task_id)
         assert len(results) == 30 and all("profile_id" in r for r in results)
         assert len({r["profile_id"] for r in results}) == 30

@@ -31,6 +31,7 @@ __all__ = [
     "BATCH_SETTLED_STATES",
     "BODY_TOO_LARGE",
     "CHANNELS",
+    "CONTACT_FIELDS",
     "DATE_FIELDS",
     "DONE_STATES",
     "EMAIL_FIELD",
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_FILE_BYTES",
     "PHONE_FIELD",
+    "PROFILE_ID_FIELD",
     "RECOMMENDED_MAX_ROWS",
     "REQUEST_LIST_PATHS",
     "SINGLE_PATH",
@@ -49,6 +51,7 @@ __all__ = [
     "BatchState",
     "Channel",
     "ChannelRule",
+    "ContactKind",
     "Format",
     "MatchingMode",
     "MatchingRule",
@@ -82,6 +85,8 @@ RECOMMENDED_MAX_ROWS: Final = 10_000
 # --- profile data model ------------------------------------------------------------------
 EMAIL_FIELD: Final = "email"
 PHONE_FIELD: Final = "phones"
+#: The field a ``profile_id`` match reads (the profile's platform id, never stored as data).
+PROFILE_ID_FIELD: Final = "profile_id"
 DATE_FIELDS: Final = frozenset({"_bdate", "_regdate"})
 IP_FIELDS: Final = frozenset({"_ip", "_regip"})
 SYSTEM_FIELDS: Final = frozenset(
@@ -91,6 +96,11 @@ SYSTEM_FIELDS: Final = frozenset(
         "_postal_code", "_tz", "_vendor",
     }
 )  # fmt: skip
+
+#: What a subscription's contact is, hence how it is checked (see :data:`CHANNELS`).
+ContactKind = Literal["email", "phone", "id", "object"]
+#: The profile's own field holding each kind of contact (push ids and objects have none).
+CONTACT_FIELDS: Final[Mapping[str, str]] = {"email": EMAIL_FIELD, "phone": PHONE_FIELD}
 
 
 class MatchingMode(StrEnum):
@@ -114,16 +124,47 @@ class MatchingMode(StrEnum):
     EMAIL_PHONE_SUB = "email_phone_sub"
 
 
+#: The kind of key a matching mode looks for.
 Needs = Literal["email", "phone", "email_or_phone", "profile_id", "field", "push"]
+
+# Per kind of key: the kinds of subscription contact that can hold it, and how messages name
+# it in a profile's own fields and in its subscriptions.
+_NEEDS_CONTACTS: Final[Mapping[str, tuple[ContactKind, ...]]] = {
+    "email": ("email",), "phone": ("phone",), "email_or_phone": ("email", "phone"), "push": ("id",),
+    "profile_id": (), "field": (),
+}  # fmt: skip
+_IN_PROFILE: Final = {
+    "email": f"an {EMAIL_FIELD!r} field",
+    "phone": f"a {PHONE_FIELD!r} field",
+    "email_or_phone": f"an {EMAIL_FIELD!r} or a {PHONE_FIELD!r} field",
+    "profile_id": f"a {PROFILE_ID_FIELD!r} field",
+    "field": "the custom field named by field_name",
+}
+_IN_SUBSCRIPTION: Final = {
+    "email": "an email subscription",
+    "phone": "a phone subscription (sms, viber, whatsapp)",
+    "email_or_phone": "an email or phone subscription",
+    "push": "a push subscription with a subscription_id",
+    "field": "a subscription whose custom_fields hold the field named by field_name",
+}
 
 
 @dataclass(frozen=True)
 class MatchingRule:
     """What a matching mode looks for in each profile, and where.
 
+    A key is read from the profile's own fields (:attr:`from_profile`) and/or from its
+    subscriptions' contacts (:attr:`from_subscriptions`); with both, the profile's own value
+    comes first.
+
     Example:
         >>> MATCHING_MODES[MatchingMode.CUSTOM].needs_match_field
         True
+        >>> rule = MATCHING_MODES[MatchingMode.PHONE]
+        >>> rule.contact_kinds, rule.from_profile, rule.from_subscriptions
+        (('phone',), True, True)
+        >>> rule.requirement
+        "a 'phones' field or a phone subscription (sms, viber, whatsapp)"
     """
 
     needs: Needs
@@ -134,11 +175,37 @@ class MatchingRule:
     #: True when the page of ``import_and_start_batch_task`` lists the mode (V); the others are
     #: documented only for the start-without-import methods (A for this method).
     documented_for_batch: bool = False
+    #: True when a profile without the key in its own fields is matched by a subscription's
+    #: contact instead (A: ``email`` and ``phone`` cover both, their ``*_profile`` /
+    #: ``*_sub`` variants one side each).
+    subscription_fallback: bool = False
 
     @property
     def needs_match_field(self) -> bool:
         """True when the body must name the custom field that holds the key (``match_field``)."""
         return self.needs == "field"
+
+    @property
+    def from_profile(self) -> bool:
+        """True when the key may come from the profile's own fields."""
+        return not self.in_subscription
+
+    @property
+    def from_subscriptions(self) -> bool:
+        """True when the key may come from the profile's subscriptions."""
+        return self.in_subscription or self.subscription_fallback
+
+    @property
+    def contact_kinds(self) -> tuple[ContactKind, ...]:
+        """The kinds of contact (:attr:`ChannelRule.kind`) that can hold the key, in order."""
+        return _NEEDS_CONTACTS[self.needs]
+
+    @property
+    def requirement(self) -> str:
+        """What a profile must carry to be matched, as a phrase for messages."""
+        sides = [_IN_PROFILE.get(self.needs) if self.from_profile else None]
+        sides.append(_IN_SUBSCRIPTION.get(self.needs) if self.from_subscriptions else None)
+        return " or ".join(side for side in sides if side)
 
     @property
     def single_key(self) -> str | None:
@@ -150,10 +217,14 @@ class MatchingRule:
 
 #: Every matching mode's facts: the one table mapping, validate, launch and the sandbox consult.
 MATCHING_MODES: Final[Mapping[str, MatchingRule]] = {
-    MatchingMode.EMAIL: MatchingRule("email", in_subscription=False, documented_for_batch=True),
+    MatchingMode.EMAIL: MatchingRule(
+        "email", in_subscription=False, documented_for_batch=True, subscription_fallback=True
+    ),
     MatchingMode.EMAIL_PROFILE: MatchingRule("email", in_subscription=False, documented_for_batch=True),
     MatchingMode.EMAIL_SUB: MatchingRule("email", in_subscription=True),
-    MatchingMode.PHONE: MatchingRule("phone", in_subscription=False, documented_for_batch=True),
+    MatchingMode.PHONE: MatchingRule(
+        "phone", in_subscription=False, documented_for_batch=True, subscription_fallback=True
+    ),
     MatchingMode.PHONE_SUB: MatchingRule("phone", in_subscription=True),
     MatchingMode.PROFILE_ID: MatchingRule(
         "profile_id", in_subscription=False, creates=False, documented_for_batch=True
@@ -162,7 +233,9 @@ MATCHING_MODES: Final[Mapping[str, MatchingRule]] = {
     MatchingMode.CUSTOM: MatchingRule("field", in_subscription=False, documented_for_batch=True),
     MatchingMode.CUSTOM_SUB: MatchingRule("field", in_subscription=True),
     # A: the docs do not say whether both keys are required; one is enough here.
-    MatchingMode.EMAIL_PHONE: MatchingRule("email_or_phone", in_subscription=False),
+    MatchingMode.EMAIL_PHONE: MatchingRule(
+        "email_or_phone", in_subscription=False, subscription_fallback=True
+    ),
     MatchingMode.EMAIL_PHONE_SUB: MatchingRule("email_or_phone", in_subscription=True),
 }
 
@@ -182,17 +255,24 @@ class Channel(StrEnum):
 
 @dataclass(frozen=True)
 class ChannelRule:
-    """Which field of a subscription holds the contact, and how it is checked."""
+    """Which field of a subscription holds the contact, and how it is checked.
+
+    Example:
+        >>> CHANNELS["phone"].same_as == Channel.SMS, CHANNELS["push"].kind
+        (True, 'id')
+    """
 
     contact_field: str
-    kind: Literal["email", "phone", "id", "object"]
+    kind: ContactKind
+    #: Another name of the same channel: a platform keeps one subscription for both.
+    same_as: Channel | None = None
 
 
 #: Subscription channels. ``phone`` is the seed's name for an SMS-style phone subscription.
 CHANNELS: Final[Mapping[str, ChannelRule]] = {
     Channel.EMAIL: ChannelRule("email", "email"),
     Channel.SMS: ChannelRule("phone", "phone"),
-    Channel.PHONE: ChannelRule("phone", "phone"),
+    Channel.PHONE: ChannelRule("phone", "phone", same_as=Channel.SMS),
     Channel.VIBER: ChannelRule("phone", "phone"),
     Channel.WHATSAPP: ChannelRule("phone", "phone"),
     Channel.PUSH: ChannelRule("subscription_id", "id"),

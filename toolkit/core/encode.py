@@ -70,7 +70,8 @@ def _bool_text(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr).then(pl.lit("true")).when(expr.not_()).then(pl.lit("false"))
 
 
-def _number_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _number_text(expr: pl.Expr) -> pl.Expr:
+    # polars prints numbers as JSON and XML both read them (no NaN or infinity reaches here)
     return expr.cast(pl.String)
 
 
@@ -81,7 +82,7 @@ def _json_value(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
     if dtype == pl.Boolean:
         return _bool_text(expr)
     if dtype.is_numeric():
-        return _number_text(expr, dtype)
+        return _number_text(expr)
     # lists and structs: polars' own encoder, then cut the wrapper {"v": ... }
     wrapped = pl.struct(expr.alias("v")).struct.json_encode()
     return pl.when(expr.is_not_null()).then(wrapped.str.strip_prefix('{"v":').str.strip_suffix("}"))
@@ -168,7 +169,7 @@ def _xml_scalar(expr: pl.Expr, dtype: pl.DataType, clean: bool = False) -> pl.Ex
         return _xml_escape(expr, clean)
     if dtype == pl.Boolean:
         return _bool_text(expr)
-    return _number_text(expr, dtype)
+    return _number_text(expr)
 
 
 def _escape_free(frame: pl.DataFrame, columns: list[str], pattern: str, *, lists: bool) -> frozenset[str]:
@@ -423,10 +424,8 @@ class Envelope:
 
     @property
     def overhead(self) -> int:
+        """Bytes every body spends around its profiles."""
         return len(self.prefix) + len(self.suffix)
-
-    def body(self, joined_rows: str) -> bytes:
-        return self.prefix + joined_rows.encode("utf-8") + self.suffix
 
 
 def request_options(mapping: Mapping, trigger: Trigger, format: Format) -> dict[str, Any]:

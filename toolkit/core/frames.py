@@ -26,18 +26,7 @@ import polars as pl
 
 from toolkit.errors import InvalidArgumentError
 
-__all__ = ["SourceFrame", "native_kind"]
-
-
-def native_kind(frame: Any) -> str:
-    """The name of a frame's library (``"pandas"``, ``"polars"``, ``"pyarrow"``, ...).
-
-    Example:
-        >>> import polars as pl
-        >>> native_kind(pl.DataFrame({"a": [1]}))
-        'polars'
-    """
-    return str(nw.from_native(frame).implementation).lower()
+__all__ = ["SourceFrame"]
 
 
 @dataclass(frozen=True, eq=False)

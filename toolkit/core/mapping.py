@@ -17,21 +17,53 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import mimetypes
 import os
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from toolkit.core.contract import CHANNELS, MATCHING_MODES, MAX_FILE_BYTES, MatchingRule
+from toolkit.core.contract import (
+    CHANNELS,
+    CONTACT_FIELDS,
+    MATCHING_MODES,
+    MAX_FILE_BYTES,
+    PROFILE_ID_FIELD,
+    MatchingMode,
+    MatchingRule,
+)
 from toolkit.errors import InvalidArgumentError, SerializationError, did_you_mean
 
-__all__ = ["Attachment", "Mapping", "Subscription", "Trigger"]
+__all__ = ["Attachment", "Mapping", "Subscription", "Trigger", "check_attachment_size"]
 
 _RESERVED_SUBSCRIPTION_KEYS = frozenset({"channel", "resource_id"})
+
+# How a missing key is named, and an example that maps one, per kind of key (MatchingRule.needs).
+_WANTED = {
+    "email": "an email", "phone": "a phone", "email_or_phone": "an email or a phone",
+    "profile_id": "a profile_id", "push": "a push subscription id",
+}  # fmt: skip
+_EXAMPLE = {
+    "email": "fields={'email': 'email'}",
+    "phone": "fields={'phone': 'phones'}",
+    "email_or_phone": "fields={'email': 'email'}",
+    "profile_id": "fields={'profile_id': 'profile_id'}",
+    "push": "Subscription('push', 'push_id', 1, provider='...')",
+}
+
+
+def _one_of(name: str, choices: Iterable[str]) -> str:
+    """A hint for an unknown name: the close one, else every choice.
+
+    Example:
+        >>> _one_of("emial", ["email", "sms"]), _one_of("fax", ["email", "sms"])
+        ("; did you mean 'email'?", "; use one of ['email', 'sms']")
+    """
+    names = sorted(map(str, choices))
+    return did_you_mean(name, names) or f"; use one of {names}"
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -83,10 +115,9 @@ class Subscription:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, channel: str, column: str, resource_id: int, **extra: Any) -> None:
-        if channel not in CHANNELS:
+        if not isinstance(channel, str) or channel not in CHANNELS:
             raise InvalidArgumentError(
-                f"unknown subscription channel {channel!r}{did_you_mean(channel, CHANNELS)}"
-                + ("" if did_you_mean(channel, CHANNELS) else f"; use one of {sorted(CHANNELS)}")
+                f"unknown subscription channel {channel!r}" + _one_of(channel, CHANNELS)
             )
         if not isinstance(column, str) or not column:
             raise InvalidArgumentError(f"Subscription column must be a column name, got {column!r}")
@@ -96,7 +127,8 @@ class Subscription:
             raise InvalidArgumentError(
                 f"Subscription extra fields {sorted(clash)} are set by the toolkit; remove them"
             )
-        object.__setattr__(self, "channel", channel)
+        # a plain str, so reprs and messages read 'sms', never <Channel.SMS: 'sms'>
+        object.__setattr__(self, "channel", str(channel))
         object.__setattr__(self, "column", column)
         object.__setattr__(self, "resource_id", resource_id)
         object.__setattr__(self, "extra", _json_object("Subscription extra", extra) or {})
@@ -136,7 +168,7 @@ class Mapping:
 
     fields: AbcMapping[str, str]
     subscriptions: tuple[Subscription, ...] = ()
-    matching: str = "email"
+    matching: str = MatchingMode.EMAIL.value
     match_field: str | None = None
     resource_id: int | None = None
 
@@ -160,20 +192,18 @@ class Mapping:
             if not isinstance(sub, Subscription):
                 raise InvalidArgumentError(f"subscriptions must hold Subscription objects, got {sub!r}")
         object.__setattr__(self, "subscriptions", subs)
-        if self.matching not in MATCHING_MODES:
-            hint = did_you_mean(self.matching, MATCHING_MODES)
+        if not isinstance(self.matching, str) or self.matching not in MATCHING_MODES:
             raise InvalidArgumentError(
-                f"unknown matching mode {self.matching!r}"
-                + (hint or f"; use one of {sorted(MATCHING_MODES)}")
+                f"unknown matching mode {self.matching!r}" + _one_of(self.matching, MATCHING_MODES)
             )
+        object.__setattr__(self, "matching", str(self.matching))  # a MatchingMode reads as its text
         if self.resource_id is not None:
             _positive_int("resource_id", self.resource_id)
         self._check_match_key(targets)
 
     def _check_match_key(self, targets: dict[str, str]) -> None:
         rule = self.rule
-        kinds = {s.kind for s in self.subscriptions}
-        if rule.needs == "field":
+        if rule.needs_match_field:
             if not self.match_field:
                 raise InvalidArgumentError(
                     f"matching={self.matching!r} needs match_field, the profile field to match on "
@@ -186,41 +216,31 @@ class Mapping:
                 )
             return
         if self.match_field is not None:
+            custom = " or ".join(repr(str(mode)) for mode, r in MATCHING_MODES.items() if r.needs_match_field)
             raise InvalidArgumentError(
-                f"match_field is only used with matching='custom' or 'custom_sub', not {self.matching!r}"
+                f"match_field is only used with matching={custom}, not {self.matching!r}"
             )
-        where = "a subscription" if rule.in_subscription else "fields"
-        needs = {
-            "email": ("email",),
-            "phone": ("phone",),
-            "email_or_phone": ("email", "phone"),
-            "profile_id": ("profile_id",),
-            "push": ("id",),
-        }[rule.needs]
-        if rule.in_subscription:
-            ok = bool(kinds & set(needs))
-        else:
-            profile_keys = {"email": "email", "phone": "phones", "profile_id": "profile_id"}
-            ok = any(profile_keys.get(n) in targets for n in needs)
-            # "email" matches profile data *and* subscriptions
-            if not ok and self.matching in ("email", "email_phone"):
-                ok = bool(kinds & set(needs))
-        if not ok:
-            wanted = {"email": "an email", "phone": "a phone", "email_or_phone": "an email or a phone",
-                      "profile_id": "a profile_id", "push": "a push subscription id"}[rule.needs]  # fmt: skip
-            example = {
-                "email": "fields={'email': 'email'}",
-                "phone": "fields={'phone': 'phones'}",
-                "email_or_phone": "fields={'email': 'email'}",
-                "profile_id": "fields={'profile_id': 'profile_id'}",
-                "push": "Subscription('push', 'push_id', 1, provider='...')",
-            }[rule.needs]
-            raise InvalidArgumentError(
-                f"matching={self.matching!r} needs {wanted} in {where}; map one, e.g. {example}"
-            )
+        kinds = set(rule.contact_kinds)
+        own = [CONTACT_FIELDS[k] for k in rule.contact_kinds if k in CONTACT_FIELDS]
+        if rule.needs == "profile_id":
+            own = [PROFILE_ID_FIELD]
+        in_fields = rule.from_profile and any(f in targets for f in own)
+        in_subscriptions = rule.from_subscriptions and bool(kinds & {s.kind for s in self.subscriptions})
+        if in_fields or in_subscriptions:
+            return
+        where = " or ".join(
+            side
+            for side, used in (("fields", rule.from_profile), ("a subscription", rule.from_subscriptions))
+            if used
+        )
+        raise InvalidArgumentError(
+            f"matching={self.matching!r} needs {_WANTED[rule.needs]} in {where}; map one, "
+            f"e.g. {_EXAMPLE[rule.needs]}"
+        )
 
     @property
     def rule(self) -> MatchingRule:
+        """The facts of the matching mode (:data:`~toolkit.core.contract.MATCHING_MODES`)."""
         return MATCHING_MODES[self.matching]
 
     @property
@@ -246,9 +266,36 @@ class Mapping:
         return options
 
 
+@functools.cache
+def _mime_types() -> mimetypes.MimeTypes:
+    # Python's own table only, never the machine's /etc/mime.types: the same file name gives
+    # the same body (and digest) on every machine
+    return mimetypes.MimeTypes()
+
+
+def check_attachment_size(name: str, size: int) -> None:
+    """Refuse an attachment over the platform's file limit, by its length alone.
+
+    Example:
+        >>> check_attachment_size("a.pdf", 1_000)
+        >>> check_attachment_size("big.zip", MAX_FILE_BYTES + 1)
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.InvalidArgumentError: attachment 'big.zip' is 104,857,601 bytes; the platform's file limit is 104,857,600 bytes: attach a link instead
+    """
+    if size > MAX_FILE_BYTES:
+        raise InvalidArgumentError(
+            f"attachment {name!r} is {size:,} bytes; the platform's file limit is "
+            f"{MAX_FILE_BYTES:,} bytes: attach a link instead"
+        )
+
+
 @dataclass(frozen=True)
 class Attachment:
     """An email attachment, encoded as the platform wants it: a ``data:`` URI.
+
+    Built from bytes: the core reads no files. To attach a file, read it with
+    :func:`toolkit.io.read_attachment` (which checks its size before reading it).
 
     Example:
         >>> a = Attachment.from_bytes("Attach.txt", "今日は\\n".encode())
@@ -264,34 +311,36 @@ class Attachment:
     data_uri: str = field(repr=False)
 
     @classmethod
-    def from_bytes(cls, name: str, data: bytes, mime: str | None = None) -> Attachment:
+    def from_bytes(
+        cls, name: str, data: bytes | bytearray | memoryview, mime: str | None = None
+    ) -> Attachment:
+        """An attachment of ``data`` named ``name``; ``mime`` is guessed from the name if not given."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidArgumentError(f"attachment {name!r}: expected bytes, got {type(data).__name__}")
-        if len(data) > MAX_FILE_BYTES:
-            raise InvalidArgumentError(
-                f"attachment {name!r} is {len(data):,} bytes; the platform's file limit is "
-                f"{MAX_FILE_BYTES:,} bytes: attach a link instead"
-            )
-        mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        encoded = base64.b64encode(bytes(data)).decode("ascii")
-        return cls(name=name, mime=mime, size=len(data), data_uri=f"data:{mime};base64,{encoded}")
+        size = memoryview(data).nbytes
+        check_attachment_size(name, size)
+        mime = mime or _mime_types().guess_type(name)[0] or "application/octet-stream"
+        encoded = base64.b64encode(data).decode("ascii")
+        return cls(name=name, mime=mime, size=size, data_uri=f"data:{mime};base64,{encoded}")
 
     @classmethod
     def coerce(cls, item: Any) -> Attachment:
+        """An :class:`Attachment` as it is, or a ``(name, bytes)`` pair made into one."""
         if isinstance(item, Attachment):
             return item
-        if isinstance(item, (str, os.PathLike)):
-            path = Path(item)
-            if not path.is_file():
-                raise InvalidArgumentError(f"attachment {str(path)!r} is not a file")
-            if path.stat().st_size > MAX_FILE_BYTES:
-                return cls.from_bytes(path.name, b"\0" * (MAX_FILE_BYTES + 1))  # raises with the limit
-            return cls.from_bytes(path.name, path.read_bytes())
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             return cls.from_bytes(item[0], item[1])
-        raise InvalidArgumentError(f"attach takes paths or (name, bytes) pairs, got {type(item).__name__}")
+        if isinstance(item, (str, os.PathLike)):
+            raise InvalidArgumentError(
+                f"attach takes attachments, not the path {os.fspath(item)!r}: read the file first with "
+                "toolkit.io.read_attachment(path) (or pass a (name, bytes) pair)"
+            )
+        raise InvalidArgumentError(
+            f"attach takes Attachment objects or (name, bytes) pairs, got {type(item).__name__}"
+        )
 
     def as_request(self) -> dict[str, str]:
+        """The request's ``attach`` item."""
         return {"data": self.data_uri, "name": self.name}
 
 
@@ -314,6 +363,16 @@ def _timeout(value: Any) -> dict[str, int] | None:
 @dataclass(frozen=True, init=False)
 class Trigger:
     """The trigger campaign to start for every imported profile.
+
+    Args:
+        trigger_id: the trigger campaign.
+        content: values for ``{apicontent.name}`` in the message template.
+        custom_data: data for the campaign's action hooks.
+        attach: email attachments: :class:`Attachment` objects or ``(name, bytes)`` pairs
+            (a file: ``toolkit.io.read_attachment(path)``).
+        timeout: a ``datetime.timedelta`` or ``{"days", "hours", "minutes"}``.
+        skip_triggers, skip_invalid_subscriptions, detect_geo: the platform's flags, always
+            sent explicitly.
 
     Example:
         >>> t = Trigger(96, content={"page": "registration_form"}, attach=[("Attach.txt", b"hi")],

@@ -13,16 +13,16 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import html
 import itertools
 import json
 import threading
+import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, overload
 
 import narwhals.stable.v2 as nw
@@ -38,7 +38,7 @@ from toolkit.core.mapping import Mapping, Trigger
 from toolkit.core.validate import KEY, POS, REASON, RULE, Prepared, prepare
 from toolkit.errors import InvalidArgumentError, did_you_mean
 
-__all__ = ["Batch", "Plan", "plan"]
+__all__ = ["Batch", "Plan", "PlanOptions", "plan"]
 
 
 class _Bodies:
@@ -61,6 +61,7 @@ class _Bodies:
         self.positions = self.frame.get_column(POS).to_numpy()[self.valid]
         self._window: dict[int, bytes] = {}
         self._ahead: tuple[int, Future[dict[int, bytes]]] | None = None  # the next window, encoding
+        self._encoder: ThreadPoolExecutor | None = None  # encodes the window ahead; see _encode_ahead
         self._lock = threading.Lock()  # a launch sends from several threads
 
     def body(self, index: int, expected: int) -> bytes:
@@ -75,16 +76,30 @@ class _Bodies:
                 body = self._window.pop(index)
                 following = max(self._window, default=index) + 1
                 if following < len(self.cuts) - 1:
-                    self._ahead = (following, _encoder_thread().submit(self._encode_window, following))
+                    self._ahead = (following, self._encode_ahead(following))
         if len(body) != expected:
             raise AssertionError(f"body of batch {index} is {len(body):,} bytes, {expected:,} were planned")
         return body
 
+    def _encode_ahead(self, first: int) -> Future[dict[int, bytes]]:
+        """Encode the window starting at batch ``first`` in the background.
+
+        On this plan's own thread, never a process-wide pool: the thread is let go once the
+        last window is under way, and with the plan if it is dropped half-way (one thread, so
+        the windows reuse its memory).
+        """
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolkit-encode")
+            weakref.finalize(self, self._encoder.shutdown, wait=False)
+        future = self._encoder.submit(self._encode_window, first)
+        if _window_end(self.cuts, first) >= len(self.cuts) - 1:  # the last window: nothing after it
+            self._encoder.shutdown(wait=False)
+            self._encoder = None
+        return future
+
     def _encode_window(self, first: int) -> dict[int, bytes]:
         cuts = self.cuts
-        last = first + 1
-        while last < len(cuts) - 1 and cuts[last + 1] - cuts[first] <= WINDOW_ROWS:
-            last += 1
+        last = _window_end(cuts, first)
         start, stop = cuts[first], cuts[last]
         fragments = self.encoder.rows(self._gather(start, stop), parallel=True)
         separator, env = self.env.separator.decode(), self.env
@@ -106,10 +121,74 @@ class _Bodies:
 WINDOW_ROWS = 30_000
 
 
-@functools.cache
-def _encoder_thread() -> ThreadPoolExecutor:
-    """One background thread, shared by all plans, that encodes the next window ahead."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolkit-encode")
+def _window_end(cuts: list[int], first: int) -> int:
+    """The batch after the window that starts at batch ``first`` (at least one batch)."""
+    last = first + 1
+    while last < len(cuts) - 1 and cuts[last + 1] - cuts[first] <= WINDOW_ROWS:
+        last += 1
+    return last
+
+
+Duplicates = Literal["first", "last", "keep"]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """The keyword arguments of :func:`plan` a plan was made with (checked when built).
+
+    Frozen, and readable as a mapping too, so ``plan(frame, mapping, trigger, **p.options)``
+    (or ``dict(p.options)``) plans again the same way.
+
+    Example:
+        >>> options = PlanOptions(max_rows=5)
+        >>> options.max_rows, options["format"], dict(options)["duplicates"]
+        (5, 'json', 'first')
+        >>> PlanOptions(max_rows=0)
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.InvalidArgumentError: max_rows must be a positive integer, got 0
+    """
+
+    format: Format = "json"
+    max_bytes: int = 10_000_000
+    max_rows: int = 10_000
+    phone_region: str | None = "RU"
+    duplicates: Duplicates = "first"
+
+    def __post_init__(self) -> None:
+        if self.format not in ("json", "xml"):
+            raise InvalidArgumentError(f"format must be 'json' or 'xml', got {self.format!r}")
+        for name in ("max_bytes", "max_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_bytes > MAX_BODY_BYTES:
+            raise InvalidArgumentError(
+                f"max_bytes={self.max_bytes:,} is over the platform's body limit of {MAX_BODY_BYTES:,} bytes"
+            )
+        if self.duplicates not in ("first", "last", "keep"):
+            raise InvalidArgumentError(
+                f"duplicates must be 'first', 'last' or 'keep', got {self.duplicates!r}"
+            )
+        region = self.phone_region
+        if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidArgumentError(
+                f"phone_region {region!r} is not a region code"
+                f"{did_you_mean(str(region).upper(), phonenumbers.SUPPORTED_REGIONS)}"
+                " (use ISO 3166 codes such as 'RU', 'GB', 'US', or None)"
+            )
+
+    def keys(self) -> list[str]:
+        """The option names, in :func:`plan`'s order (with ``__getitem__``: ``dict(options)``)."""
+        return [f.name for f in fields(self)]
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.keys():
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
 
 
 class Batch:
@@ -207,7 +286,7 @@ class Plan:
     format: Format
     mapping: Mapping
     trigger: Trigger
-    options: dict[str, Any]
+    options: PlanOptions
     source: Any = field(repr=False)
     n_rows: int
     preview: list[dict[str, Any]] = field(repr=False)
@@ -258,8 +337,8 @@ class Plan:
             "bytes": sum(sizes),
             "largest_batch_bytes": max(sizes, default=0),
             "largest_batch_rows": max((len(b) for b in self.batches), default=0),
-            "max_bytes": self.options["max_bytes"],
-            "max_rows": self.options["max_rows"],
+            "max_bytes": self.options.max_bytes,
+            "max_rows": self.options.max_rows,
             "rejected_by_rule": self.rejected_by_rule(),
         }
 
@@ -326,7 +405,6 @@ class Plan:
         )
 
 
-Duplicates = Literal["first", "last", "keep"]
 # Room kept in every body for the token, should the client put it in the body.
 TOKEN_ROOM = 256
 
@@ -395,46 +473,26 @@ def plan(
         >>> p.batches[0].body
         b'{"format":"json","matching":"email","trigger_id":96,"skip_triggers":false,"skip_invalid_subscriptions":false,"detect_geo":false,"data":[{"data":{"email":"ann@x.io"}},{"data":{"email":"bob@x.io"}}]}'
     """
-    options = {
-        "format": format,
-        "max_bytes": max_bytes,
-        "max_rows": max_rows,
-        "phone_region": phone_region,
-        "duplicates": duplicates,
-    }
-    _check_options(mapping, trigger, options)
+    options = PlanOptions(
+        format=format,
+        max_bytes=max_bytes,
+        max_rows=max_rows,
+        phone_region=phone_region,
+        duplicates=duplicates,
+    )
+    _check_inputs(mapping, trigger, options)
     return _build(SourceFrame.wrap(frame), mapping, trigger, options, positions=None)
 
 
-def _check_options(mapping: Mapping, trigger: Trigger, options: dict[str, Any]) -> None:
+def _check_inputs(mapping: Mapping, trigger: Trigger, options: PlanOptions) -> None:
     if not isinstance(mapping, Mapping):
         raise InvalidArgumentError(f"mapping must be a toolkit.Mapping, got {type(mapping).__name__}")
     if not isinstance(trigger, Trigger):
         raise InvalidArgumentError(f"trigger must be a toolkit.Trigger, got {type(trigger).__name__}")
-    if options["format"] not in ("json", "xml"):
-        raise InvalidArgumentError(f"format must be 'json' or 'xml', got {options['format']!r}")
-    for name in ("max_bytes", "max_rows"):
-        value = options[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    if options["max_bytes"] > MAX_BODY_BYTES:
+    env = envelope(mapping, trigger, options.format)
+    if env.overhead + TOKEN_ROOM + 16 > options.max_bytes:
         raise InvalidArgumentError(
-            f"max_bytes={options['max_bytes']:,} is over the platform's body limit of {MAX_BODY_BYTES:,} bytes"
-        )
-    if options["duplicates"] not in ("first", "last", "keep"):
-        raise InvalidArgumentError(
-            f"duplicates must be 'first', 'last' or 'keep', got {options['duplicates']!r}"
-        )
-    region = options["phone_region"]
-    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
-        raise InvalidArgumentError(
-            f"phone_region {region!r} is not a region code{did_you_mean(str(region).upper(), phonenumbers.SUPPORTED_REGIONS)}"
-            " (use ISO 3166 codes such as 'RU', 'GB', 'US', or None)"
-        )
-    env = envelope(mapping, trigger, options["format"])
-    if env.overhead + TOKEN_ROOM + 16 > options["max_bytes"]:
-        raise InvalidArgumentError(
-            f"max_bytes={options['max_bytes']:,} leaves no room for profiles: the request envelope alone "
+            f"max_bytes={options.max_bytes:,} leaves no room for profiles: the request envelope alone "
             f"takes {env.overhead + TOKEN_ROOM:,} bytes (attachments count here); raise max_bytes"
         )
 
@@ -443,18 +501,18 @@ def _build(
     source: SourceFrame,
     mapping: Mapping,
     trigger: Trigger,
-    options: dict[str, Any],
+    options: PlanOptions,
     positions: np.ndarray | None,
     whole_floats: frozenset[str] | None = None,
 ) -> Plan:
-    fmt: Format = options["format"]
+    fmt = options.format
     prepared = prepare(
         source.polars,
         mapping,
         trigger,
         format=fmt,
-        phone_region=options["phone_region"],
-        duplicates=options["duplicates"],
+        phone_region=options.phone_region,
+        duplicates=options.duplicates,
         positions=positions,
         whole_floats=whole_floats,
     )
@@ -462,7 +520,7 @@ def _build(
     encoder = RowEncoder(prepared, mapping, fmt)
     sizes = encoder.sizes(prepared.frame, prepared.valid)
 
-    budget = options["max_bytes"] - env.overhead - TOKEN_ROOM
+    budget = options.max_bytes - env.overhead - TOKEN_ROOM
     fits = sizes <= budget
     rejected_rows = prepared.rejected
     if not fits.all():
@@ -472,7 +530,7 @@ def _build(
                 RULE: "too_large",
                 REASON: [
                     f"profile is {size} bytes encoded; with the request envelope that is over "
-                    f"max_bytes={options['max_bytes']}"
+                    f"max_bytes={options.max_bytes}"
                     for size in sizes[~fits].tolist()
                 ],
             }
@@ -480,7 +538,7 @@ def _build(
         rejected_rows = pl.concat([rejected_rows, too_large], how="vertical_relaxed").sort(POS)
         prepared, sizes = prepared.keep(fits), sizes[fits]
 
-    cuts = _cut_points(sizes, len(env.separator), budget, options["max_rows"])
+    cuts = _cut_points(sizes, len(env.separator), budget, options.max_rows)
     bodies = _Bodies(prepared, encoder, env, cuts)
     batches = tuple(
         Batch(
@@ -501,7 +559,7 @@ def _build(
         format=fmt,
         mapping=mapping,
         trigger=trigger,
-        options=dict(options),
+        options=options,
         source=source.native,
         n_rows=source.polars.height,
         preview=preview,

@@ -45,7 +45,15 @@ import numpy as np
 import phonenumbers
 import polars as pl
 
-from toolkit.core.contract import DATE_FIELDS, EMAIL_FIELD, IP_FIELDS, PHONE_FIELD, Format
+from toolkit.core.contract import (
+    CONTACT_FIELDS,
+    DATE_FIELDS,
+    EMAIL_FIELD,
+    IP_FIELDS,
+    PHONE_FIELD,
+    PROFILE_ID_FIELD,
+    Format,
+)
 from toolkit.core.mapping import Mapping, Trigger
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, did_you_mean
 
@@ -201,7 +209,9 @@ def _national_pattern(region: str | None) -> tuple[str, str] | None:
     if region is None:
         return None
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    prefix = metadata.national_prefix if metadata is not None else None
+    if metadata is None or metadata.general_desc is None:
+        return None
+    prefix = metadata.national_prefix
     if not prefix or not prefix.isdigit():
         return None
     lengths = sorted(n for n in metadata.general_desc.possible_length if 7 <= n <= 12)
@@ -233,11 +243,11 @@ def _possible_keys() -> list[int]:
 
     A code shared by several regions (+1) follows its main region, as ``phonenumbers`` does.
     """
-    keys = set()
+    keys: set[int] = set()
     for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
         main = phonenumbers.region_code_for_country_code(code)
         metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, main)
-        if metadata is not None:
+        if metadata is not None and metadata.general_desc is not None:
             keys.update(code * 100 + n for n in metadata.general_desc.possible_length)
     return sorted(keys)
 
@@ -565,8 +575,8 @@ class _Builder:
                 if values.is_nan().any():
                     items, has_null = items.list.eval(pl.element().fill_nan(None)), True
             if inner in (pl.String, pl.Categorical):
-                text = values.cast(pl.String)
-                if (text.str.strip_chars() != text).any() or (text.str.len_bytes() == 0).any():
+                item_text = values.cast(pl.String)
+                if (item_text.str.strip_chars() != item_text).any() or (item_text.str.len_bytes() == 0).any():
                     # items are text like any other: trimmed, and a blank one is left out
                     items, has_null = items.list.eval(_blank_to_null(pl.element())), True
             if self.format == "xml" and inner in (pl.String, pl.Categorical):
@@ -630,10 +640,10 @@ def prepare(
 
     fields: list[tuple[str, pl.Expr]] = []  # (profile field, value in the working frame)
     for column, profile_field in mapping.fields.items():
-        ref = builder.field(column, profile_field)
-        fields.append((profile_field, pl.col(ref) if isinstance(ref, str) else ref))
+        working = builder.field(column, profile_field)
+        fields.append((profile_field, pl.col(working) if isinstance(working, str) else working))
     subscriptions: list[pl.Expr] = []
-    contacts: dict[str, list[pl.Expr]] = {"email": [], "phone": [], "push": []}
+    contacts: dict[str, list[pl.Expr]] = {}  # subscription contacts by kind, in mapping order
     for sub in mapping.subscriptions:
         label = f"subscription {sub.channel} (column {sub.column!r})"
         ref, failed = builder.contact(sub.column, sub.kind, label, "invalid_subscription")
@@ -641,10 +651,7 @@ def prepare(
         if failed is not None and trigger.skip_invalid_subscriptions:
             builder.checks.pop()  # only the subscription goes: its value is null where it failed
         subscriptions.append(value)
-        if sub.kind in ("email", "phone"):
-            contacts[sub.kind].append(value)
-        elif sub.channel == "push":
-            contacts["push"].append(value)
+        contacts.setdefault(sub.kind, []).append(value)
 
     # pass 1: every column at once; pass 2: the exact parsers, on the dirty values only
     work = builder.first_pass(pos)
@@ -662,8 +669,8 @@ def prepare(
         key.alias(KEY),
         first_failed.alias(_FAILED),
     )
-    failed = frame.get_column(_FAILED)
-    bad = failed.is_not_null()
+    first_rule = frame.get_column(_FAILED)
+    bad = first_rule.is_not_null()
     frame = frame.drop(_FAILED)
 
     # reasons quote the original values: computed for the rejected rows only
@@ -671,7 +678,7 @@ def prepare(
         [
             df.select(mapping.columns).filter(bad),
             frame.select(POS).filter(bad),
-            failed.filter(bad).to_frame(),
+            first_rule.filter(bad).to_frame(),
         ],
         how="horizontal",
     ).select(
@@ -709,9 +716,18 @@ def prepare(
 _FAILED = "__tk_failed"
 
 
+# How a missing key is named in a rejected row's reason, per kind of key (MatchingRule.needs).
+_NO_KEY = {
+    "email": "no email", "phone": "no phone", "email_or_phone": "neither email nor phone",
+    "profile_id": "no profile_id", "push": "no push subscription id",
+}  # fmt: skip
+
+
 def _match_key(
     mapping: Mapping, by_field: dict[str, pl.Expr], contacts: dict[str, list[pl.Expr]]
 ) -> tuple[pl.Expr, str]:
+    """The row's match key (its first non-null source, in the table's order) and the reason
+    given when it has none. Where the key may come from is :data:`MATCHING_MODES`' say."""
     rule = mapping.rule
     mode = mapping.matching
 
@@ -731,33 +747,31 @@ def _match_key(
         value = by_field.get(field)
         return None if value is None else value.cast(pl.String)
 
-    email = first([s for s in (profile(EMAIL_FIELD),) if s is not None and not rule.in_subscription]
-                  + (contacts["email"] if rule.in_subscription or mode in ("email", "email_phone") else []))  # fmt: skip
-    phone = first([s for s in (profile(PHONE_FIELD),) if s is not None and not rule.in_subscription]
-                  + (contacts["phone"] if rule.in_subscription or mode == "email_phone" else []))  # fmt: skip
-    where = "a subscription" if rule.in_subscription else "the profile"
-    if rule.needs == "email":
-        key, what = email, f"no email to match on (matching={mode!r}) in {where}"
-    elif rule.needs == "phone":
-        key, what = phone, f"no phone to match on (matching={mode!r}) in {where}"
-    elif rule.needs == "email_or_phone":
-        key, what = (
-            first([s for s in (email, phone) if s is not None]),
-            f"neither email nor phone to match on (matching={mode!r})",
-        )
-    elif rule.needs == "profile_id":
-        key, what = profile("profile_id"), "no profile_id to match on (matching='profile_id')"
-    elif rule.needs == "push":
-        key, what = (
-            first([c.cast(pl.String) for c in contacts["push"]]),
-            "no push subscription id to match on (matching='push_sub')",
-        )
-    else:
+    def contact(kind: str) -> pl.Expr | None:
+        """The kind's key: the profile's own field first, then the subscriptions' contacts."""
+        own = profile(CONTACT_FIELDS[kind]) if rule.from_profile and kind in CONTACT_FIELDS else None
+        found = [] if own is None else [own]
+        if rule.from_subscriptions:
+            found += [c.cast(pl.String) for c in contacts.get(kind, [])]
+        return first(found)
+
+    if rule.needs_match_field:
         assert mapping.match_field is not None
         key = profile(mapping.match_field)
         what = (
             f"no {mapping.match_field} value to match on (matching={mode!r}, column {mapping.match_column!r})"
         )
+        return (pl.lit(None, dtype=pl.String) if key is None else key), what
+    if rule.needs == "profile_id":
+        key = profile(PROFILE_ID_FIELD)
+    else:
+        key = first([k for kind in rule.contact_kinds if (k := contact(kind)) is not None])
+    where = " or ".join(
+        side
+        for side, used in (("the profile", rule.from_profile), ("a subscription", rule.from_subscriptions))
+        if used
+    )
+    what = f"{_NO_KEY[rule.needs]} to match on (matching={mode!r}) in {where}"
     return (pl.lit(None, dtype=pl.String) if key is None else key), what
 
 

@@ -4,6 +4,8 @@ It backs the demo, the notebooks and every client test. It is an independent
 implementation of ``docs/CONTRACT.md``: it imports only :mod:`toolkit.core.contract` from the
 rest of the package (its validators are its own), so it can catch the client's mistakes.
 
+Needs the ``sandbox`` extra (fastapi, uvicorn): ``pip install 'toolkit[sandbox]'``.
+
 Start it with ``toolkit sandbox [--host 127.0.0.1] [--port 8080] [--token TOKEN] [--db PATH]
 [--seed N] [knobs]`` (prints its URL and token, serves until Ctrl-C or SIGTERM), or from
 Python::
@@ -35,6 +37,11 @@ Inspection routes (not part of the platform; token required except for health):
 ``GET /_sandbox/tasks``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``. ``/docs`` shows
 every route.
 
+Worker control (for tests that must see a task in a given state without racing the clock):
+``POST /_sandbox/pause``, ``POST /_sandbox/step?profiles=N`` (import exactly N more
+profiles, answer once they are committed, stay paused), ``POST /_sandbox/resume``;
+``serve(paused=True)`` starts paused, so every batch task stays ``queued`` until stepped.
+
 State lives in SQLite: in memory by default, in a file with ``db=``/``--db``. With a file,
 profiles, tasks and sends survive a restart, and a task left queued or processing resumes
 where it stopped (each chunk of profiles commits together with the task's progress, so no
@@ -55,8 +62,49 @@ Example:
 
 from __future__ import annotations
 
-from .app import create_app
-from .knobs import Knobs
-from .server import SandboxServer, serve
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Knobs", "SandboxServer", "create_app", "serve"]
+from .knobs import Knobs
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .server import SandboxServer, serve
+
+__all__ = ["Knobs", "SandboxServer", "create_app", "require_server", "serve"]
+
+
+def require_server(feature: str = "the local sandbox (toolkit.sandbox)") -> None:
+    """Check that the server's packages (the ``sandbox`` extra) are installed, else raise an
+    ``ImportError`` saying which extra to install. (The sandbox shares nothing of the toolkit
+    but the contract, so this is its own small twin of ``toolkit.errors.require_extra``.)
+
+    Example:
+        >>> require_server()  # fastapi and uvicorn are there
+    """
+    missing = []
+    for module in ("fastapi", "uvicorn"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked installation counts as missing
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise ModuleNotFoundError(
+            f"{feature} needs the 'sandbox' extra ({', '.join(missing)} {verb} not installed): "
+            "pip install 'toolkit[sandbox]'",
+            name=missing[0],
+        )
+
+
+def __getattr__(name: str) -> Any:
+    """The server side, imported on first use: a core install (no ``sandbox`` extra) can
+    import this package, and the ``toolkit`` command register its ``sandbox`` sub-command."""
+    if name not in ("SandboxServer", "create_app", "serve"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    require_server()
+    from . import app, server
+
+    return {"SandboxServer": server.SandboxServer, "create_app": app.create_app, "serve": server.serve}[name]

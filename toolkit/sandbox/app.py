@@ -119,6 +119,7 @@ class PlatformFaults:
             return
         if self.knobs.latency_ms:
             await asyncio.sleep(self.knobs.latency_ms / 1000)
+            scope.setdefault("state", {})["toolkit.latency"] = self.knobs.latency_ms
         fmt = _format_from_headers(scope)
         if self.limiter is not None and (retry := self.limiter.acquire()) is not None:
             payload = error_envelope(429, f"too many requests: over {self.knobs.rate_limit:g} per second")
@@ -140,17 +141,18 @@ class PlatformFaults:
                 scope, receive, send
             )
             return
-        if fault.kind == "drop":
+        if fault.kind == "drop" and abort is not None:
             scope.setdefault("state", {})["toolkit.fault"] = "dropped"
             abort()
             return
-        if fault.kind == "lose":
+        if fault.kind == "lose" and abort is not None:
             scope.setdefault("state", {})["toolkit.fault"] = "answer lost"
+            close = abort
 
             async def lose(message: Message) -> None:
                 # Swallow the answer; once it is complete, the work is done: close instead.
                 if message["type"] == "http.response.body" and not message.get("more_body", False):
-                    abort()
+                    close()
 
             await self.app(scope, receive, lose)
             return
@@ -179,10 +181,12 @@ class AccessLog:
         try:
             await self.app(scope, receive, record)
         finally:
-            fault = (scope.get("state") or {}).get("toolkit.fault")
+            state = scope.get("state") or {}
             outcome = f"{status[0]}" if status else "no answer"
-            if fault:
+            if fault := state.get("toolkit.fault"):
                 outcome += f" ({fault})"
+            if latency := state.get("toolkit.latency"):
+                outcome += f" (+{latency:g} ms latency knob)"
             ms = (time.perf_counter() - start) * 1000
             log.info("%s %s -> %s in %.1f ms", scope["method"], scope["path"], outcome, ms)
 
@@ -301,15 +305,18 @@ def create_app(
     knobs: Knobs | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_file_bytes: int = MAX_FILE_BYTES,
+    paused: bool = False,
 ) -> FastAPI:
     """Build the sandbox application (the store opens now; the worker runs with the app's lifespan).
 
     ``db`` is a SQLite file to keep state across restarts (None: in memory). The two limits
     default to the platform's (contract.MAX_BODY_BYTES, MAX_FILE_BYTES); tests lower them.
+    ``paused`` starts the batch worker paused: tasks stay queued until ``/_sandbox/step`` or
+    ``/_sandbox/resume``.
     """
     knobs = knobs or Knobs()
     store = Store(str(db) if db else ":memory:")
-    engine = Engine(store, IdSource(knobs.seed), knobs.processing_rate)
+    engine = Engine(store, IdSource(knobs.seed), knobs.processing_rate, paused=paused)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -436,7 +443,7 @@ def create_app(
     def _json(data: Any) -> Response:
         return Response(orjson.dumps(data), media_type="application/json")
 
-    sandbox_errors = {
+    sandbox_errors: dict[int | str, dict[str, Any]] = {
         401: {"model": schemas.ErrorEnvelope, "description": "Token missing"},
         403: {"model": schemas.ErrorEnvelope, "description": "Wrong token"},
     }
@@ -492,6 +499,49 @@ def create_app(
         """Queued and running tasks are dropped too."""
         await run_in_threadpool(engine.reset)
         return _json({"reset": True})
+
+    @app.post(
+        "/_sandbox/pause",
+        tags=["sandbox"],
+        summary="Pause the batch worker",
+        response_model=None,
+        responses={200: {"description": '{"paused": true}'}, **sandbox_errors},
+        dependencies=[Depends(require_token)],
+    )
+    async def pause() -> Response:
+        """Answers once the chunk of profiles under way is committed; from then on queued tasks stay
+        `queued` and a running one stays `processing` at its progress."""
+        await run_in_threadpool(engine.pause)
+        return _json({"paused": True})
+
+    @app.post(
+        "/_sandbox/step",
+        tags=["sandbox"],
+        summary="Let a paused worker import a number of profiles",
+        response_model=None,
+        responses={200: {"description": '{"processed": N, "paused": true}'}, **sandbox_errors},
+        dependencies=[Depends(require_token)],
+    )
+    async def step(
+        profiles: Annotated[int, Query(ge=0, description="profiles to import before pausing again")],
+    ) -> Response:
+        """Answers once those profiles are committed (fewer when the queue runs dry): tasks are taken
+        in order, and the next task is not started by a step that does not reach it."""
+        processed = await run_in_threadpool(engine.step, profiles)
+        return _json({"processed": processed, "paused": True})
+
+    @app.post(
+        "/_sandbox/resume",
+        tags=["sandbox"],
+        summary="Let the batch worker run freely again",
+        response_model=None,
+        responses={200: {"description": '{"paused": false}'}, **sandbox_errors},
+        dependencies=[Depends(require_token)],
+    )
+    async def resume() -> Response:
+        """Undoes `/_sandbox/pause` (and a paused start)."""
+        await run_in_threadpool(engine.resume)
+        return _json({"paused": False})
 
     @app.get("/_sandbox/health", tags=["sandbox"], summary="Liveness (no token needed)")
     async def health() -> dict[str, str]:

@@ -17,6 +17,8 @@ import logging
 import sys
 from typing import Any
 
+from . import require_server
+
 __all__ = ["register", "run"]
 
 
@@ -79,6 +81,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sandbox until Ctrl-C or SIGTERM; 0 on a clean stop, 2 on bad settings."""
+    try:
+        require_server("toolkit sandbox")
+    except ImportError as exc:
+        print(f"toolkit sandbox: {exc}", file=sys.stderr)
+        return 2
     from .knobs import Knobs
     from .server import SandboxServer, run_forever
 

@@ -6,6 +6,10 @@ whatever the worker was doing when the process stopped, a restart on the same ``
 resumes the task at the first profile not yet committed: no profile is imported twice
 and no trigger is sent twice.
 
+The worker can be paused and stepped (:meth:`Engine.pause`, :meth:`Engine.step`,
+:meth:`Engine.resume`): a test then sees a task ``queued``, ``processing`` at a progress it
+chose, and ``completed``, without racing the clock.
+
 Example:
     >>> from toolkit.sandbox.store import Store
     >>> engine = Engine(Store(), IdSource(1))
@@ -43,15 +47,22 @@ CHUNK: Final = 200
 class Engine:
     """Imports profiles into a :class:`Store`; batch tasks run on one background thread."""
 
-    def __init__(self, store: Store, ids: IdSource, processing_rate: float | None = None) -> None:
+    def __init__(
+        self, store: Store, ids: IdSource, processing_rate: float | None = None, *, paused: bool = False
+    ) -> None:
         self.store = store
         self.ids = ids
         self.processing_rate = processing_rate
         self._queue: collections.deque[str] = collections.deque()
-        self._wake = threading.Condition()
+        self._wake = threading.Condition()  # guards the queue and the gate below
         self._stop = threading.Event()
         self._generation = 0  # bumped by reset(): a task from before a reset is abandoned
         self._thread: threading.Thread | None = None
+        # The gate: profiles the worker may still import (None: no limit; 0: paused). A paused
+        # worker starts no task and imports nothing until step() or resume().
+        self._allowance: int | None = 0 if paused else None
+        self._busy = False  # the worker holds a task (between taking it and leaving it)
+        self._in_chunk = False  # the worker is importing a chunk it was allowed
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -78,6 +89,62 @@ class Engine:
             self.store.reset()
             self._queue.clear()
             self._generation += 1
+
+    # --- the gate --------------------------------------------------------------------------
+    def pause(self, timeout: float = 30.0) -> None:
+        """Stop importing once the chunk under way is committed (returns when it is)."""
+        with self._wake:
+            self._allowance = 0
+            self._wake.wait_for(lambda: not self._in_chunk or self._stop.is_set(), timeout)
+
+    def resume(self) -> None:
+        """Import freely again."""
+        with self._wake:
+            self._allowance = None
+            self._wake.notify_all()
+
+    def step(self, profiles: int, timeout: float = 30.0) -> int:
+        """Let exactly ``profiles`` more profiles be imported, then pause again.
+
+        Returns once they are committed, or sooner when no task is left to work on; the
+        number imported (or failed alone) is returned. Tasks are taken in order, so a task is
+        only started (``processing``) by a step that reaches it.
+        """
+        if profiles < 0:
+            raise ValueError(f"profiles must not be negative, not {profiles}")
+        with self._wake:
+            self._allowance = profiles
+            self._wake.notify_all()
+
+            def settled() -> bool:
+                assert self._allowance is not None
+                idle = not self._busy and not self._queue
+                return self._stop.is_set() or (not self._in_chunk and (self._allowance == 0 or idle))
+
+            self._wake.wait_for(settled, timeout)
+            left = self._allowance or 0
+            self._allowance = 0
+            return profiles - left
+
+    def _allowed(self, wanted: int) -> tuple[int, bool]:
+        """Wait at the gate: how many profiles (up to ``wanted``) may go now (0: stopping), and
+        whether the gate was closed on arrival."""
+        with self._wake:
+            closed = self._allowance == 0
+            self._wake.wait_for(lambda: self._allowance != 0 or self._stop.is_set())
+            if self._stop.is_set():
+                return 0, closed
+            allowed = wanted if self._allowance is None else min(wanted, self._allowance)
+            self._in_chunk = True
+            return allowed, closed
+
+    def _done(self, count: int) -> None:
+        """A chunk is committed: spend its profiles from the allowance."""
+        with self._wake:
+            if self._allowance is not None:
+                self._allowance -= count
+            self._in_chunk = False
+            self._wake.notify_all()
 
     # --- work ------------------------------------------------------------------------------
     def submit(self, env: ImportEnvelope) -> str:
@@ -136,17 +203,22 @@ class Engine:
     def _work(self) -> None:
         while not self._stop.is_set():
             with self._wake:
-                while not self._queue and not self._stop.is_set():
-                    self._wake.wait()
+                # a paused worker leaves the next task queued
+                self._wake.wait_for(lambda: (self._queue and self._allowance != 0) or self._stop.is_set())
                 if self._stop.is_set():
                     return
                 task_id = self._queue.popleft()
                 generation = self._generation
+                self._busy = True
             try:
                 self._run(task_id, generation)
             except Exception as exc:  # a sandbox bug: fail the task, keep the server up
                 log.exception("task %s failed", task_id)
                 self.store.fail_task(task_id, f"internal error: {type(exc).__name__}")
+            finally:
+                with self._wake:
+                    self._busy = self._in_chunk = False
+                    self._wake.notify_all()
 
     def _run(self, task_id: str, generation: int) -> None:
         started = self.store.start_task(task_id)
@@ -159,17 +231,23 @@ class Engine:
         step = 1 if rate else CHUNK
         t0, first = time.monotonic(), done
         while done < total:
+            allowed, paused = self._allowed(min(step, total - done))
+            if not allowed:
+                return  # stopping: left 'processing', the next start resumes it
+            if paused:
+                t0, first = time.monotonic(), done  # after a pause the pace starts afresh
             if rate:  # profile i is done at t0 + (i + 1) / rate: a steady pace, no drift
                 delay = t0 + (done - first + 1) / rate - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return
             if self._stop.is_set():
                 return  # left 'processing': the next start resumes it
-            end = min(total, done + step)
+            end = done + allowed
             with self.store.transaction():
                 if self._generation != generation:
                     return
                 results = [self._import(env, fields, task_id) for fields in env.profiles[done:end]]
                 if not self.store.record_results(task_id, done, results, last=end == total):
                     return
+            self._done(end - done)
             done = end

@@ -20,7 +20,14 @@ from typing import Any, Final
 import orjson
 from defusedxml import DefusedXmlException
 
-from toolkit.core.contract import MATCHING_MODES, MAX_FILE_BYTES, REQUEST_LIST_PATHS, Format, loads_xml
+from toolkit.core.contract import (
+    MATCHING_MODES,
+    MAX_FILE_BYTES,
+    REQUEST_LIST_PATHS,
+    Format,
+    MatchingMode,
+    loads_xml,
+)
 
 from .validators import parse_data_uri
 
@@ -248,12 +255,12 @@ def parse_import(
     """
     trigger_id = _int(body, "trigger_id", xml=xml, required=True)
     assert trigger_id is not None
-    matching = body.get("matching") or "email"
+    matching = body.get("matching") or MatchingMode.EMAIL.value
     if not isinstance(matching, str) or matching not in MATCHING_MODES:
         known = ", ".join(MATCHING_MODES)
         raise ApiFailure(400, f"unknown matching {matching!r}; one of: {known}"[:400])
     field_name = body.get("field_name")
-    if matching in ("custom", "custom_sub"):
+    if MATCHING_MODES[matching].needs_match_field:
         if not isinstance(field_name, str) or not field_name.strip():
             raise ApiFailure(400, f"matching {matching!r} needs field_name (the custom field to match on)")
     elif field_name is not None and not isinstance(field_name, str):

@@ -14,7 +14,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from toolkit.core.contract import CHANNELS, DATE_FIELDS, EMAIL_FIELD, IP_FIELDS, MATCHING_MODES, PHONE_FIELD
+from toolkit.core.contract import (
+    CHANNELS,
+    DATE_FIELDS,
+    EMAIL_FIELD,
+    IP_FIELDS,
+    MATCHING_MODES,
+    PHONE_FIELD,
+    PROFILE_ID_FIELD,
+)
 
 from .envelope import ImportEnvelope
 from .validators import is_date, is_email, is_ipv4, normalize_phone
@@ -23,6 +31,11 @@ __all__ = ["Checked", "ProfileError", "check_profile", "index_keys", "merge"]
 
 #: A lookup: the index kinds to search, and the normalized value to find.
 Lookup = tuple[tuple[str, ...], str]
+
+# The index kind of each kind of contact (contract.ChannelRule.kind), in profile data and in
+# subscriptions. Stored in --db files: renaming one orphans the keys indexed under it.
+_PROFILE_INDEX: Final = {"email": "email", "phone": "phone"}
+_SUBSCRIPTION_INDEX: Final = {"email": "sub_email", "phone": "sub_phone", "id": "sub_push"}
 
 _DIGITS: Final = re.compile(r"^[+-]?\d{1,18}$")
 # Values longer than this are not indexed for custom matching: nobody matches on a novel.
@@ -89,7 +102,7 @@ def _subscription(sub: Any, i: int) -> dict[str, Any]:
     contact = sub.get(rule.contact_field)
     clean = dict(sub)
     if rule.kind == "email":
-        if not is_email(contact):
+        if not isinstance(contact, str) or not is_email(contact):
             raise ValueError(f"subscriptions[{i}] ({channel}) has an invalid email {_short(contact)}")
         clean["email"] = contact.strip()
     elif rule.kind == "phone":
@@ -144,52 +157,45 @@ def _sub_values(subs: list[dict[str, Any]], kind: str) -> list[str]:
     return out
 
 
+def _own_values(fields: dict[str, Any], kind: str) -> list[str]:
+    """The profile's own contacts of one kind, normalized as the index holds them."""
+    if kind == "email":
+        email = fields.get(EMAIL_FIELD)
+        return [email.strip().lower()] if isinstance(email, str) and email.strip() else []
+    if kind == "phone":
+        return _phones(fields.get(PHONE_FIELD))
+    return []
+
+
 def _lookups(fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnvelope) -> list[Lookup]:
-    mode = env.matching
-    email = fields.get(EMAIL_FIELD)
-    email = email.strip().lower() if isinstance(email, str) and email.strip() else None
-    phones = _phones(fields.get(PHONE_FIELD))
-    sub_emails, sub_phones = _sub_values(subs, "email"), _sub_values(subs, "phone")
-    if mode == "email":  # profile data first, else the first email subscription
-        key = email or (sub_emails[0] if sub_emails else None)
-        return [(("email", "sub_email"), key)] if key else []
-    if mode == "email_profile":
-        return [(("email",), email)] if email else []
-    if mode == "email_sub":
-        return [(("sub_email",), e) for e in sub_emails]
-    if mode == "phone":
-        key = phones[0] if phones else (sub_phones[0] if sub_phones else None)
-        return [(("phone", "sub_phone"), key)] if key else []
-    if mode == "phone_sub":
-        return [(("sub_phone",), p) for p in sub_phones]
-    if mode == "push_sub":
-        return [(("sub_push",), p) for p in _sub_values(subs, "id")]
-    if mode == "email_phone":
-        return ([(("email",), email)] if email else []) + ([(("phone",), phones[0])] if phones else [])
-    if mode == "email_phone_sub":
-        return [(("sub_email",), e) for e in sub_emails] + [(("sub_phone",), p) for p in sub_phones]
-    name = env.field_name or ""
-    if mode == "custom":
+    """What a profile is looked up by, as :data:`~toolkit.core.contract.MATCHING_MODES` says.
+
+    A key from the profile's own data is looked for in profile data (and, when the mode falls
+    back to subscriptions, in subscriptions too: ``email`` finds a profile by either); a key
+    read from subscriptions (the ``*_sub`` modes) is looked for in subscriptions only, one
+    lookup per subscription contact.
+    """
+    rule = MATCHING_MODES[env.matching]
+    if rule.needs_match_field:
+        name = env.field_name or ""
+        if rule.in_subscription:
+            values = [_scalar_key((s.get("custom_fields") or {}).get(name)) for s in subs]
+            return [((f"subfield:{name}",), v) for v in values if v]
         key = _scalar_key(fields.get(name))
         return [((f"field:{name}",), key)] if key else []
-    if mode == "custom_sub":
-        values = [_scalar_key((s.get("custom_fields") or {}).get(name)) for s in subs]
-        return [((f"subfield:{name}",), v) for v in values if v]
-    raise AssertionError(f"unhandled matching mode {mode}")
-
-
-_NEEDS_TEXT: Final = {
-    "email": "an 'email' field or an email subscription",
-    "email_profile": "an 'email' field",
-    "email_sub": "an email subscription",
-    "phone": "a 'phones' field or a phone subscription",
-    "phone_sub": "a phone (sms) subscription",
-    "push_sub": "a push subscription with a subscription_id",
-    "email_phone": "an 'email' or a 'phones' field",
-    "email_phone_sub": "an email or phone subscription",
-    "custom": "the custom field named by field_name",
-    "custom_sub": "a subscription whose custom_fields hold the field named by field_name",
-}
+    lookups: list[Lookup] = []
+    for kind in rule.contact_kinds:
+        from_subs = _sub_values(subs, kind) if rule.from_subscriptions else []
+        if rule.in_subscription:
+            lookups += [((_SUBSCRIPTION_INDEX[kind],), value) for value in from_subs]
+            continue
+        found = _own_values(fields, kind) + from_subs  # the profile's own value first
+        kinds: tuple[str, ...] = (_PROFILE_INDEX[kind],)
+        if rule.subscription_fallback:
+            kinds += (_SUBSCRIPTION_INDEX[kind],)
+        if found:
+            lookups.append((kinds, found[0]))
+    return lookups
 
 
 def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
@@ -200,7 +206,7 @@ def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
         >>> check_profile({"email": "a@b.co"}, env)
         Traceback (most recent call last):
         ...
-        toolkit.sandbox.profiles.ProfileError: no key to match on: matching 'phone' needs a 'phones' field or a phone subscription
+        toolkit.sandbox.profiles.ProfileError: no key to match on: matching 'phone' needs a 'phones' field or a phone subscription (sms, viber, whatsapp)
     """
     own = {k: v for k, v in fields.items() if k != "subscriptions"}
     _check_fields(own)
@@ -218,17 +224,16 @@ def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
         except ValueError as exc:
             if not env.skip_invalid_subscriptions:
                 raise ProfileError(400, str(exc)) from None
-    if env.matching == "profile_id":
-        pid = own.pop("profile_id", None)
+    rule = MATCHING_MODES[env.matching]
+    missing = f"no key to match on: matching {env.matching!r} needs {rule.requirement}"
+    if rule.needs == "profile_id":
+        pid = own.pop(PROFILE_ID_FIELD, None)
         if not isinstance(pid, str) or not pid.strip():
-            raise ProfileError(400, "no key to match on: matching 'profile_id' needs a 'profile_id' field")
+            raise ProfileError(400, missing)
         return Checked(own, subs, profile_id=pid.strip())
     keys = _lookups(own, subs, env)
     if not keys:
-        raise ProfileError(
-            400, f"no key to match on: matching {env.matching!r} needs {_NEEDS_TEXT[env.matching]}"
-        )
-    assert MATCHING_MODES[env.matching].creates
+        raise ProfileError(400, missing)
     return Checked(own, subs, keys=keys)
 
 
@@ -239,12 +244,9 @@ def index_keys(fields: dict[str, Any], subs: list[dict[str, Any]]) -> set[tuple[
         >>> sorted(index_keys({"email": "A@b.co", "CRM": 7}, [{"channel": "sms", "phone": "+79000000000"}]))
         [('email', 'a@b.co'), ('field:CRM', '7'), ('field:email', 'A@b.co'), ('sub_phone', '+79000000000')]
     """
-    keys: set[tuple[str, str]] = set()
-    email = fields.get(EMAIL_FIELD)
-    if isinstance(email, str) and email.strip():
-        keys.add(("email", email.strip().lower()))
+    keys: set[tuple[str, str]] = {(_PROFILE_INDEX["email"], e) for e in _own_values(fields, "email")}
     with contextlib.suppress(ProfileError):  # an invalid phone is simply not findable
-        keys.update(("phone", p) for p in _phones(fields.get(PHONE_FIELD)))
+        keys.update((_PROFILE_INDEX["phone"], p) for p in _own_values(fields, "phone"))
     for name, value in fields.items():
         key = _scalar_key(value)
         if key is not None:
@@ -255,11 +257,11 @@ def index_keys(fields: dict[str, Any], subs: list[dict[str, Any]]) -> set[tuple[
             continue
         contact = sub.get(rule.contact_field)
         if rule.kind == "email" and isinstance(contact, str):
-            keys.add(("sub_email", contact.strip().lower()))
+            keys.add((_SUBSCRIPTION_INDEX["email"], contact.strip().lower()))
         elif rule.kind == "phone" and isinstance(contact, str):
-            keys.add(("sub_phone", contact))
+            keys.add((_SUBSCRIPTION_INDEX["phone"], contact))
         elif rule.kind == "id" and contact is not None:
-            keys.add(("sub_push", str(contact).strip()))
+            keys.add((_SUBSCRIPTION_INDEX["id"], str(contact).strip()))
         for name, value in (sub.get("custom_fields") or {}).items():
             key = _scalar_key(value)
             if key is not None:
@@ -270,9 +272,8 @@ def index_keys(fields: dict[str, Any], subs: list[dict[str, Any]]) -> set[tuple[
 def _sub_identity(sub: dict[str, Any]) -> tuple[Any, ...]:
     rule = CHANNELS[sub["channel"]]
     contact = sub.get(rule.contact_field)
-    # sms and the seed's "phone" are one channel
-    channel = "sms" if sub["channel"] == "phone" else sub["channel"]
-    return (channel, repr(contact).lower(), sub.get("resource_id"))
+    channel = rule.same_as or sub["channel"]  # sms and the seed's "phone" are one channel
+    return (str(channel), repr(contact).lower(), sub.get("resource_id"))
 
 
 def merge(

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from toolkit.core.contract import BODY_TOO_LARGE, Format, dumps_xml, ok_envelope, xml_text
+from toolkit.core.contract import BODY_TOO_LARGE, Format, TaskState, dumps_xml, ok_envelope, xml_text
 
 __all__ = ["body_too_large", "http_status", "progress", "render", "status_payload", "status_xml"]
 
@@ -48,9 +48,13 @@ def body_too_large(fmt: Format) -> bytes:
     return orjson.dumps(BODY_TOO_LARGE)
 
 
+#: The states a sandbox task ends in.
+_OVER = frozenset({TaskState.COMPLETED, TaskState.FAILED})
+
+
 def progress(task: dict[str, Any]) -> int:
     """0..100, rising with the profiles done; 100 only once the task is over."""
-    if task["status"] in ("completed", "failed"):
+    if task["status"] in _OVER:
         return 100
     return min(99, task["done"] * 100 // max(1, task["total"]))
 
@@ -58,9 +62,9 @@ def progress(task: dict[str, Any]) -> int:
 def status_payload(task: dict[str, Any]) -> dict[str, Any]:
     """The JSON ``tasks/status`` answer (the seed's example shape); ``result`` once over."""
     data: dict[str, Any] = {"status": task["status"], "progress": progress(task)}
-    if task["status"] == "completed":
+    if task["status"] == TaskState.COMPLETED:
         data["result"] = {"error": 0, "error_text": "", "result": task["results"]}
-    elif task["status"] == "failed":
+    elif task["status"] == TaskState.FAILED:
         data["result"] = {"error": 500, "error_text": task.get("error_text") or "the task failed"}
     return {"data": data, **ok_envelope()}
 
@@ -85,7 +89,7 @@ def status_xml(task: dict[str, Any]) -> bytes:
         [{'profile_id': 'p1'}, {'error': '400', 'error_text': 'invalid email'}]
     """
     out = ["<xml>", "<data>", _leaf("progress", progress(task))]
-    if task["status"] == "completed":
+    if task["status"] == TaskState.COMPLETED:
         results = task["results"]
         failed = [(i, r) for i, r in enumerate(results) if "profile_id" not in r]
         out += ["<result>", _leaf("captured", len(results) - len(failed))]
@@ -107,7 +111,7 @@ def status_xml(task: dict[str, Any]) -> bytes:
                     "</result>",
                 ]
         out.append("</result>")
-    elif task["status"] == "failed":
+    elif task["status"] == TaskState.FAILED:
         text = task.get("error_text") or "the task failed"
         out += ["<result>", _leaf("error", 500), _leaf("error_text", text), "</result>"]
     out += [_leaf("status", task["status"]), "</data>", _leaf("error", 0)]

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolkit.core.contract import Channel, MatchingMode, TaskState
+
 __all__ = [
     "Attachment",
     "BatchRequest",
@@ -26,17 +28,15 @@ __all__ = [
     "TaskStatus",
 ]
 
-Matching = Literal[
-    "email", "email_profile", "email_sub", "phone", "phone_sub", "profile_id",
-    "push_sub", "custom", "custom_sub", "email_phone", "email_phone_sub",
-]  # fmt: skip
+#: The task states the sandbox reports (the platform's docs also know ``success`` and ``error``).
+SandboxTaskState = Literal[TaskState.QUEUED, TaskState.PROCESSING, TaskState.COMPLETED, TaskState.FAILED]
 
 
 class Subscription(BaseModel):
     """A subscription to a channel; the contact field depends on the channel."""
 
     model_config = ConfigDict(extra="allow")
-    channel: Literal["email", "sms", "phone", "push", "notify", "viber", "whatsapp", "telegram_bot"]
+    channel: Channel
     email: str | None = Field(None, description="contact of an email subscription")
     phone: str | None = Field(None, description="contact of sms/phone/viber/whatsapp, '+' and 8-15 digits")
     subscription_id: str | None = Field(None, description="contact of push/notify")
@@ -74,7 +74,7 @@ class _ImportCommon(BaseModel):
     model_config = ConfigDict(extra="allow")
     token: str | None = Field(None, description="API token (or send 'Authorization: Bearer <token>')")
     trigger_id: int
-    matching: Matching = "email"
+    matching: MatchingMode = MatchingMode.EMAIL
     field_name: str | None = Field(None, description="required for matching custom/custom_sub")
     resource_id: int | None = None
     skip_triggers: bool = False
@@ -149,7 +149,7 @@ class TaskResult(BaseModel):
 class TaskData(BaseModel):
     """A task's state."""
 
-    status: Literal["queued", "processing", "completed", "failed"]
+    status: SandboxTaskState
     progress: int = Field(ge=0, le=100)
     result: TaskResult | None = None
 

@@ -91,9 +91,15 @@ def _config(
     log_level: str,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_file_bytes: int = MAX_FILE_BYTES,
+    paused: bool = False,
 ) -> uvicorn.Config:
     app = create_app(
-        token=token, db=db, knobs=knobs, max_body_bytes=max_body_bytes, max_file_bytes=max_file_bytes
+        token=token,
+        db=db,
+        knobs=knobs,
+        max_body_bytes=max_body_bytes,
+        max_file_bytes=max_file_bytes,
+        paused=paused,
     )
     return uvicorn.Config(
         app,
@@ -136,6 +142,7 @@ def serve(
     lose_response_rate: float = 0.0,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_file_bytes: int = MAX_FILE_BYTES,
+    paused: bool = False,
     log_level: str = "warning",
     startup_timeout: float = 15.0,
 ) -> Iterator[SandboxServer]:
@@ -143,7 +150,8 @@ def serve(
 
     ``port=0`` picks a free port (read back from the bound socket); ``token=None`` generates
     one. The knobs are those of :class:`~toolkit.sandbox.knobs.Knobs`; ``max_body_bytes``
-    and ``max_file_bytes`` lower the body and attachment limits (tests). Example (not run
+    and ``max_file_bytes`` lower the body and attachment limits (tests); ``paused`` starts
+    the batch worker paused (``POST /_sandbox/step?profiles=N`` moves it on). Example (not run
     as a doctest: it starts a server)::
 
         with serve(seed=1, processing_rate=50) as sandbox:
@@ -161,7 +169,7 @@ def serve(
         seed=seed,
     )
     token = token or secrets.token_urlsafe(24)
-    server = uvicorn.Server(_config(token, db, knobs, log_level, max_body_bytes, max_file_bytes))
+    server = uvicorn.Server(_config(token, db, knobs, log_level, max_body_bytes, max_file_bytes, paused))
     sock = _bind(host, port)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{sock.getsockname()[1]}", daemon=True

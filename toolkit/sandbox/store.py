@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from toolkit.core.contract import TaskState
+
 __all__ = ["Store", "iso"]
 
 _SCHEMA = """
@@ -228,9 +230,10 @@ class Store:
         with self.lock:
             self._db.execute(
                 "INSERT INTO tasks (id, status, total, request, trigger_id, matching, created_at) "
-                "VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     task_id,
+                    TaskState.QUEUED.value,
                     len(request["profiles"]),
                     orjson.dumps(request),
                     request["trigger_id"],
@@ -246,8 +249,8 @@ class Store:
             if not rows:
                 return None
             self._db.execute(
-                "UPDATE tasks SET status = 'processing', started_at = COALESCE(started_at, ?) WHERE id = ?",
-                (time.time(), task_id),
+                "UPDATE tasks SET status = ?, started_at = COALESCE(started_at, ?) WHERE id = ?",
+                (TaskState.PROCESSING.value, time.time(), task_id),
             )
             return _load(rows[0]["request"]), rows[0]["done"]
 
@@ -258,7 +261,7 @@ class Store:
                 "UPDATE tasks SET done = ?, status = ?, finished_at = ? WHERE id = ? AND done = ?",
                 (
                     start + len(results),
-                    "completed" if last else "processing",
+                    (TaskState.COMPLETED if last else TaskState.PROCESSING).value,
                     time.time() if last else None,
                     task_id,
                     start,
@@ -279,8 +282,8 @@ class Store:
         """Mark a task failed (an internal error, not a profile's)."""
         with self.lock:
             self._db.execute(
-                "UPDATE tasks SET status = 'failed', error_text = ?, finished_at = ? WHERE id = ?",
-                (text, time.time(), task_id),
+                "UPDATE tasks SET status = ?, error_text = ?, finished_at = ? WHERE id = ?",
+                (TaskState.FAILED.value, text, time.time(), task_id),
             )
 
     def task(self, task_id: str) -> dict[str, Any] | None:
@@ -292,7 +295,7 @@ class Store:
         if not rows:
             return None
         task = rows[0]
-        if task["status"] == "completed":
+        if task["status"] == TaskState.COMPLETED:
             results = self._rows(
                 "SELECT profile_id, error, error_text FROM task_results WHERE task_id = ? ORDER BY idx",
                 (task_id,),
@@ -307,13 +310,17 @@ class Store:
 
     def unfinished_tasks(self) -> list[str]:
         """Tasks queued or processing (after a restart), oldest first."""
-        rows = self._rows("SELECT id FROM tasks WHERE status IN ('queued', 'processing') ORDER BY rowid")
+        rows = self._rows(
+            "SELECT id FROM tasks WHERE status IN (?, ?) ORDER BY rowid",
+            (TaskState.QUEUED.value, TaskState.PROCESSING.value),
+        )
         return [r["id"] for r in rows]
 
     # --- inspection ------------------------------------------------------------------------
     def list_sends(self, trigger_id: int | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
         """The trigger sends, oldest first, optionally for one trigger or task."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if trigger_id is not None:
             where.append("trigger_id = ?")
             params.append(trigger_id)

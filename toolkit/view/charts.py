@@ -27,17 +27,21 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import narwhals.stable.v2 as nw
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from toolkit.core.contract import DONE_STATES, FAILED_STATES, RowStatus
+from toolkit.core.plan import Plan
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from toolkit.core.plan import Plan
     from toolkit.send.launch import Launch
 
 __all__ = [
@@ -65,18 +69,20 @@ OKABE_ITO: Final = {
 }
 
 #: One colour per row status, used by every chart (and the widgets).
-STATUS_COLORS: Final = {
-    "imported": OKABE_ITO["bluish_green"],
-    "failed": OKABE_ITO["vermillion"],
-    "rejected": OKABE_ITO["reddish_purple"],
-    "unknown": OKABE_ITO["orange"],
-    "pending": OKABE_ITO["sky_blue"],
+STATUS_COLORS: Final[dict[str, str]] = {
+    RowStatus.IMPORTED: OKABE_ITO["bluish_green"],
+    RowStatus.FAILED: OKABE_ITO["vermillion"],
+    RowStatus.REJECTED: OKABE_ITO["reddish_purple"],
+    RowStatus.UNKNOWN: OKABE_ITO["orange"],
+    RowStatus.PENDING: OKABE_ITO["sky_blue"],
 }
+#: A task state after which its progress no longer moves (drawn at 100%).
+_TASK_OVER: Final = DONE_STATES | FAILED_STATES
 _STAGE_COLORS: Final = {
     "segment rows": "#7F7F7F",
     "valid": OKABE_ITO["blue"],
     "sent": OKABE_ITO["sky_blue"],
-    "imported": STATUS_COLORS["imported"],
+    "imported": STATUS_COLORS[RowStatus.IMPORTED],
 }
 _HATCHES: Final = ("", "///", "\\\\\\", "xxx", "...", "++", "oo", "--")
 _MAX_REASONS: Final = 7  # more failure reasons than this are grouped as "other"
@@ -112,8 +118,8 @@ def _polars(frame: Any) -> pl.DataFrame:
 
 def _reason(status: str, error: Any, error_text: Any) -> str:
     """The label of a failure: the platform's text, else its code; the rule for rejections."""
-    if status == "rejected":
-        return str(error or error_text or "rejected")
+    if status == RowStatus.REJECTED:
+        return str(error or error_text or RowStatus.REJECTED.value)
     return str(error_text or (f"error {error}" if error not in (None, "") else "unknown error"))
 
 
@@ -134,7 +140,7 @@ def status_counts(results: Any) -> dict[str, int]:
     """
     statuses = results["status"] if isinstance(results, dict) else _polars(results)["status"].to_list()
     counts = Counter(statuses)
-    return {name: counts.get(name, 0) for name in STATUS_COLORS}
+    return {str(name): counts.get(name, 0) for name in STATUS_COLORS}
 
 
 def _label_bars(ax: Axes, bars: Any, values: Sequence[float], *, min_share: float, total: float) -> None:
@@ -164,7 +170,7 @@ def _plot_tasks(frame: pl.DataFrame, *, title: str) -> Figure:
         _empty(ax, title, "nothing was sent")
         return fig
     rows = list(zip(*(frame[c].to_list() for c in ("batch", "status", "error", "error_text")), strict=True))
-    reasons = [r for r, _ in _top(Counter(_reason(s, e, t) for _, s, e, t in rows if s == "failed"))]
+    reasons = [r for r, _ in _top(Counter(_reason(s, e, t) for _, s, e, t in rows if s == RowStatus.FAILED))]
     grouped = {r: r for r in reasons}
     series: list[tuple[str, str, str, list[int]]] = []  # (legend, colour, hatch, per-batch counts)
     position = {b: i for i, b in enumerate(batches)}
@@ -176,17 +182,22 @@ def _plot_tasks(frame: pl.DataFrame, *, title: str) -> Figure:
                 counts[position[int(b)]] += 1
         return counts
 
-    series.append(("imported", STATUS_COLORS["imported"], "", per_batch(lambda s, e, t: s == "imported")))
+    imported = RowStatus.IMPORTED
+    series.append((imported.value, STATUS_COLORS[imported], "", per_batch(lambda s, e, t: s == imported)))
     for i, reason in enumerate(reasons):
 
         def is_reason(s: str, e: Any, t: Any, reason: str = reason) -> bool:
-            return s == "failed" and grouped.get(_reason(s, e, t), "other") == reason
+            return s == RowStatus.FAILED and grouped.get(_reason(s, e, t), "other") == reason
 
         # a platform's error text can be long: a legend wider than the figure squeezes the plot away
-        label = textwrap.shorten(f"failed: {reason}", width=60, placeholder="...")
-        series.append((label, STATUS_COLORS["failed"], _HATCHES[i % len(_HATCHES)], per_batch(is_reason)))
-    for status in ("unknown", "pending"):
-        series.append((status, STATUS_COLORS[status], "", per_batch(lambda s, e, t, st=status: s == st)))
+        label = textwrap.shorten(f"{RowStatus.FAILED}: {reason}", width=60, placeholder="...")
+        series.append(
+            (label, STATUS_COLORS[RowStatus.FAILED], _HATCHES[i % len(_HATCHES)], per_batch(is_reason))
+        )
+    for status in (RowStatus.UNKNOWN, RowStatus.PENDING):
+        series.append(
+            (status.value, STATUS_COLORS[status], "", per_batch(lambda s, e, t, st=status: s == st))
+        )
 
     x = list(range(len(batches)))
     width = min(0.8, 0.3 + 0.25 * len(batches))  # one or two batches: not one wall of colour
@@ -199,7 +210,7 @@ def _plot_tasks(frame: pl.DataFrame, *, title: str) -> Figure:
         bars = ax.bar(x, counts, width, bottom=bottom, color=colour, hatch=hatch, edgecolor="white",
                       linewidth=0.5, label=name)  # fmt: skip
         _label_bars(ax, bars, counts, min_share=0.06, total=biggest)
-        if name != "imported":  # small segments: the count beside the bar, in the segment's colour
+        if name != imported:  # small segments: the count beside the bar, in the segment's colour
             for xi, (b, c) in enumerate(zip(bottom, counts, strict=True)):
                 if c and c / (biggest or 1) < 0.06:
                     ax.annotate(
@@ -230,12 +241,12 @@ def plot_errors(results: Any, *, title: str = "Why rows were not imported", reje
     """
     frame = _polars(results)
     if "status" not in frame.columns and "rule" in frame.columns:  # a plan's rejected frame
-        frame = frame.select(pl.lit("rejected").alias("status"), pl.col("rule").alias("error"),
+        frame = frame.select(pl.lit(RowStatus.REJECTED.value).alias("status"), pl.col("rule").alias("error"),
                              pl.col("reason").alias("error_text"))  # fmt: skip
     for name in ("error", "error_text"):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name))
-    statuses = ("failed", "rejected") if rejected else ("failed",)
+    statuses = (RowStatus.FAILED, RowStatus.REJECTED) if rejected else (RowStatus.FAILED,)
     counter: Counter[tuple[str, str]] = Counter()
     for s, e, t in zip(*(frame[c].to_list() for c in ("status", "error", "error_text")), strict=True):
         if s in statuses:
@@ -258,10 +269,8 @@ def plot_errors(results: Any, *, title: str = "Why rows were not imported", reje
     ax.set_xlim(0, max(values) * 1.15)
     ax.set_title(title)
     shown = sorted({s for (s, _), _ in items}, key=list(STATUS_COLORS).index)
-    from matplotlib.patches import Patch
-
     ax.legend(
-        handles=[Patch(color=STATUS_COLORS[s], label=s) for s in shown], loc="lower right", frameon=False
+        handles=[Patch(color=STATUS_COLORS[s], label=str(s)) for s in shown], loc="lower right", frameon=False
     )
     return fig
 
@@ -280,8 +289,6 @@ def funnel_counts(plan_or_launch: Plan | Launch) -> dict[str, int | None]:
         >>> funnel_counts(p)
         {'segment rows': 2, 'valid': 1, 'sent': None, 'imported': None}
     """
-    from toolkit.core.plan import Plan
-
     if isinstance(plan_or_launch, Plan):
         return {"segment rows": plan_or_launch.n_rows, "valid": plan_or_launch.n_valid, "sent": None,
                 "imported": None}  # fmt: skip
@@ -291,9 +298,9 @@ def funnel_counts(plan_or_launch: Plan | Launch) -> dict[str, int | None]:
     sent = sum(b.n_rows for b in launch.batches if b.was_sent)
     return {
         "segment rows": rows,
-        "valid": rows - counts["rejected"],
+        "valid": rows - counts[RowStatus.REJECTED],
         "sent": sent,
-        "imported": counts["imported"],
+        "imported": counts[RowStatus.IMPORTED],
     }
 
 
@@ -327,8 +334,6 @@ def plot_funnel(plan_or_launch: Plan | Launch, *, title: str | None = None) -> F
     ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
     ax.set_xlim(0, (total or 1) * 1.22)
     if title is None:
-        from toolkit.core.plan import Plan
-
         kind = "plan" if isinstance(plan_or_launch, Plan) else f"launch {plan_or_launch.label or ''}".strip()
         title = f"From segment to imported profiles ({kind})"
     ax.set_title(title)
@@ -343,20 +348,24 @@ def plot_progress(launch: Launch, *, title: str | None = None) -> Figure:
 
         plot_progress(client.launch(plan).wait())
     """
-    history = launch.progress_history()
     title = title or f"Launch {launch.label or launch.launch_id}: task progress"
+    sizes = {b.index: b.n_rows for b in launch.batches}
+    return _progress_figure(launch.progress_history(), sizes, title)
+
+
+def _progress_figure(history: list[dict[str, Any]], sizes: dict[int, int], title: str) -> Figure:
+    """:func:`plot_progress` from the status reads (``time``, ``batch``, ``status``, ``progress``):
+    a task in a terminal state (done or failed, :data:`DONE_STATES` / :data:`FAILED_STATES`)
+    is drawn at 100%, whatever progress it last reported."""
     fig, ax = _figure(8.0, 4.0)
     if not history:
         _empty(ax, title, "no progress recorded\n(progress is recorded by launch.wait())")
         return fig
     start: datetime = min(h["time"] for h in history)
-    sizes = {b.index: b.n_rows for b in launch.batches}
     by_batch: dict[int, list[tuple[float, float]]] = {}
     for h in sorted(history, key=lambda h: h["time"]):
         seconds = (h["time"] - start).total_seconds()
-        progress = (
-            100.0 if str(h["status"]).lower() in ("completed", "success", "failed") else float(h["progress"])
-        )
+        progress = 100.0 if str(h["status"]).lower() in _TASK_OVER else float(h["progress"])
         by_batch.setdefault(int(h["batch"]), []).append((seconds, progress))
     # black is kept for the overall line; yellow is too pale for a thin line on white
     colours = [c for name, c in OKABE_ITO.items() if name not in ("black", "yellow")]
@@ -398,8 +407,6 @@ def save_all(launch: Launch, folder: Any, *, prefix: str = "", dpi: int = 110) -
 
         save_all(launch, "out")   # out/launch.png, out/errors.png, out/funnel.png, out/progress.png
     """
-    from pathlib import Path
-
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     figures = {
