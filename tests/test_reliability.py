@@ -574,7 +574,7 @@ def test_the_journal_keeps_the_platforms_words_without_the_key(sb: Any, tmp_path
 def test_wait_returns_by_its_deadline_while_tasks_stay_processing(make_sandbox: Callable[..., Any],
                                                                   tmp_path: Path) -> None:  # fmt: skip
     """Tasks that stay processing: wait(timeout=0) reads once and returns timed out, state kept."""
-    server = make_sandbox(processing_rate=1)  # 60 rows: a minute of work
+    server = make_sandbox(paused=True)  # the sandbox's worker imports nothing until resumed
     client = Client(server.url, server.token, journal=tmp_path / "journal.sqlite")
     launch = client.launch(_plan(60, "slow"), progress=False)
     assert launch.wait(timeout=0, progress=False).timed_out

@@ -605,8 +605,10 @@ class Launch:
     ) -> Launch:
         """Poll ``tasks/status`` of unfinished tasks until all are done or ``timeout`` seconds pass.
 
-        Never raises on timeout: it returns with the state so far (``timed_out`` is True),
-        and a later ``wait()`` goes on. The poll interval shrinks while tasks progress and
+        Returns by the deadline, give or take one round of status reads (also while another
+        process keeps sending batches that finish at once), and never raises on timeout: it
+        returns with the state so far (``timed_out`` is True), and a later ``wait()`` goes on.
+        ``timeout=0`` reads every task once. The poll interval shrinks while tasks progress and
         grows while they stand still. A task whose status cannot be read five times in a row
         (each read already retried) is left for a later ``wait()``, with a warning.
         Returns the launch, for ``launch.wait().results()``.
