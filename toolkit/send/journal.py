@@ -796,8 +796,9 @@ class Journal:
             raise self._error(exc, action) from None
         except OSError as exc:
             raise JournalError(
-                f"the journal {self.path} could not be {action.replace('ing it', 'ed')}: {exc.strerror or exc}. "
-                "Check that its folder exists and is writable (or point TOOLKIT_JOURNAL at another file)",
+                f"the journal {self.path} failed while {action}: {exc.strerror or exc}. Check that its "
+                "folder exists and is writable, and that the disk has room (or point TOOLKIT_JOURNAL at "
+                "another file)",
                 path=self.path,
             ) from None
 

@@ -247,17 +247,16 @@ class ResendReport:
 
     def __str__(self) -> str:
         parts = [f"sent again: batch(es) {', '.join(map(str, self.resent))}"] if self.resent else []
-        parts += [f"left out: {'; '.join(f'batch {b.index} ({b.reason})' for b in self.left_out)}"]
-        return (
-            "; ".join(parts) if self.left_out else (parts[0] if parts else "no unknown batch to send again")
-        )
+        if self.left_out:
+            parts.append("left out: " + "; ".join(f"batch {b.index} ({b.reason})" for b in self.left_out))
+        return "; ".join(parts) or "no unknown batch to send again"
 
 
 def _left_out(batch: BatchRecord, holder: BatchRecord | None = None) -> LeftOut:
-    """Why a batch was not sent again: the launch it now follows (``holder``, or its origin)."""
-    by = holder.launch_id if holder is not None else batch.origin
+    """Why a batch was not sent again: the launch it follows now (``holder``, or its origin)."""
     source = holder or batch
-    if source.state == BatchState.SENDING or (holder is None and batch.state == BatchState.UNKNOWN):
+    by = holder.launch_id if holder is not None else batch.origin
+    if source.state == BatchState.SENDING:
         reason = f"launch {by} is sending the same batch right now: followed there, not sent twice"
     else:
         reason = (
