@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -127,3 +128,41 @@ def test_registered_in_the_toolkit_command(
     monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "j.sqlite"))
     assert main(["history"]) == 0
     assert "no launches" in capsys.readouterr().out
+
+
+def test_resend_unknown_from_the_command_line(
+    make_sandbox: Any, segment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A batch whose connection dropped is unknown; `--resend-unknown` on the same command sends it
+    again (the user checked), says so, and every row ends imported once."""
+    seed = next(s for s in range(5000) if _draws(s, 8) == ["drop"] + ["ok"] * 7)
+    server = make_sandbox(drop_rate=0.3, seed=seed)
+    monkeypatch.setenv("TOOLKIT_API_URL", server.url)
+    monkeypatch.setenv("TOOLKIT_API_TOKEN", server.token)
+    monkeypatch.setenv("TOOLKIT_JOURNAL", str(tmp_path / "journal.sqlite"))
+    argv = [
+        "launch",
+        str(segment),
+        "--trigger-id",
+        "96",
+        "--map",
+        "mail=email",
+        "--label",
+        "dropped",
+        "--quiet",
+    ]
+    assert run(*argv) == 1  # the batch's connection dropped: unknown
+    assert '"unknown": 25' in capsys.readouterr().out
+    assert run(*argv) == 3  # a plain re-run sends nothing
+    capsys.readouterr()
+    assert run(*argv, "--resend-unknown") == 0
+    out = capsys.readouterr().out
+    assert "resend unknown: sent again: batch(es) 0" in out and '"imported": 25' in out
+
+
+def _draws(seed: int, n: int) -> list[str]:
+    from toolkit.sandbox.knobs import Faults, Knobs
+
+    faults = Faults(Knobs(drop_rate=0.3, seed=seed))
+    return [faults.draw().kind for _ in range(n)]

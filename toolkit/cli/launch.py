@@ -66,6 +66,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--label", help="a name for this launch (for status, resume, history)")
     p.add_argument("--dry-run", action="store_true", help="plan and show the batches; send nothing")
     p.add_argument("--force", action="store_true", help="send again a plan that was already sent")
+    p.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="after checking the platform: send again this plan's batches whose outcome is unknown "
+        "(never one another launch delivered; the ones left out are named)",
+    )
     _common(p)
     p.add_argument("--concurrency", type=int, default=4, help="batches sent at once (default 4)")
     p.add_argument("--no-wait", action="store_true", help="return once sent; do not follow the tasks")
@@ -202,9 +208,22 @@ def cmd_launch(args: argparse.Namespace) -> int:
         print("dry run: nothing sent")
         return EXIT_OK
     with _client(args) as client:
-        launch = client.launch(
-            planned, label=args.label, force=args.force, concurrency=args.concurrency, progress=not args.quiet
-        )
+        try:
+            launch = client.launch(
+                planned,
+                label=args.label,
+                force=args.force,
+                concurrency=args.concurrency,
+                progress=not args.quiet,
+            )
+        except AlreadyLaunched as exc:
+            previous = exc.previous
+            if not (args.resend_unknown and getattr(previous, "fingerprint", None) == planned.fingerprint):
+                raise
+            launch = client.resume(previous.launch_id, plan=planned)  # type: ignore[union-attr]
+        if args.resend_unknown:
+            report = launch.resend_unknown(concurrency=args.concurrency, progress=not args.quiet)
+            print(f"resend unknown: {report}")
         if not args.no_wait:
             launch.wait(timeout=args.timeout, progress=not args.quiet)
         return _finish(launch, args)
