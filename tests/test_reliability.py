@@ -640,3 +640,32 @@ def test_resend_unknown_leaves_out_what_another_launch_delivered(sb: Any, tmp_pa
     assert [b.state for b in client.journal.batches(lid)][:2] == ["sent", "sent"]
     assert _twice(sb) == 0
     client.close()
+
+
+def test_a_journal_that_fails_after_a_send_stops_the_launch_and_never_resends(
+    sb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills between a batch's send and its record: the launch stops with a JournalError
+    naming the task; the batch stays in flight in the journal, so a re-run reads it unknown and
+    sends only what was never sent. 0 profiles sent twice, 0 rows unaccounted."""
+    path = tmp_path / "journal.sqlite"
+    client = Client(sb.url, sb.token, journal=path)
+    plan = _plan(60, "midway")
+
+    def disk_full(self: Journal, *args: object, **kwargs: object) -> None:
+        raise JournalError(f"the journal {self.path} could not be written: the disk is full", path=self.path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Journal, "mark_sent", disk_full)
+        with pytest.raises(
+            JournalError, match=r"batch 0 of launch \w+ was sent \(task [\w-]+\), but the journal"
+        ):
+            client.launch(plan, label="midway", concurrency=1, progress=False)
+    assert [b.state for b in client.journal.batches(client.journal.find("midway").launch_id)] == [
+        "sending", "planned", "planned",
+    ]  # fmt: skip
+    launch = client.launch(plan, label="midway", progress=False)  # the re-run, once there is room again
+    assert [b.state for b in launch.batches] == ["unknown", "sent", "sent"]
+    launch.wait(timeout=60, progress=False)
+    assert _twice(sb) == 0 and _unaccounted(launch.results(), sb) == 0
+    client.close()

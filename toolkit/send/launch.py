@@ -489,7 +489,7 @@ class Launch:
 
         def send_one(index: int) -> None:
             if stop.is_set():
-                return  # the token was refused: every other batch would be too
+                return  # a refused token, or a failure below: nothing more is claimed
             batch = by_index[index]
             # the journal's atomic claim (in send_batch_once) is what makes "exactly once" hold
             # even when two processes launch the same plan at the same moment
@@ -505,6 +505,7 @@ class Launch:
                     on_retry=lambda notice: events.retrying(str(notice)),
                 )
             except BaseException:
+                stop.set()  # a journal that cannot record, Ctrl-C, a bug: claim nothing more
                 if events.active:  # tell what the journal says now (unknown, if it may have gone out)
                     with contextlib.suppress(Exception):
                         events.batch(index, self._journal.batch(self.launch_id, index).state)
