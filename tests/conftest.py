@@ -80,7 +80,9 @@ def make_client(tmp_path: Path) -> Callable[..., Client]:
     return make
 
 
-GatewayAction = Literal["forward", "forward-then-504", "forward-then-502", "503-retry-after", "503", "502"]
+GatewayAction = Literal[
+    "forward", "forward-then-504", "forward-then-502", "503-retry-after", "503", "502", "hold"
+]
 
 
 @dataclass
@@ -91,7 +93,9 @@ class Gateway:
     spent it forwards. ``forward-then-504`` / ``forward-then-502``: the request reaches the
     platform, which handles it, and the gateway answers 504 / 502 instead of its answer (it
     gave up waiting). ``503-retry-after``: answered at once, ``Retry-After: 0``, not forwarded;
-    ``503`` and ``502``: answered at once, not forwarded. ``posts`` records ``(path, action)``.
+    ``503`` and ``502``: answered at once, not forwarded. ``hold``: sets ``holding``, waits
+    for ``release`` (a test's "now"), then forwards: the client stays mid-request meanwhile.
+    ``posts`` records ``(path, action)``.
     """
 
     upstream: str
@@ -99,6 +103,8 @@ class Gateway:
     url: str = ""
     posts: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def next_action(self, path: str) -> str:
         with self.lock:
@@ -112,6 +118,9 @@ def _gateway_handler(gateway: Gateway) -> type[http.server.BaseHTTPRequestHandle
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             action = gateway.next_action(self.path)
+            if action == "hold":
+                gateway.holding.set()
+                gateway.release.wait(120)
             if action in ("503", "502", "503-retry-after"):
                 extra = {"Retry-After": "0"} if action == "503-retry-after" else {}
                 return self._answer(int(action[:3]), b"<html>gateway says no</html>", "text/html", extra)
@@ -150,6 +159,7 @@ def make_gateway() -> Iterator[Callable[..., Gateway]]:
             thread.start()
             stack.callback(httpd.server_close)
             stack.callback(httpd.shutdown)
+            stack.callback(gateway.release.set)  # first of all: never leave a request held past the test
             gateway.url = f"http://127.0.0.1:{httpd.server_address[1]}"
             return gateway
 

@@ -114,15 +114,7 @@ def _states(journal: Path) -> dict[str, int]:
         db.close()
 
 
-def _wait_for_sent(child: subprocess.Popen[bytes], journal: Path, at_least: int) -> None:
-    """Wait until the child has sent ``at_least`` batches (and is still sending)."""
-    deadline = time.monotonic() + 60
-    while _states(journal).get("sent", 0) < at_least:
-        assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "the child never sent enough batches"
-        time.sleep(0.02)
-
-
+#: Sends a 10-batch plan one batch at a time (tests hold one of its POSTs at a gateway).
 SLOW_CHILD = textwrap.dedent(
     """
     import polars as pl, toolkit
@@ -210,43 +202,51 @@ def test_two_processes_launching_one_plan_then_resending_send_each_profile_once(
 
 # --- 2. a second process opens a launch a live process is sending ----------------------------------------
 @pytest.mark.slow
-def test_a_launch_a_live_process_is_sending_is_read_only_elsewhere(tmp_path: Path) -> None:
-    """Resume, status, a re-launch and resend_unknown() from a second process while the first sends:
-    they show progress and refuse to send; 0 batches relabelled, 0 profiles sent twice."""
+def test_a_launch_a_live_process_is_sending_is_read_only_elsewhere(
+    sb: Any, make_gateway: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Resume, status, a re-launch and resend_unknown() from other processes while the first is
+    mid-send (its third batch held by the gateway): they show progress and refuse to send;
+    0 batches relabelled, 0 profiles sent twice."""
     journal = tmp_path / "journal.sqlite"
-    with serve(latency_ms=150) as server:
-        child = subprocess.Popen([sys.executable, "-c", SLOW_CHILD], env=_env(server, journal),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-        try:
-            _wait_for_sent(child, journal, 2)
-            other = Client(server.url, server.token, journal=journal)
-            seen = other.resume("live")  # what `toolkit resume` / the form do first
-            assert seen.sender is not None and seen.sender.pid == child.pid
-            with pytest.raises(AlreadyLaunched, match=rf"being sent right now .* process {child.pid} on"):
-                other.launch(_live_plan(), progress=False)  # a re-launch
-            with pytest.raises(AlreadyLaunched, match="being sent right now"):
-                other.resume("live", plan=_live_plan()).resend_unknown(progress=False)
-            seen.wait(timeout=0, progress=False)  # follows what is sent so far
-            status = subprocess.run([sys.executable, "-m", "toolkit", "status", "live"], env=_env(server, journal),
-                                    capture_output=True, text=True, timeout=120)  # fmt: skip
-            assert f"being sent right now by process {child.pid}" in status.stdout, (
-                status.stdout + status.stderr
-            )
-            assert child.poll() is None  # all of the above happened while it was sending
-            out, err = child.communicate(timeout=120)
-            assert b"finished" in out, err.decode()[-2000:]
-        finally:
-            if child.poll() is None:
-                child.kill()
-        launch = other.resume("live", plan=_live_plan()).wait(timeout=60, progress=False)
-        assert launch.sender is None  # done: the lease is released
-        relabelled = [
-            b.index for b in launch.batches if b.state == "unknown" or "caught in flight" in (b.error or "")
-        ]
-        assert relabelled == []
-        assert _twice(server) == 0 and _unaccounted(launch.results(), server) == 0
-        assert launch.summary()["imported"] == 200
-        other.close()
+    gateway = make_gateway(sb, "forward", "forward", "hold")
+    env = _env(sb, journal, TOOLKIT_API_URL=gateway.url)
+    child = subprocess.Popen([sys.executable, "-c", SLOW_CHILD], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert gateway.holding.wait(120), child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+        other = Client(gateway.url, sb.token, journal=journal)
+        seen = other.resume("live")  # what `toolkit resume` / the form do first
+        assert seen.sender is not None and seen.sender.pid == child.pid
+        with pytest.raises(AlreadyLaunched, match=rf"being sent right now .* process {child.pid} on"):
+            other.launch(_live_plan(), progress=False)  # a re-launch
+        with pytest.raises(AlreadyLaunched, match="being sent right now"):
+            other.resume("live", plan=_live_plan()).resend_unknown(progress=False)
+        seen.wait(timeout=0, progress=False)  # follows what is sent so far
+        status = subprocess.run([sys.executable, "-m", "toolkit", "status", "live"], env=env,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert f"being sent right now by process {child.pid}" in status.stdout, status.stdout + status.stderr
+        states = [b.state for b in seen.batches]
+        assert states[2] == "sending" and set(states[:2]) <= {
+            "sent",
+            "completed",
+        }  # in flight: not relabelled
+        gateway.release.set()
+        out, err = child.communicate(timeout=120)
+        assert b"finished" in out, err.decode()[-2000:]
+    finally:
+        gateway.release.set()
+        if child.poll() is None:
+            child.kill()
+    launch = other.resume("live", plan=_live_plan()).wait(timeout=60, progress=False)
+    assert launch.sender is None  # done: the lease is released
+    relabelled = [
+        b.index for b in launch.batches if b.state == "unknown" or "caught in flight" in (b.error or "")
+    ]
+    assert relabelled == []
+    assert _twice(sb) == 0 and _unaccounted(launch.results(), sb) == 0
+    assert launch.summary()["imported"] == 200
+    other.close()
 
 
 # --- 3. a gateway that forwards, then answers 504 --------------------------------------------------------
@@ -315,36 +315,38 @@ def test_a_relative_journal_path_is_fixed_when_the_client_is_made(
 
 # --- 5. a journal copied mid-launch (the main file alone) -------------------------------------------------
 @pytest.mark.slow
-def test_a_journal_copied_mid_launch_knows_every_sent_batch(tmp_path: Path) -> None:
-    """A copy of journal.sqlite alone, taken while a launch was sending, knows the batches it had
+def test_a_journal_copied_mid_launch_knows_every_sent_batch(
+    sb: Any, make_gateway: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A copy of journal.sqlite alone, taken while a launch was mid-send, knows the batches it had
     sent: launching from the copy sends only the others (AlreadyLaunched once all are), 0 twice."""
     journal, copy = tmp_path / "journal.sqlite", tmp_path / "moved" / "journal.sqlite"
     copy.parent.mkdir()
-    with serve(latency_ms=150) as server:
-        child = subprocess.Popen([sys.executable, "-c", SLOW_CHILD], env=_env(server, journal),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-        try:
-            _wait_for_sent(child, journal, 3)
-            reader = sqlite3.connect(journal, timeout=10, isolation_level=None)
-            reader.execute("BEGIN")
-            reader.execute("SELECT COUNT(*) FROM batches").fetchone()  # a read lock: no write is half done
-            child.send_signal(signal.SIGSTOP)  # frozen mid-launch
-            shutil.copyfile(journal, copy)  # the main file only: no -wal, no -journal
-            reader.execute("ROLLBACK")
-            reader.close()
-        finally:
-            child.kill()
-            child.wait(10)
-        known = _states(copy)
-        assert known.get("sent", 0) >= 3 and known.get("planned", 0) > 0
-        client = Client(server.url, server.token, journal=copy)
-        launch = client.launch(_live_plan(), label="live", progress=False)  # the same plan: resumes it
-        assert len(client.history()) == 1
-        with pytest.raises(AlreadyLaunched):
-            client.launch(_live_plan(), progress=False)
-        launch.wait(timeout=60, progress=False)
-        assert _twice(server) == 0 and _unaccounted(launch.results(), server) == 0
-        client.close()
+    gateway = make_gateway(sb, "forward", "forward", "forward", "hold")
+    child = subprocess.Popen([sys.executable, "-c", SLOW_CHILD], env=_env(sb, journal, TOOLKIT_API_URL=gateway.url),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert gateway.holding.wait(120), child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+        reader = sqlite3.connect(journal, timeout=10, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM batches").fetchone()  # a read lock: no write half done
+        shutil.copyfile(journal, copy)  # the main file only (no -wal, no -journal), the sender still open
+        reader.execute("ROLLBACK")
+        reader.close()
+    finally:
+        child.kill()  # the sender dies mid-send; then its held request reaches the platform
+        child.wait(10)
+        gateway.release.set()
+    assert _states(copy) == {"sent": 3, "sending": 1, "planned": 6}
+    client = Client(gateway.url, sb.token, journal=copy)
+    launch = client.launch(_live_plan(), label="live", progress=False)  # the same plan: resumes it
+    assert [b.state for b in launch.batches][:4] == ["sent", "sent", "sent", "unknown"]  # nothing re-sent
+    assert len(client.history()) == 1
+    with pytest.raises(AlreadyLaunched):
+        client.launch(_live_plan(), progress=False)
+    launch.wait(timeout=60, progress=False)
+    assert _twice(sb) == 0 and _unaccounted(launch.results(), sb) == 0
+    client.close()
 
 
 # --- 6. journals that cannot record: JournalError, nothing sent ---------------------------------------------
