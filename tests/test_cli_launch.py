@@ -134,8 +134,7 @@ def test_resend_unknown_from_the_command_line(
     make_sandbox: Any, segment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    """A batch whose connection dropped is unknown; `--resend-unknown` on the same command sends it
-    again (the user checked), says so, and every row ends imported once."""
+    """`toolkit launch --resend-unknown` sends a dropped (unknown) batch again, says so, and all rows end imported once."""
     seed = next(s for s in range(5000) if _draws(s, 8) == ["drop"] + ["ok"] * 7)
     server = make_sandbox(drop_rate=0.3, seed=seed)
     monkeypatch.setenv("TOOLKIT_API_URL", server.url)

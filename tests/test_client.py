@@ -312,8 +312,7 @@ def test_unreadable_answer_is_an_api_error(tmp_path: Path) -> None:
 def test_503_with_retry_after_is_retried_and_the_batch_accepted_once(
     sb: object, make_client: Callable[..., Client], make_gateway: Callable[..., Any]
 ) -> None:
-    """A 503 that says when to come back (Retry-After) was refused before anything was done:
-    the batch is POSTed again over HTTP, and the platform accepts it once."""
+    """A 503 with Retry-After (refused before anything was done) is POSTed again, and the batch accepted once."""
     gateway = make_gateway(sb, "503-retry-after", "503-retry-after")
     client = Client(gateway.url, sb.token, journal=":memory:", retry=RetryPolicy.no_wait())  # type: ignore[attr-defined]
     assert client.send_batch(_batch(2, start=700))
@@ -327,8 +326,7 @@ def test_503_with_retry_after_is_retried_and_the_batch_accepted_once(
 def test_an_ambiguous_5xx_to_a_batch_is_unknown_after_one_post(
     sb: object, make_gateway: Callable[..., Any], action: str
 ) -> None:
-    """A 502/504, or a 503 without Retry-After, may come after the request reached the platform:
-    one POST, then OutcomeUnknown saying why (never a blind retry)."""
+    """A 502/504 or a bare 503 may follow a forwarded request: one POST, then OutcomeUnknown saying why."""
     gateway = make_gateway(sb, action)
     client = Client(gateway.url, sb.token, journal=":memory:", retry=RetryPolicy.no_wait())  # type: ignore[attr-defined]
     with pytest.raises(OutcomeUnknown, match="gateway in front of the platform") as info:
@@ -575,8 +573,7 @@ def test_import_and_start_refused_is_not_counted_as_sent(sb: object, tmp_path: P
 def test_import_and_start_503_refused_by_the_platform_can_be_retried(
     sb: object, tmp_path: Path, make_gateway: Callable[..., Any]
 ) -> None:
-    """A 503 with Retry-After to a single send (no retries left) is failed, not unknown: the
-    next call sends it; a bare 503 (maybe a gateway after forwarding) is unknown."""
+    """A single send refused with 503 + Retry-After is failed (sendable again); a bare 503 is unknown."""
     gateway = make_gateway(sb, "503-retry-after", "forward", "503")
     client = Client(gateway.url, sb.token, journal=tmp_path / "j.sqlite", max_retries=0)  # type: ignore[attr-defined]
     row = {"email": "busy@client.test", "name": "B"}

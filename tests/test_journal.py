@@ -43,8 +43,7 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def test_a_new_file_keeps_every_write_in_the_main_file(tmp_path: Path) -> None:
-    """A new journal is in rollback-journal mode: a copy of the main file alone, taken while the
-    journal is still open, knows every batch claimed and sent so far."""
+    """A copy of a new journal's main file alone, taken while it is open, knows every batch claimed and sent."""
     path = tmp_path / "sub" / "journal.sqlite"
     j = Journal(path)
     lid = _launch(j)
@@ -393,8 +392,7 @@ def _v2_file(path: Path) -> None:
 
 
 def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
-    """A v1 journal and a v2 (WAL) journal open and become v3: leases, canonical hosts, row
-    texts with their keys redacted, the rollback-journal mode; their launches still match."""
+    """v1 and v2 (WAL) journals become v3: leases, canonical hosts, redacted row texts, rollback mode; launches match."""
     from toolkit.send import journal as journal_module
 
     v1 = tmp_path / "v1.sqlite"

@@ -169,8 +169,7 @@ TWIN_CHILD = textwrap.dedent(
 
 @pytest.mark.slow
 def test_two_processes_launching_one_plan_then_resending_send_each_profile_once(tmp_path: Path) -> None:
-    """Two processes launch the same plan at the same moment on one journal, then each calls
-    resend_unknown(): one launch (no twin), 0 profiles sent twice, 0 rows unaccounted."""
+    """Two processes launch one plan at once, then each resends unknowns: one launch, 0 sent twice, 0 unaccounted."""
     journal = tmp_path / "journal.sqlite"
     go = tmp_path / "go"
     # dropped connections (the platform did nothing) leave batches unknown for resend_unknown()
@@ -205,9 +204,7 @@ def test_two_processes_launching_one_plan_then_resending_send_each_profile_once(
 def test_a_launch_a_live_process_is_sending_is_read_only_elsewhere(
     sb: Any, make_gateway: Callable[..., Any], tmp_path: Path
 ) -> None:
-    """Resume, status, a re-launch and resend_unknown() from other processes while the first is
-    mid-send (its third batch held by the gateway): they show progress and refuse to send;
-    0 batches relabelled, 0 profiles sent twice."""
+    """Resume, status, re-launch and resend while another process is mid-send: read-only, 0 relabelled, 0 twice."""
     journal = tmp_path / "journal.sqlite"
     gateway = make_gateway(sb, "forward", "forward", "hold")
     env = _env(sb, journal, TOOLKIT_API_URL=gateway.url)
@@ -253,8 +250,7 @@ def test_a_launch_a_live_process_is_sending_is_read_only_elsewhere(
 def test_a_batch_a_gateway_forwarded_then_answered_504_is_posted_once_and_unknown(
     sb: Any, make_gateway: Callable[..., Any], tmp_path: Path
 ) -> None:
-    """The batch reached the platform, the gateway answered 504: one POST, unknown with the reason,
-    and neither a re-run nor a resume sends it again. 0 profiles sent twice."""
+    """A batch a gateway forwarded then answered 504 is POSTed once, ends unknown, and is never re-sent by itself."""
     gateway = make_gateway(sb, "forward-then-504")
     client = Client(gateway.url, sb.token, journal=tmp_path / "journal.sqlite", retry=RetryPolicy.no_wait())
     plan = _plan(60, "gw")
@@ -297,8 +293,7 @@ def test_the_same_platform_under_another_spelling_is_already_launched(sb: Any, t
 def test_a_relative_journal_path_is_fixed_when_the_client_is_made(
     sb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """TOOLKIT_JOURNAL=journal.sqlite names the file in the directory the client was made in, even
-    after the notebook changes directory."""
+    """TOOLKIT_JOURNAL=journal.sqlite names the file where the client was made, whatever the cwd later."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     monkeypatch.setenv("TOOLKIT_JOURNAL", "journal.sqlite")
@@ -318,8 +313,7 @@ def test_a_relative_journal_path_is_fixed_when_the_client_is_made(
 def test_a_journal_copied_mid_launch_knows_every_sent_batch(
     sb: Any, make_gateway: Callable[..., Any], tmp_path: Path
 ) -> None:
-    """A copy of journal.sqlite alone, taken while a launch was mid-send, knows the batches it had
-    sent: launching from the copy sends only the others (AlreadyLaunched once all are), 0 twice."""
+    """A copy of journal.sqlite alone, taken mid-launch, knows its sent batches: resuming from it sends none twice."""
     journal, copy = tmp_path / "journal.sqlite", tmp_path / "moved" / "journal.sqlite"
     copy.parent.mkdir()
     gateway = make_gateway(sb, "forward", "forward", "forward", "hold")
@@ -517,8 +511,7 @@ def _no_token(text: str) -> None:
 @pytest.mark.parametrize("token_in_body", [False, True])
 @pytest.mark.parametrize(("status", "kind"), [(400, ApiError), (500, OutcomeUnknown), (200, OutcomeUnknown)])
 def test_a_server_echoing_the_token_never_shows_it(status: int, kind: type, token_in_body: bool) -> None:
-    """An answer quoting the request's headers (the token at character 300) leaves no token, nor a
-    piece of it, in the error, its excerpt, or its traceback's locals."""
+    """An answer echoing the token at character 296 leaves no piece of it in the error, excerpt or traceback locals."""
     content_type = "text/html" if status == 200 else "application/json"  # 200: unreadable
     with _echo_server(status, content_type) as url:
         client = Client(
@@ -533,8 +526,7 @@ def test_a_server_echoing_the_token_never_shows_it(status: int, kind: type, toke
 
 @pytest.mark.parametrize("token_in_body", [False, True])
 def test_no_frame_of_a_failed_call_holds_the_token(tmp_path: Path, token_in_body: bool) -> None:
-    """A call that fails in the network (refused; answer lost) raises an error whose chained
-    tracebacks, locals included, show no token: the toolkit's frames or the HTTP library's."""
+    """A call failing in the network (refused, answer lost) shows no token in any frame's locals of its error chain."""
     client = Client(f"http://127.0.0.1:{_free_port()}", TOKEN, journal=":memory:", token_in_body=token_in_body,
                     retry=RetryPolicy.no_wait(1))  # fmt: skip
     with pytest.raises(TransportError) as refused:
@@ -585,8 +577,7 @@ def test_wait_returns_by_its_deadline_while_tasks_stay_processing(make_sandbox: 
 
 
 def test_wait_returns_by_its_deadline_while_another_process_keeps_sending(sb: Any, tmp_path: Path) -> None:
-    """Every task polled in a round has finished, yet another sender keeps adding batches: wait()
-    still returns by its deadline (the round's end), timed out, with batches left to follow."""
+    """wait(timeout=0) returns timed out even when each round's tasks finish while another sender keeps adding more."""
     journal = Journal(tmp_path / "journal.sqlite")
     client = Client(sb.url, sb.token, journal=journal)
     plan = _plan(120, "stream", max_rows=20)
@@ -619,8 +610,7 @@ def test_wait_returns_by_its_deadline_while_another_process_keeps_sending(sb: An
 
 # --- 9. resend_unknown() tells what it left out -------------------------------------------------------------
 def test_resend_unknown_leaves_out_what_another_launch_delivered(sb: Any, tmp_path: Path) -> None:
-    """A batch left unknown because another launch was sending it at that moment is not re-sent:
-    the report (and the log) names that launch and its task. 0 profiles sent twice."""
+    """resend_unknown() does not re-send what another launch delivered, and its report names that launch and task."""
     client = Client(sb.url, sb.token, journal=tmp_path / "journal.sqlite")
     small, grown = _plan(40, "grown"), _plan(60, "grown")  # the same first two batches
     first = client.launch(small, label="first", progress=False)
@@ -647,9 +637,7 @@ def test_resend_unknown_leaves_out_what_another_launch_delivered(sb: Any, tmp_pa
 def test_a_journal_that_fails_after_a_send_stops_the_launch_and_never_resends(
     sb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The disk fills between a batch's send and its record: the launch stops with a JournalError
-    naming the task; the batch stays in flight in the journal, so a re-run reads it unknown and
-    sends only what was never sent. 0 profiles sent twice, 0 rows unaccounted."""
+    """A journal failing between a send and its record stops the launch; a re-run reads that batch unknown: 0 twice."""
     path = tmp_path / "journal.sqlite"
     client = Client(sb.url, sb.token, journal=path)
     plan = _plan(60, "midway")

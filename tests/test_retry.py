@@ -190,8 +190,7 @@ def test_a_scheduled_retry_tells_the_servers_retry_after() -> None:
 
 
 def test_a_policy_with_its_own_table_changes_one_rule() -> None:
-    """A table is data: retrying 502/504 to a batch (a gateway known to answer before forwarding)
-    is one row, and the client follows it."""
+    """A table is data: retrying 502/504 to a batch is one row, and the client follows it."""
     lenient = RetryPolicy.no_wait()
     rules = {**lenient.rules, Failure.GATEWAY: Rule(not_idempotent=Verdict.RETRY, idempotent=Verdict.RETRY)}
     session = ScriptedSession(FAILURES[Failure.GATEWAY], OK_BATCH)
