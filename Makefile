@@ -55,6 +55,7 @@ browser-deps:
 ## bench: performance figures side by side with their baselines
 bench: $(STAMP_CORE)
 	$(BIN)/python bench/plan_throughput.py
+	$(BIN)/python bench/read_segment.py
 	$(BIN)/python bench/journal_durability.py
 
 ## notebooks: re-execute the notebooks against a fresh sandbox to refresh their outputs

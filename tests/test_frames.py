@@ -53,7 +53,17 @@ def test_not_a_frame() -> None:
         SourceFrame.wrap([{"email": "a@x.io"}])
 
 
-def test_mixed_object_column_gets_a_clear_error() -> None:
-    df = pd.DataFrame({"id": pd.Series([1, "two", 3.5], dtype=object)})
-    with pytest.raises(InvalidArgumentError, match="mixes types"):
+def test_a_mixed_object_column_is_kept_as_given_for_the_plan_to_coerce() -> None:
+    """A pandas object column of numbers and text no longer stops the frame: its values are kept."""
+    df = pd.DataFrame({"id": pd.Series([1, "two", 3.5], dtype=object), "n": [1, 2, 3]})
+    source = SourceFrame.wrap(df)
+    assert source.mixed == {"id": [1, "two", 3.5]}
+    assert source.polars.schema == {"id": pl.String, "n": pl.Int64}
+    assert source.polars["id"].to_list() == ["1", "two", "3.5"]
+
+
+def test_duplicate_column_names_are_named_before_anything_is_read() -> None:
+    """Two pandas columns with one name raise a ToolkitError naming it, not narwhals' DuplicateError."""
+    df = pd.DataFrame([[1, "a@x.io", 2]], columns=["n", "email", "n"])
+    with pytest.raises(InvalidArgumentError, match=r"more than one column named 'n' at positions \[0, 2\]"):
         SourceFrame.wrap(df)

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import narwhals.stable.v2 as nw
 import pandas as pd
 import polars as pl
 import pytest
@@ -347,9 +348,19 @@ def test_date_text_rejected(bad: str) -> None:
     assert rule == "invalid_date" and f"'{bad}'" in reason and "column 'v'" in reason
 
 
-def test_a_number_in_a_date_field_is_a_bad_call() -> None:
+def test_a_number_in_a_date_field_is_rejected_as_no_date() -> None:
+    """pandas reads 20000101 as a number: in a date field its row is rejected, naming the value."""
+    p = plan(pl.DataFrame({"email": ["a@x.io"], "v": [20000101]}), Mapping({"email": "email", "v": "_bdate"}),
+             Trigger(1))  # fmt: skip
+    assert nw.from_native(p.rejected).get_column("reason").to_list() == [
+        "column 'v': '20000101' is not a date (YYYY-MM-DD or RFC 3339)"
+    ]
+
+
+def test_a_list_in_a_date_field_is_a_bad_call() -> None:
+    """A column type no date can come from (lists) is refused before anything is built."""
     with pytest.raises(InvalidArgumentError, match="date field '_bdate'"):
-        one_column([20000101], "_bdate")
+        one_column([["2000-01-01"]], "_bdate")
 
 
 # --- IP --------------------------------------------------------------------------------------
@@ -716,6 +727,13 @@ def test_missing_column_with_did_you_mean() -> None:
         plan(df, Mapping({"email": "email"}, subscriptions=[Subscription("sms", "phone", 1)]), Trigger(1))
 
 
-def test_a_number_mapped_to_email_is_a_bad_call() -> None:
-    with pytest.raises(InvalidArgumentError, match="must hold text"):
-        plan(pl.DataFrame({"email": [1]}), Mapping({"email": "email"}), Trigger(1))
+def test_a_number_mapped_to_email_is_checked_as_text_and_rejected() -> None:
+    """pandas reads a column of digits as numbers: mapped to email, each row is rejected with a reason."""
+    p = plan(pl.DataFrame({"email": [1, 2]}), Mapping({"email": "email"}), Trigger(1))
+    assert p.batches == ()
+    assert (
+        nw.from_native(p.rejected)
+        .get_column("reason")
+        .to_list()[0]
+        .startswith("column 'email': '1' is not a valid email")
+    )

@@ -2,7 +2,8 @@
 
 The public API, in the order an analyst meets it::
 
-    segment = toolkit.sample_customers(5000)                  # or your own pandas/polars frame
+    segment = toolkit.read_segment("customers.csv")           # any encoding, CSV/Excel/Parquet
+    segment = toolkit.sample_customers(5000)                  # or the bundled sample
     mapping = toolkit.Mapping({"email": "email", "first_name": "_fname"},
                               subscriptions=[toolkit.Subscription("email", "email", 21)])
     plan = toolkit.plan(segment, mapping, toolkit.Trigger(96))  # validate, normalize, split
@@ -34,10 +35,12 @@ from toolkit.errors import (
     OutcomeUnknown,
     RateLimited,
     RequestTooLarge,
+    SegmentFileError,
     SerializationError,
     ToolkitError,
     TransportError,
 )
+from toolkit.io.segments import read_segment
 from toolkit.send.client import Client
 from toolkit.send.launch import Launch
 
@@ -58,6 +61,7 @@ __all__ = [
     "Plan",
     "RateLimited",
     "RequestTooLarge",
+    "SegmentFileError",
     "SerializationError",
     "Subscription",
     "ToolkitError",
@@ -65,5 +69,6 @@ __all__ = [
     "Trigger",
     "__version__",
     "plan",
+    "read_segment",
     "sample_customers",
 ]

@@ -6,7 +6,8 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     ToolkitError
     ├── InvalidArgumentError (ValueError)      a bad call, caught before anything is built
     │   ├── ColumnNotFoundError (KeyError)      a mapped column is not in the frame
-    │   └── ConfigurationError                  a required setting (env var) is missing
+    │   ├── ConfigurationError                  a required setting (env var) is missing
+    │   └── SegmentFileError                    a segment file cannot be read (encoding, ragged rows, empty)
     ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
     ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``), or is
     │                                           being sent right now by another live process
@@ -53,6 +54,7 @@ __all__ = [
     "RequestInfo",
     "RequestTooLarge",
     "ResponseInfo",
+    "SegmentFileError",
     "SerializationError",
     "ToolkitError",
     "TransportError",
@@ -111,6 +113,19 @@ class ConfigurationError(InvalidArgumentError):
     """A required setting (such as ``TOOLKIT_API_URL``) is missing or malformed."""
 
 
+class SegmentFileError(InvalidArgumentError):
+    """A segment file (or uploaded data) cannot be read as a table.
+
+    The message names the file and says what was tried: the encodings, the separator,
+    the line whose field count differs from the header's, or that the file is empty.
+    ``source`` is the file's name as given (or ``None`` for bytes).
+    """
+
+    def __init__(self, message: str = "", *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
 class SerializationError(ToolkitError, TypeError):
     """A value (``content``, ``custom_data``, a cell) cannot be encoded in the body."""
 
@@ -120,13 +135,15 @@ class AlreadyLaunched(ToolkitError, RuntimeError):
     (``Client.import_and_start``); or the launch is being sent right now by another live
     process (it holds the launch's lease in the journal: follow it with ``client.resume``).
 
-    ``previous`` holds the earlier send's journal record (label or send id, time, ids).
-    Pass ``force=True`` to send again on purpose.
+    ``previous`` holds the earlier send's journal record (label or send id, time, ids);
+    ``sender`` the lease of the live process sending it right now, when that is the reason
+    (``None`` otherwise). Pass ``force=True`` to send again on purpose.
     """
 
-    def __init__(self, message: str = "", *, previous: object = None) -> None:
+    def __init__(self, message: str = "", *, previous: object = None, sender: object = None) -> None:
         super().__init__(message)
         self.previous = previous
+        self.sender = sender
 
 
 class JournalError(ToolkitError):

@@ -1,16 +1,13 @@
 """``toolkit launch | status | history | resume``: launches from the command line.
 
-``launch`` reads a segment (CSV or Parquet), plans it and sends it with the client
-configured by ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN`` (journal: ``TOOLKIT_JOURNAL``
-or ``--journal``), then waits for the tasks. ``--dry-run`` plans only (no network).
+``launch`` reads a segment file (CSV/TSV in any common encoding, Excel, Parquet, JSON
+lines: see :func:`toolkit.read_segment`), plans it and sends it with the client configured
+by ``TOOLKIT_API_URL`` / ``TOOLKIT_API_TOKEN`` (journal: ``TOOLKIT_JOURNAL`` or
+``--journal``), then follows the tasks. ``--dry-run`` plans only (no network, no journal).
 
-Exit codes: 0 all sent rows imported; 1 some rows failed, are unknown or still pending;
-2 a usage or configuration error, or a journal that cannot be used (damaged, locked,
-read-only, disk full); 3 the plan was already launched, or is being sent right now by
-another process; 4 the platform refused (token, API error) or could not be reached.
-
-``status`` and ``resume`` of a launch another live process is sending show it as it
-stands and change nothing (see :mod:`toolkit.send.lease`).
+All four commands report a launch with the same counts (rows, rejected, sent, imported,
+failed, unknown, pending), counted by :func:`toolkit.cli.report.launch_counts`; ``--json``
+prints the same facts as JSON. Exit codes: see :mod:`toolkit.cli`.
 
 Example:
     >>> import argparse
@@ -25,22 +22,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import (
-    AlreadyLaunched,
-    ApiError,
-    ConfigurationError,
-    InvalidArgumentError,
-    ToolkitError,
-    TransportError,
+from toolkit.cli import recall
+from toolkit.cli.output import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_PLATFORM,
+    Refused,
+    guarded,
+    say,
+    short_reason,
+    warn,
 )
+from toolkit.cli.report import LaunchCounts, history_lines, launch_counts, print_lines, report_lines
+from toolkit.cli.segment import (
+    add_plan_arguments,
+    add_segment_arguments,
+    make_plan,
+    plan_lines,
+    read_file,
+    segment_facts,
+    write_rejected,
+)
+from toolkit.errors import AlreadyLaunched, InvalidArgumentError, ToolkitError
 
 __all__ = ["register"]
-
-EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_ALREADY, EXIT_API = 0, 1, 2, 3, 4
 
 
 def register(subparsers: Any) -> None:
@@ -48,34 +56,19 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "launch",
         help="plan a segment file and send it to a trigger campaign",
-        description="Plan SEGMENT (.csv or .parquet) and send it, each batch exactly once.",
+        description="Plan SEGMENT (CSV/TSV in any encoding, Excel, Parquet, JSON lines) and send it, "
+        "each batch exactly once; then follow its tasks.",
     )
-    p.add_argument("segment", help="the segment file: .csv or .parquet")
-    p.add_argument("--trigger-id", type=int, required=True, help="the trigger campaign's id")
-    p.add_argument(
-        "--map",
-        dest="maps",
-        action="append",
-        required=True,
-        metavar="COLUMN=FIELD",
-        help="a column and the profile field it fills (repeat), e.g. --map mail=email --map name=_fname",
-    )
-    p.add_argument("--matching", default="email", help="profile matching mode (default: email)")
-    p.add_argument("--match-field", help="the profile field to match on, for --matching custom")
-    p.add_argument("--format", choices=("json", "xml"), default="json", help="request format")
-    p.add_argument("--label", help="a name for this launch (for status, resume, history)")
-    p.add_argument("--dry-run", action="store_true", help="plan and show the batches; send nothing")
+    p.add_argument("segment", help="the segment file: .csv .tsv .txt .xlsx .xls .parquet .jsonl")
+    add_segment_arguments(p)
+    add_plan_arguments(p)
+    p.add_argument("--label", help="a name for this launch (for status, resume, history); must be new")
+    p.add_argument("--dry-run", action="store_true", help="plan and show the first profiles; send nothing")
     p.add_argument("--force", action="store_true", help="send again a plan that was already sent")
-    p.add_argument(
-        "--resend-unknown",
-        action="store_true",
-        help="after checking the platform: send again this plan's batches whose outcome is unknown "
-        "(never one another launch delivered; the ones left out are named)",
-    )
-    _common(p)
     p.add_argument("--concurrency", type=int, default=4, help="batches sent at once (default 4)")
     p.add_argument("--no-wait", action="store_true", help="return once sent; do not follow the tasks")
     p.add_argument("--results", type=Path, help="write the per-row results to this .csv or .parquet")
+    _common(p)
     p.set_defaults(func=cmd_launch)
 
     s = subparsers.add_parser("status", help="poll a launch once and show where it stands")
@@ -83,15 +76,24 @@ def register(subparsers: Any) -> None:
     _common(s)
     s.set_defaults(func=cmd_status)
 
-    h = subparsers.add_parser("history", help="list past launches from the journal")
+    h = subparsers.add_parser("history", help="list past launches from the journal (no network)")
     h.add_argument("--journal", help="the journal file (default: $TOOLKIT_JOURNAL or the user data folder)")
-    h.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    h.add_argument("--json", action="store_true", help="print one JSON object per launch")
     h.set_defaults(func=cmd_history)
 
-    r = subparsers.add_parser("resume", help="follow a launch to its end, from the journal")
+    r = subparsers.add_parser(
+        "resume",
+        help="follow a launch to its end; with its file, send what a crashed launch never sent",
+        description="Follow launch LABEL until its tasks end. Batches a crashed launch never sent are "
+        "sent when its file is at hand: SEGMENT, or the file `toolkit launch` was given.",
+    )
     r.add_argument("label", help="the launch's label or id")
-    _common(r)
+    r.add_argument("segment", nargs="?", help="the launch's segment file, if it moved (default: as launched)")
+    r.add_argument("--resend-unknown", action="store_true",
+                   help="send again the batches whose answer was lost (check the platform first)")  # fmt: skip
+    r.add_argument("--concurrency", type=int, default=4, help="batches sent at once (default 4)")
     r.add_argument("--results", type=Path, help="write the per-row results to this .csv or .parquet")
+    _common(r)
     r.set_defaults(func=cmd_resume)
 
 
@@ -99,17 +101,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journal", help="the journal file (default: $TOOLKIT_JOURNAL or the user data folder)")
     p.add_argument("--timeout", type=float, help="stop waiting after this many seconds (state is kept)")
     p.add_argument("--rate-limit", type=float, help="at most this many requests per second")
+    p.add_argument(
+        "--retries", type=int, default=5, help="retries of a request that is safe to retry (default 5)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _err(message: str) -> None:
-    print(f"toolkit: {message}", file=sys.stderr)
+    p.add_argument("--verbose", action="store_true", help="log every request and retry")
+    p.add_argument("--json", action="store_true", help="print the facts as one JSON object")
 
 
 def _client(args: argparse.Namespace) -> Any:
     from toolkit.send.client import Client
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"max_retries": args.retries}
     if args.journal:
         kwargs["journal"] = args.journal
     if args.rate_limit:
@@ -117,97 +120,38 @@ def _client(args: argparse.Namespace) -> Any:
     return Client.from_env(**kwargs)
 
 
-def _read(path: str) -> Any:
-    import polars as pl
-
-    file = Path(path)
-    if not file.exists():
-        raise InvalidArgumentError(f"segment file {path!r} not found")
-    if file.suffix.lower() == ".csv":
-        # every column as text: an analyst's CSV is read as written (leading zeros, ids)
-        return pl.read_csv(file, infer_schema=False)
-    if file.suffix.lower() in (".parquet", ".pq"):
-        return pl.read_parquet(file)
-    raise InvalidArgumentError(f"segment file {path!r}: expected a .csv or .parquet file")
-
-
-def _mapping(args: argparse.Namespace) -> Any:
-    from toolkit.core.mapping import Mapping
-
-    fields: dict[str, str] = {}
-    for item in args.maps:
-        column, sep, field = item.partition("=")
-        if not sep or not column or not field:
-            raise InvalidArgumentError(f"--map {item!r}: expected COLUMN=FIELD, e.g. --map mail=email")
-        fields[column] = field
-    return Mapping(fields, matching=args.matching, match_field=args.match_field)
-
-
-def _write_results(launch: Any, path: Path) -> None:
-    import polars as pl
-
-    frame = launch.results()
-    frame = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
-    if path.suffix.lower() == ".parquet":
-        frame.write_parquet(path)
-    else:
-        frame.write_csv(path)
-    print(f"results written to {path}")
-
-
-def _report(launch: Any) -> int:
-    summary = launch.summary()
-    print(repr(launch))
-    sender = launch.sender
-    if sender is not None:  # read-only here: its batches in flight are being sent right now
-        print(f"being sent right now by {sender.describe()}: shown as it stands, nothing changed")
-    print(json.dumps(summary, indent=2, default=str))
-    if launch.timed_out:
-        who = launch.label or launch.launch_id
-        print(f"still running: `toolkit resume {who}` follows it later")
-    return EXIT_OK if not (summary["failed"] or summary["unknown"] or summary["pending"]) else EXIT_INCOMPLETE
-
-
-def _guard(func: Any) -> Any:
-    """Turn the toolkit's errors into a message and an exit code (no traceback for users)."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return int(func(args))
-        except AlreadyLaunched as exc:
-            _err(str(exc))
-            return EXIT_ALREADY
-        except (ConfigurationError, InvalidArgumentError) as exc:
-            _err(str(exc))
-            return EXIT_USAGE
-        except (ApiError, TransportError) as exc:
-            _err(str(exc))
-            return EXIT_API
-        except ToolkitError as exc:
-            _err(str(exc))
-            return EXIT_USAGE
-
-    run.__name__ = func.__name__
-    run.__doc__ = func.__doc__
-    return run
-
-
-@_guard
+# --- launch -------------------------------------------------------------------------------------
+@guarded
 def cmd_launch(args: argparse.Namespace) -> int:
-    """``toolkit launch``: plan, send, wait, report."""
-    from toolkit.core.mapping import Trigger
-    from toolkit.core.plan import plan as make_plan
-
-    segment = _read(args.segment)
-    planned = make_plan(segment, _mapping(args), Trigger(args.trigger_id), format=args.format)
-    print(repr(planned))
-    if planned.n_rejected:
-        print(f"rejected by rule: {planned.rejected_by_rule()}")
+    """``toolkit launch FILE``: read, plan, send each batch once, follow, report."""
+    segment = read_file(args)
+    planned = make_plan(args, segment)
+    facts: dict[str, Any] = {"segment": segment_facts(segment), "plan": planned.summary()}
+    if not args.json:
+        print_lines(plan_lines(planned, segment))
+    if args.rejected and planned.n_rejected:
+        _tell(args, write_rejected(planned, args.rejected))
+        facts["rejected_file"] = str(args.rejected)
+    if planned.n_valid == 0:
+        raise Refused(
+            f"none of the {planned.n_rows:,} rows can be sent (rejected by rule: "
+            f"{', '.join(f'{r} {n:,}' for r, n in planned.rejected_by_rule().items())}); nothing was sent"
+            + ("" if args.rejected else "; --rejected rejected.csv writes them with their reasons")
+        )
     if args.dry_run:
-        print(json.dumps(planned.records(3), indent=2, ensure_ascii=False, default=str))
-        print("dry run: nothing sent")
+        if args.json:
+            say(
+                json.dumps(
+                    {**facts, "records": planned.records(3), "sent": False}, ensure_ascii=False, default=str
+                )
+            )
+        else:
+            say(json.dumps(planned.records(3), indent=2, ensure_ascii=False, default=str))
+            say("dry run: nothing sent")
         return EXIT_OK
     with _client(args) as client:
+        _check_label(client, planned, args.label, args.force)
+        recall.remember(client.journal.path, planned.fingerprint, client.host, args)
         try:
             launch = client.launch(
                 planned,
@@ -217,66 +161,273 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
             )
         except AlreadyLaunched as exc:
-            previous = exc.previous
-            if not (args.resend_unknown and getattr(previous, "fingerprint", None) == planned.fingerprint):
-                raise
-            launch = client.resume(previous.launch_id, plan=planned)  # type: ignore[union-attr]
-        if args.resend_unknown:
-            report = launch.resend_unknown(concurrency=args.concurrency, progress=not args.quiet)
-            print(f"resend unknown: {report}")
-        if not args.no_wait:
+            if exc.sender is not None:  # being sent right now by another process: say so as it is
+                raise Refused(str(exc)) from None
+            raise Refused(_already_sent(exc, planned)) from None
+        if not args.no_wait and _reachable(client, launch, args):
             launch.wait(timeout=args.timeout, progress=not args.quiet)
-        return _finish(launch, args)
+        return _finish(client, launch, args, facts, waited=not args.no_wait)
 
 
-def _finish(launch: Any, args: argparse.Namespace) -> int:
-    """Print the launch's report, write its results if asked, and return the exit code."""
-    code = _report(launch)
+def _tell(args: argparse.Namespace, line: str) -> None:
+    if not args.json:
+        say(line)
+
+
+def _tell_sender(args: argparse.Namespace, launch: Any) -> None:
+    """A launch another live process is sending is shown as it stands and changed in nothing."""
+    sender = launch.sender
+    if sender is not None:
+        _tell(args, f"being sent right now by {sender.describe()}: shown as it stands, nothing changed")
+
+
+def _check_label(client: Any, planned: Any, label: str | None, force: bool) -> None:
+    """A given label names this launch only: a clash with another plan's launch is refused (exit 3)."""
+    journal = client.journal
+    if label:
+        try:
+            named = journal.find(label)
+        except InvalidArgumentError:
+            named = None
+        if named is not None and (named.fingerprint, named.host) != (planned.fingerprint, client.host):
+            raise Refused(
+                f"--label {label!r} already names launch {named.launch_id} (trigger {named.trigger_id} on "
+                f"{named.host}, {named.created[:16].replace('T', ' ')} UTC), a different plan: choose another "
+                f"--label; `toolkit status {label}` shows that launch"
+            )
+    previous = journal.find_by_fingerprint(planned.fingerprint, planned.trigger.trigger_id, client.host)
+    if previous is None or force or not label or previous.label == label:
+        return
+    batches = journal.batches(previous.launch_id)
+    if planned.batches and all(b.was_sent for b in batches):
+        return  # sent in full: the client refuses it, naming the earlier launch
+    done = sum(b.was_sent for b in batches)
+    raise Refused(
+        f"this plan was launched before as {previous.label or previous.launch_id!r} (id {previous.launch_id}; "
+        f"{done} of {len(batches)} batches sent) and continuing it keeps that name, not --label {label!r}: "
+        f"`toolkit resume {previous.label or previous.launch_id}` sends the rest; --force sends it all again "
+        "as a new launch"
+    )
+
+
+def _already_sent(exc: AlreadyLaunched, planned: Any) -> str:
+    previous = exc.previous
+    name = getattr(previous, "label", None) or getattr(previous, "launch_id", "?")
+    when = str(getattr(previous, "created", ""))[:16].replace("T", " ")
+    return (
+        f"this plan was already sent to trigger {planned.trigger.trigger_id} on "
+        f"{getattr(previous, 'host', '?')}: launch {name!r} (id {getattr(previous, 'launch_id', '?')}, "
+        f"{when} UTC). Nothing was sent now. `toolkit status {name}` shows where it stands; "
+        "--force sends it again on purpose"
+    )
+
+
+def _reachable(client: Any, launch: Any, args: argparse.Namespace) -> bool:
+    """Read one sent task's status before following the rest: an unreachable platform or a
+    refused token is said once, with its exit code, instead of once per task and retry."""
+    record = client.journal.launch(launch.launch_id)
+    fmt = "xml" if record is not None and record.format == "xml" else "json"
+    for batch in launch.batches:
+        if batch.state == "sent" and batch.task_id:
+            client.task_status(batch.task_id, format=fmt)  # TransportError / AuthError: exit 4
+            return True
+    return True
+
+
+def _finish(
+    client: Any, launch: Any, args: argparse.Namespace, facts: dict[str, Any], *, waited: bool
+) -> int:
+    """Report the launch (the one count), write its results if asked, and return the exit code."""
+    journal = client.journal
+    record = journal.launch(launch.launch_id)
+    counts = launch_counts(journal, record)
+    code = _outcome(counts, waited=waited, timed_out=launch.timed_out)
+    unreachable = _never_reached(journal, launch.launch_id)
+    if unreachable:
+        code = EXIT_PLATFORM
     if args.results:
-        _write_results(launch, args.results)
+        facts["results_file"] = str(args.results)
+    facts = {**facts, "launch": counts.as_json(), "exit_code": code}
+    if args.json:
+        if args.results:
+            _write_results(launch, args.results, quiet=True)
+        say(json.dumps(facts, ensure_ascii=False, default=str))
+    else:
+        print_lines(report_lines(counts))
+        if args.results:
+            _write_results(launch, args.results, quiet=False)
+    _tell_sender(args, launch)
+    if unreachable:
+        warn(
+            f"could not reach {counts.host} ({unreachable}); nothing was sent. The journal knows it: the same "
+            f"command, or `toolkit resume {counts.name}`, sends it once the platform answers"
+        )
+    elif counts.pending and (launch.timed_out or not waited):
+        warn(f"still running: `toolkit resume {counts.name}` follows it to the end")
+    if counts.unknown:
+        warn(
+            f"{counts.unknown:,} rows are unknown (an answer was lost): check the platform, then "
+            f"`toolkit resume {counts.name} --resend-unknown` sends them again if needed"
+        )
     return code
 
 
-@_guard
-def cmd_status(args: argparse.Namespace) -> int:
-    """``toolkit status LABEL``: one round of polls, then the launch's state."""
-    with _client(args) as client:
-        launch = client.resume(args.label)
-        launch.wait(timeout=0, progress=False)
-        launch.timed_out = False
-        return _report(launch)
+def _outcome(counts: LaunchCounts, *, waited: bool, timed_out: bool) -> int:
+    if counts.failed or counts.unknown:
+        return EXIT_INCOMPLETE
+    if counts.pending and waited and (timed_out or counts.never_sent):
+        return EXIT_INCOMPLETE
+    return EXIT_OK
 
 
-@_guard
-def cmd_resume(args: argparse.Namespace) -> int:
-    """``toolkit resume LABEL``: follow a launch from the journal until it is done."""
-    with _client(args) as client:
-        launch = client.resume(args.label)
-        launch.wait(timeout=args.timeout, progress=not args.quiet)
-        return _finish(launch, args)
+def _never_reached(journal: Any, launch_id: str) -> str | None:
+    """The cause, when no batch of the launch reached the platform for lack of a connection."""
+    batches = journal.batches(launch_id)
+    if not batches or any(b.task_id or b.state != "failed" or b.error_code is not None for b in batches):
+        return None
+    return short_reason(batches[0].error or "")
 
 
-@_guard
-def cmd_history(args: argparse.Namespace) -> int:
-    """``toolkit history``: the journal's launches, newest first (no network, no token)."""
+def _write_results(launch: Any, path: Path, *, quiet: bool) -> None:
     import polars as pl
 
+    frame = launch.results(join=launch.plan is not None)
+    frame = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame.write_parquet(path)
+        else:
+            nested = [c for c, t in frame.schema.items() if t.is_nested()]
+            frame.with_columns(pl.col(c).map_elements(str, return_dtype=pl.String) for c in nested).write_csv(
+                path
+            )
+    except OSError as exc:
+        raise InvalidArgumentError(f"--results {path}: cannot write it ({exc.strerror})") from None
+    if not quiet:
+        joined = (
+            "" if launch.plan is not None else " (without your columns: pass the launch's file to add them)"
+        )
+        say(f"{frame.height:,} rows of results written to {path}{joined}")
+
+
+# --- status, resume, history ---------------------------------------------------------------------
+def _find(client: Any, label: str) -> Any:
+    record = client.journal.find(label)  # unknown: a usage error naming the known labels
+    if record.host != client.host:
+        raise InvalidArgumentError(
+            f"launch {record.label or record.launch_id!r} was sent to {record.host}, but TOOLKIT_API_URL points "
+            f"at {client.host}: set it to {record.host} to follow that launch"
+        )
+    return record
+
+
+@guarded
+def cmd_status(args: argparse.Namespace) -> int:
+    """``toolkit status LABEL``: one round of polls, then the launch's counts."""
+    with _client(args) as client:
+        record = _find(client, args.label)
+        launch = client.resume(record.launch_id)
+        _reachable(client, launch, args)
+        launch.wait(timeout=0, progress=False)
+        counts = launch_counts(client.journal, client.journal.launch(record.launch_id))
+        _tell_sender(args, launch)
+        code = EXIT_INCOMPLETE if counts.failed or counts.unknown else EXIT_OK
+        if args.json:
+            say(json.dumps({"launch": counts.as_json(), "exit_code": code}, ensure_ascii=False))
+        else:
+            print_lines(report_lines(counts))
+        return code
+
+
+@guarded
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``toolkit resume LABEL [FILE]``: send what was never sent (given the file), follow to the end."""
+    with _client(args) as client:
+        journal = client.journal
+        record = _find(client, args.label)
+        counts = launch_counts(journal, record)
+        stored = recall.recall(journal.path, record.fingerprint, record.host)
+        wants_plan = bool(args.segment or counts.never_sent or args.resend_unknown or args.results)
+        planned = _replan(args, record, stored) if wants_plan else None
+        facts: dict[str, Any] = {}
+        if planned is not None and counts.never_sent:
+            # the same plan: the client finds its launch and sends only what was never sent
+            launch = client.launch(
+                planned, label=record.label, concurrency=args.concurrency, progress=not args.quiet
+            )
+            facts["sent_now"] = counts.never_sent
+        else:
+            launch = client.resume(record.launch_id, plan=planned)
+            if counts.never_sent:
+                warn(_how_to_send_the_rest(record, counts, stored))
+        if args.resend_unknown:
+            if planned is None:
+                raise InvalidArgumentError(
+                    f"--resend-unknown needs the launch's file: `toolkit resume {counts.name} FILE --resend-unknown`"
+                )
+            report = launch.resend_unknown(concurrency=args.concurrency, progress=not args.quiet)
+            facts["resent"] = list(report.resent)
+            facts["left_out"] = [{"batch": b.index, "reason": b.reason} for b in report.left_out]
+            _tell(args, f"resend unknown: {report}")
+        if _reachable(client, launch, args):
+            launch.wait(timeout=args.timeout, progress=not args.quiet)
+        return _finish(client, launch, args, facts, waited=True)
+
+
+def _replan(args: argparse.Namespace, record: Any, stored: dict[str, Any] | None) -> Any:
+    """The launch's plan again, from its file (given, or as launched) and its stored options."""
+    if stored is None:
+        if args.segment:
+            raise InvalidArgumentError(
+                f"launch {record.label or record.launch_id!r} was not started by `toolkit launch`, so its options "
+                "are not known here: run the `toolkit launch FILE ...` that plans it (it sends only what was "
+                "never sent)"
+            )
+        return None
+    options = recall.as_args(stored, args.segment)
+    try:
+        segment = read_file(options)
+    except ToolkitError as exc:
+        if args.segment:
+            raise
+        warn(f"the launch's file cannot be planned again ({exc}); following it from the journal alone")
+        return None
+    planned = make_plan(options, segment)
+    if planned.fingerprint != record.fingerprint:
+        message = (
+            f"{segment.name} does not plan to the batches of launch {record.label or record.launch_id!r} (the file "
+            "or the options changed since); nothing of it is sent"
+        )
+        if args.segment:
+            raise Refused(message)
+        warn(message + "; following the launch from the journal alone")
+        return None
+    return planned
+
+
+def _how_to_send_the_rest(record: Any, counts: LaunchCounts, stored: dict[str, Any] | None) -> str:
+    what = f"{counts.never_sent:,} rows were never sent"
+    if stored is None:
+        return f"{what}: run again the launch that planned them (it sends only what was never sent)"
+    if not Path(stored["segment"]).exists():
+        return f"{what}: `toolkit resume {counts.name} PATH-TO-{Path(stored['segment']).name}` sends them"
+    return f"{what}: `{recall.command(stored, label=record.label)}` sends them"
+
+
+@guarded
+def cmd_history(args: argparse.Namespace) -> int:
+    """``toolkit history``: the journal's launches, newest first, counted like ``status`` (no network)."""
     from toolkit.send.journal import Journal
-    from toolkit.send.launch import history_frame
 
     with Journal.open(args.journal) as journal:
-        frame = history_frame(journal, kind="polars")
+        records = [journal.launch(h["launch_id"]) for h in journal.history()]
+        all_counts = [launch_counts(journal, r) for r in records if r is not None]
         if args.json:
-            for row in frame.iter_rows(named=True):
-                print(json.dumps(row, default=str))
+            for counts in all_counts:
+                say(json.dumps(counts.as_json(), ensure_ascii=False))
             return EXIT_OK
-        if frame.is_empty():
-            print(f"no launches in {journal.path}")
+        if not all_counts:
+            say(f"no launches in {journal.path}")
             return EXIT_OK
-        shown = frame.select(
-            "created", "label", "launch_id", "trigger_id", "host", "rows", "batches", "completed", "sent",
-            "unknown", "failed", "imported_rows", "failed_rows",
-        ).with_columns(pl.col("created").dt.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
-        with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
-            print(shown)
+        print_lines(history_lines(all_counts))
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""``toolkit plan``: validate a segment and show how it would be sent; nothing is sent.
+"""``toolkit plan [FILE]``: read and plan a segment file (or the bundled sample); nothing is sent.
 
 Example:
     >>> from toolkit.cli import main
@@ -13,6 +13,17 @@ import argparse
 import json
 from typing import Any
 
+from toolkit.cli.output import EXIT_OK, guarded, say
+from toolkit.cli.report import print_lines
+from toolkit.cli.segment import (
+    add_plan_arguments,
+    add_segment_arguments,
+    make_plan,
+    plan_lines,
+    read_file,
+    segment_facts,
+    write_rejected,
+)
 from toolkit.core.mapping import Mapping, Subscription, Trigger
 from toolkit.core.plan import plan
 from toolkit.core.sample import sample_customers
@@ -44,43 +55,48 @@ def sample_mapping() -> Mapping:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "plan",
-        help="plan the bundled sample segment (or a file) and print the summary; sends nothing",
-        description="Validate and batch a segment; print the plan's summary and rejected rows by rule.",
+        help="plan a segment file (or the bundled sample) and print the summary; sends nothing",
+        description="Read and validate a segment, batch it, and print the plan's summary and rejected rows "
+        "by rule. Without FILE, the bundled sample segment (--rows, --seed) is planned with its own mapping.",
     )
+    p.add_argument(
+        "segment", nargs="?", help="the segment file (.csv .tsv .xlsx .parquet .jsonl); default: the sample"
+    )
+    add_segment_arguments(p)
+    add_plan_arguments(p, trigger_default=96)
     p.add_argument("--rows", type=int, default=5000, help="rows of the sample segment (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="the sample segment's seed")
-    p.add_argument("--trigger-id", type=int, default=96, help="the trigger campaign id (default 96)")
-    p.add_argument("--format", choices=("json", "xml"), default="json")
-    p.add_argument("--max-bytes", type=int, default=10_000_000)
-    p.add_argument("--max-rows", type=int, default=10_000)
-    p.add_argument("--phone-region", default="RU", help="region for national phone numbers (default RU)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
+@guarded
 def run(args: argparse.Namespace) -> int:
-    segment = sample_customers(args.rows, seed=args.seed, kind="polars")
-    result = plan(
-        segment,
-        sample_mapping(),
-        Trigger(args.trigger_id),
-        format=args.format,
-        max_bytes=args.max_bytes,
-        max_rows=args.max_rows,
-        phone_region=args.phone_region,
-    )
-    summary = result.summary()
+    """Plan the file (or the sample); print the summary; write the rejected rows if asked."""
+    segment = None
+    if args.segment:
+        segment = read_file(args)
+        planned = make_plan(args, segment)
+    else:
+        planned = plan(
+            sample_customers(args.rows, seed=args.seed, kind="polars"),
+            sample_mapping(),
+            Trigger(args.trigger_id),
+            format=args.format,
+            max_bytes=args.max_bytes,
+            max_rows=args.max_rows,
+            phone_region=args.phone_region,
+        )
     if args.json:
-        print(json.dumps(summary, sort_keys=True))
-        return 0
-    print(f"Planned {summary['rows']:,} rows for trigger {summary['trigger_id']} ({summary['format']}):")
-    print(f"  valid     {summary['valid']:>10,}")
-    print(f"  rejected  {summary['rejected']:>10,}")
-    for rule, count in summary["rejected_by_rule"].items():
-        print(f"    {rule:<22}{count:>8,}")
-    print(
-        f"  batches   {summary['batches']:>10,}  (largest {summary['largest_batch_rows']:,} rows, "
-        f"{summary['largest_batch_bytes']:,} bytes; limits {summary['max_rows']:,} rows, "
-        f"{summary['max_bytes']:,} bytes)"
-    )
-    return 0
+        summary = planned.summary()
+        if segment is not None:
+            summary["segment"] = segment_facts(segment)
+        if args.rejected and planned.n_rejected:
+            write_rejected(planned, args.rejected)
+            summary["rejected_file"] = str(args.rejected)
+        say(json.dumps(summary, sort_keys=True, ensure_ascii=False))
+        return EXIT_OK
+    print_lines(plan_lines(planned, segment))
+    if args.rejected and planned.n_rejected:
+        say(write_rejected(planned, args.rejected))
+    return EXIT_OK

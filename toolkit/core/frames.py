@@ -17,8 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import narwhals.stable.v2 as nw
@@ -38,12 +40,16 @@ class SourceFrame:
     polars: pl.DataFrame
     """The same rows as a polars frame: what validation and encoding work on."""
     kind: str
+    mixed: dict[str, list[Any]] = field(default_factory=dict)
+    """Columns whose values mix types (pandas ``object``: ``[1, "x"]``): their values as given.
+    ``polars`` holds them as text; a plan coerces them per value, for the field they fill."""
 
     @classmethod
     def wrap(cls, frame: Any) -> SourceFrame:
         """Accept a pandas / polars / pyarrow / ... frame, eager or lazy."""
         if isinstance(frame, SourceFrame):
             return frame
+        _check_names(frame)
         try:
             wrapped = nw.from_native(frame)
         except TypeError as exc:
@@ -54,14 +60,19 @@ class SourceFrame:
         if isinstance(wrapped, nw.LazyFrame):
             wrapped = wrapped.collect()
         kind = str(wrapped.implementation).lower()
+        mixed: dict[str, list[Any]] = {}
         try:
             as_polars = wrapped.to_polars()
-        except Exception as exc:  # pyarrow raises many kinds on mixed object columns
-            raise InvalidArgumentError(
-                f"the {kind} frame could not be read column by column ({exc}); a column probably "
-                "mixes types (e.g. numbers and text): cast it, e.g. df['col'] = df['col'].astype(str)"
-            ) from exc
-        return cls(native=wrapped.to_native(), polars=as_polars, kind=kind)
+        except Exception:  # pyarrow raises many kinds on mixed object columns: go column by column
+            columns = []
+            for name in wrapped.columns:
+                try:
+                    columns.append(wrapped.select(name).to_polars().to_series())
+                except Exception:
+                    mixed[name] = wrapped.get_column(name).to_list()
+                    columns.append(pl.Series(name, [_shown(v) for v in mixed[name]], dtype=pl.String))
+            as_polars = pl.DataFrame(columns)
+        return cls(native=wrapped.to_native(), polars=as_polars, kind=kind, mixed=mixed)
 
     @property
     def columns(self) -> list[str]:
@@ -92,3 +103,49 @@ class SourceFrame:
                 how="horizontal",
             ).to_native()
         return nw.concat([wrapped, extra_native], how="horizontal").to_native()
+
+
+def _check_names(frame: Any) -> None:
+    """Column names must be unique text: say which are not, before anything reads the frame."""
+    module = type(frame).__module__.split(".")[0]
+    if module == "pyarrow":
+        names = list(getattr(frame, "column_names", []))
+    elif module in ("pandas", "modin", "cudf"):
+        names = list(frame.columns)
+    else:  # polars and the others refuse such frames themselves
+        return
+    repeated = [n for n, count in Counter(names).items() if count > 1]
+    if repeated:
+        where = "; ".join(
+            f"{n!r} at positions {[i for i, m in enumerate(names) if m == n]}" for n in repeated
+        )
+        raise InvalidArgumentError(
+            f"the frame has more than one column named {where}; give each column its own name, "
+            "e.g. df.columns = [...] (pandas) or df.rename(...)"
+        )
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise InvalidArgumentError(
+            f"column names must be text; the frame has {odd[0]!r} ({type(odd[0]).__name__}): name the columns, "
+            "e.g. df.columns = ['email', 'name', ...], or read the file with a header row"
+        )
+
+
+def _shown(value: Any) -> str | None:
+    """A mixed column's value as text, for display only (a plan coerces the real values)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    return (
+        value
+        if isinstance(value, str)
+        else repr(value)
+        if isinstance(value, (dict, list, tuple, set, bytes))
+        else str(value)
+    )

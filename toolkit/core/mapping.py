@@ -192,6 +192,12 @@ class Mapping:
             if not isinstance(sub, Subscription):
                 raise InvalidArgumentError(f"subscriptions must hold Subscription objects, got {sub!r}")
         object.__setattr__(self, "subscriptions", subs)
+        if subs and "subscriptions" in targets:
+            raise InvalidArgumentError(
+                f"column {targets['subscriptions']!r} is mapped to the field 'subscriptions', which the "
+                "Subscription objects write: the profile would hold the key twice. Map the column to "
+                "another field, or drop the Subscription objects and send your column's subscriptions"
+            )
         if not isinstance(self.matching, str) or self.matching not in MATCHING_MODES:
             raise InvalidArgumentError(
                 f"unknown matching mode {self.matching!r}" + _one_of(self.matching, MATCHING_MODES)

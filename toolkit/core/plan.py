@@ -293,6 +293,8 @@ class Plan:
     _source: SourceFrame = field(repr=False)
     _positions: np.ndarray | None = field(repr=False, default=None)
     _whole_floats: frozenset[str] | None = field(repr=False, default=None)
+    notes: tuple[str, ...] = field(repr=False, default=())
+    """How columns were read that the analyst may not expect (floats sent as digits, ...)."""
 
     @property
     def n_valid(self) -> int:
@@ -340,6 +342,7 @@ class Plan:
             "max_bytes": self.options.max_bytes,
             "max_rows": self.options.max_rows,
             "rejected_by_rule": self.rejected_by_rule(),
+            "notes": list(self.notes),
         }
 
     def records(self, n: int = 5) -> list[dict[str, Any]]:
@@ -395,12 +398,13 @@ class Plan:
         sizes = ", ".join(f"{len(b):,} rows / {b.nbytes:,} B" for b in self.batches[:6])
         more = f" ... ({len(self.batches) - 6} more)" if len(self.batches) > 6 else ""
         records = esc(json.dumps(self.records(3), ensure_ascii=False, indent=2, sort_keys=True))
+        notes = "".join(f"<p>Note: {esc(note)}</p>" for note in self.notes)
         return (
             f"<div><b>Plan</b> for trigger {s['trigger_id']} ({esc(s['format'])}, matching "
             f"{esc(s['matching'])}): {s['rows']:,} rows, <b>{s['valid']:,} valid</b>, "
             f"{s['rejected']:,} rejected, {s['batches']:,} batches, {s['bytes']:,} bytes."
             f"<table><tr><th>rejected by rule</th><th>rows</th></tr>{rules}</table>"
-            f"<p>Batches: {esc(sizes)}{more}</p>"
+            f"<p>Batches: {esc(sizes)}{more}</p>{notes}"
             f"<details><summary>first records as sent</summary><pre>{records}</pre></details></div>"
         )
 
@@ -515,6 +519,7 @@ def _build(
         duplicates=options.duplicates,
         positions=positions,
         whole_floats=whole_floats,
+        mixed=source.mixed,
     )
     env = envelope(mapping, trigger, fmt)
     encoder = RowEncoder(prepared, mapping, fmt)
@@ -566,6 +571,7 @@ def _build(
         _source=source,
         _positions=positions,
         _whole_floats=prepared.whole_floats,
+        notes=prepared.notes,
     )
 
 

@@ -13,8 +13,11 @@ naming the column and the value). Rules, in the order they are checked:
 ``invalid_phone``           a ``phones`` field that is not a phone number (international, or
                             national in ``phone_region``)
 ``invalid_ip``              ``_ip`` / ``_regip`` that is not IPv4
-``invalid_date``            ``_bdate`` / ``_regdate`` that is not ``YYYY-MM-DD`` or RFC 3339
+``invalid_date``            ``_bdate`` / ``_regdate`` that is not ``YYYY-MM-DD`` or RFC 3339; a
+                            date or datetime outside the years 0001-9999 (in UTC)
 ``invalid_number``          an infinite float
+``invalid_value``           a value of a mixed column (pandas ``object``) the field cannot take:
+                            text among numbers, a dict, bytes, ...
 ``invalid_text``            text holding control characters XML cannot carry (XML plans)
 ``invalid_subscription``    a subscription contact that is invalid (unless
                             ``skip_invalid_subscriptions``: then only that subscription goes)
@@ -35,8 +38,13 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import functools
+import math
+import re
 from collections.abc import Callable, Sequence
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -52,17 +60,18 @@ from toolkit.core.contract import (
     IP_FIELDS,
     PHONE_FIELD,
     PROFILE_ID_FIELD,
+    SYSTEM_FIELDS,
     Format,
 )
 from toolkit.core.mapping import Mapping, Trigger
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, did_you_mean
 
-__all__ = ["RULES", "Duplicates", "Prepared", "prepare"]
+__all__ = ["RULES", "TEXT_FIELDS", "Duplicates", "Prepared", "is_identifier_name", "prepare", "text_fields"]
 
 Duplicates = Literal["first", "last", "keep"]
 
 RULES = (
-    "invalid_email", "invalid_phone", "invalid_ip", "invalid_date", "invalid_number",
+    "invalid_email", "invalid_phone", "invalid_ip", "invalid_date", "invalid_number", "invalid_value",
     "invalid_text", "invalid_subscription", "missing_key", "duplicate", "too_large",
 )  # fmt: skip
 
@@ -88,6 +97,63 @@ _XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 _RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 _NEEDS_ESCAPE = '["\\\\\x00-\x1f&<>]'  # in JSON or in XML
 
+#: System fields that hold text: a number mapped to one is sent as its digits (``"12345"``).
+TEXT_FIELDS = frozenset(SYSTEM_FIELDS - DATE_FIELDS - IP_FIELDS)
+# Words that make a name an identifier (``crm_id``, ``CustomerID``, ``phone``, ``ИНН``).
+_ID_WORDS = frozenset(
+    [
+        "id",
+        "phone",
+        "phones",
+        "tel",
+        "telephone",
+        "mobile",
+        "msisdn",
+        "zip",
+        "zipcode",
+        "postcode",
+        "postal",
+        "inn",
+        "kpp",
+        "snils",
+        "ogrn",
+        "passport",
+        "account",
+        "телефон",
+        "тел",
+        "мобильный",
+        "инн",
+        "индекс",
+        "снилс",
+        "огрн",
+    ]
+)
+
+
+def is_identifier_name(name: str) -> bool:
+    """True for names that mean an identifier: ``crm_id``, ``CRM_ID``, ``customerId``, ``Phone``.
+
+    Example:
+        >>> [is_identifier_name(n) for n in ("crm_id", "CRM_ID", "customerId", "phone", "paid", "orders")]
+        [True, True, True, True, False, False]
+    """
+    spaced = re.sub(r"(?<=[a-zа-яё])(?=[A-ZА-ЯЁ])", " ", name)
+    return any(word in _ID_WORDS for word in re.split(r"[^0-9a-zа-яё]+", spaced.lower()) if word)
+
+
+def text_fields(mapping: Mapping) -> frozenset[str]:
+    """The mapping's fields that take text: system text fields, the custom match field, and
+    fields named like identifiers (``CRM_ID``).
+
+    Example:
+        >>> sorted(text_fields(Mapping({"a": "CRM_ID", "b": "orders", "c": "_city", "d": "email"})))
+        ['CRM_ID', '_city', 'email']
+    """
+    return frozenset(
+        f for f in mapping.fields.values()
+        if f in TEXT_FIELDS or f == mapping.match_field or is_identifier_name(f)
+    )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -107,6 +173,7 @@ class Prepared:
     subscriptions: tuple[str, ...]  # column in frame per mapping.subscriptions entry
     clean: frozenset[str] = frozenset()  # text columns whose valid values need no escaping (JSON, XML)
     whole_floats: frozenset[str] = frozenset()  # float columns sent as integers
+    notes: tuple[str, ...] = ()  # how columns were read that the analyst may not expect
 
     @property
     def valid_frame(self) -> pl.DataFrame:
@@ -379,8 +446,11 @@ class _Builder:
         format: Format,
         phone_region: str | None,
         whole_floats: frozenset[str] | None = None,
+        text: frozenset[str] = frozenset(),
     ) -> None:
         self.df = df
+        self.text = text  # profile fields that take text
+        self.notes: list[str] = []
         self.schema = df.schema
         self.format = format
         self.phone_region = phone_region
@@ -390,6 +460,12 @@ class _Builder:
         self.contacts: dict[tuple[str, str], _Contact] = {}
         self.shaped: set[str] = set()  # columns whose valid values a strict pattern shaped: nothing to escape
         self.whole = self._whole_floats() if whole_floats is None else whole_floats
+        # float columns with no value at all (pandas reads a blank column as NaN floats)
+        self.empty = frozenset(
+            c
+            for c, t in self.schema.items()
+            if t.is_float() and df.height and df.get_column(c).is_nan().fill_null(True).all()
+        )
 
     def _whole_floats(self) -> frozenset[str]:
         """Float columns whose finite values are all whole numbers below 2**53 (pandas' ints with NaN)."""
@@ -441,16 +517,67 @@ class _Builder:
         self.checks.append(_Check(pl.col(name), rule, lambda: reason))
 
     def _text(self, column: str) -> pl.Expr:
+        """The column as trimmed text, blanks null. A number column becomes its digits (a field
+        that takes text, or a contact, then checks them like any text)."""
         dtype = self.schema[column]
+        if dtype.is_numeric():
+            return self._digits(column)
+        if dtype == pl.Boolean:
+            flag = pl.col(column)
+            return pl.when(flag).then(pl.lit("true")).when(~flag).then(pl.lit("false"))
         if dtype not in (pl.String, pl.Categorical) and not isinstance(dtype, pl.Enum):
-            raise InvalidArgumentError(f"column {column!r} ({dtype}) must hold text")
+            raise InvalidArgumentError(
+                f"column {column!r} ({dtype}) must hold text for the field it fills: convert it, e.g. "
+                f"df[{column!r}] = df[{column!r}].astype('string'), or read the file with "
+                "toolkit.read_segment(), which keeps identifiers as text"
+            )
         return _blank_to_null(pl.col(column).cast(pl.String))
+
+    def _digits(self, column: str) -> pl.Expr:
+        """A number column as text: whole numbers as their digits (``79001234567``, not ``7.9e10``).
+
+        Said once per column in the plan's notes: a float column of whole numbers is what pandas
+        makes of an integer column with a blank cell.
+        """
+        dtype = self.schema[column]
+        source = pl.col(column)
+        if dtype.is_float():
+            self._flag(source.is_infinite(), "invalid_number", column, "is not a finite number")
+            finite = pl.when(source.is_finite()).then(source)  # NaN and infinities: left out
+            if column in self.whole:
+                self._note(column, f"column {column!r} ({dtype}) holds whole numbers: sent as their digits")
+                return finite.cast(pl.Int64).cast(pl.String)
+            self._note(column, f"column {column!r} ({dtype}) is sent as text, fractions included")
+            return finite.cast(pl.String)
+        self._note(column, f"column {column!r} ({dtype}) is sent as text (its field takes text)")
+        return source.cast(pl.String)
+
+    def _note(self, column: str, note: str) -> None:
+        if not any(n.startswith(f"column {column!r} ") for n in self.notes):
+            self.notes.append(note)
+
+    def _datetime_text(self, column: str, dtype: pl.DataType) -> pl.Expr:
+        """A date or datetime column as the platform's text, rows outside years 1-9999 rejected.
+
+        Naive datetimes are taken as UTC: the platform wants an explicit offset. A year the
+        text cannot carry (``0000``, ``+10000``) would be refused by the platform.
+        """
+        source = pl.col(column)
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone:
+            source = source.dt.convert_time_zone("UTC")
+        year = source.dt.year()
+        fits = (year >= 1) & (year <= 9999)
+        self._flag(
+            ~fits, "invalid_date", column, "is outside the years 0001-9999 (in UTC), which the platform takes"
+        )
+        text = source.dt.to_string("%Y-%m-%d" if dtype == pl.Date else _RFC3339_FORMAT)
+        return pl.when(fits).then(text)
 
     # -- contacts: computed once per (column, kind), however many fields and subscriptions use it
     def contact(self, column: str, kind: str, label: str, rule: str) -> tuple[str | None, pl.Expr | None]:
         """The contact's working column (None for an all-null column) and, for a subscription, its failure."""
         dtype = self.schema[column]
-        if dtype == pl.Null:
+        if dtype == pl.Null or column in self.empty:
             return None, None
         if kind == "id":
             return self._new("v", _blank_to_null(pl.col(column).cast(pl.String))), None
@@ -472,11 +599,18 @@ class _Builder:
         return _Contact(column, "email", text, value, dirty, _parse_email)
 
     def _phone(self, column: str) -> _Contact:
-        if self.schema[column].is_integer():
-            # phones stored as numbers lost their '+': read them as international
-            text = pl.lit("+") + pl.col(column).cast(pl.String)
-        else:
-            text = self._text(column)
+        dtype = self.schema[column]
+        text = self._text(column)
+        if dtype.is_integer() or (dtype.is_float() and column in self.whole):
+            # phones stored as numbers lost their '+' (pandas makes them floats when a cell is
+            # blank): the region's national form stays national, any other is international
+            national = _national_pattern(self.phone_region)
+            international = pl.lit("+") + text
+            text = (
+                international
+                if national is None
+                else pl.when(text.str.contains(national[0])).then(text).otherwise(international)
+            )
         trimmed = self._step(0, text)
         compact = trimmed.str.replace_many(list(_PHONE_SEPARATORS), [""] * len(_PHONE_SEPARATORS))
         national = _national_pattern(self.phone_region)
@@ -499,7 +633,7 @@ class _Builder:
     def field(self, column: str, field: str) -> str | pl.Expr:
         """The field's working column name, or an expression for an all-null column."""
         dtype = self.schema[column]
-        if dtype == pl.Null:
+        if dtype == pl.Null or column in self.empty:
             return pl.lit(None, dtype=pl.String)
         label = f"column {column!r}"
         if field == EMAIL_FIELD:
@@ -513,6 +647,9 @@ class _Builder:
             name = self._new("v", text)
         elif field in DATE_FIELDS:
             name = self._new("v", self._date_field(column, field))
+        elif field in self.text and dtype.is_numeric():
+            name = self._new("v", self._digits(column))
+            self.shaped.add(name)  # digits, a sign, a point: nothing to escape
         else:
             name = self._new("v", self._by_dtype(column))
         if field in IP_FIELDS or field in DATE_FIELDS or dtype == pl.Date or isinstance(dtype, pl.Datetime):
@@ -521,16 +658,14 @@ class _Builder:
 
     def _date_field(self, column: str, field: str) -> pl.Expr:
         dtype = self.schema[column]
-        if dtype == pl.Date:
-            return pl.col(column).dt.to_string("%Y-%m-%d")
-        if isinstance(dtype, pl.Datetime):
-            return _rfc3339(pl.col(column), dtype)
-        if dtype not in (pl.String, pl.Categorical):
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            return self._datetime_text(column, dtype)
+        if dtype not in (pl.String, pl.Categorical, pl.Boolean) and not dtype.is_numeric():
             raise InvalidArgumentError(
                 f"column {column!r} ({dtype}) is mapped to the date field {field!r}: give dates, "
                 "datetimes or 'YYYY-MM-DD' text (e.g. pd.to_datetime(df[col]).dt.date)"
             )
-        text = self._text(column)
+        text = self._text(column)  # numbers too (pandas reads an all-blank column as floats): checked as text
         day = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
         shaped = text.str.contains(_DATE) | text.str.contains(_RFC3339)
         self._flag(text.is_not_null() & ~(shaped & day.is_not_null()), "invalid_date", column,
@@ -554,10 +689,8 @@ class _Builder:
             return value.cast(pl.Int64) if column in self.whole else value
         if dtype.is_integer() or dtype == pl.Boolean or dtype.is_decimal() or isinstance(dtype, pl.Struct):
             return source
-        if dtype == pl.Date:
-            return source.dt.to_string("%Y-%m-%d")
-        if isinstance(dtype, pl.Datetime):
-            return _rfc3339(source, dtype)
+        if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+            return self._datetime_text(column, dtype)
         if isinstance(dtype, (pl.List, pl.Array)):
             inner = dtype.inner
             if not (inner.is_numeric() or inner in (pl.String, pl.Boolean, pl.Categorical)):
@@ -590,10 +723,107 @@ class _Builder:
         )
 
 
-def _rfc3339(source: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
-    # naive datetimes are taken as UTC: the platform wants an explicit offset
-    utc = source.dt.convert_time_zone("UTC") if dtype.time_zone else source
-    return utc.dt.to_string(_RFC3339_FORMAT)
+_NUMBER_TEXT = re.compile(r"^\s*-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\s*$")
+
+
+def _missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return type(value).__name__ in ("NAType", "NaTType") or (
+        hasattr(value, "dtype") and not hasattr(value, "__len__") and bool(value != value)  # numpy NaN
+    )
+
+
+def _as_text(value: object) -> tuple[str | None, str | None]:
+    """(the value as profile text, or why it cannot be one)."""
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return ("true" if value else "false"), None
+    if isinstance(value, (int, np.integer)):
+        return str(int(value)), None
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):
+            return None, "is not a finite number"
+        return (str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)), None
+    if isinstance(value, decimal.Decimal):
+        return (str(value) if value.is_finite() else None), (
+            None if value.is_finite() else "is not a finite number"
+        )
+    if isinstance(value, dt.datetime):
+        try:
+            moment = value.astimezone(dt.UTC) if value.tzinfo else value
+        except OverflowError:
+            return None, "is outside the years 0001-9999 (in UTC), which the platform takes"
+        return moment.strftime("%Y-%m-%dT%H:%M:%S") + (
+            f".{moment.microsecond:06d}" if moment.microsecond else ""
+        ) + "Z", None
+    if isinstance(value, dt.date):
+        return value.isoformat(), None
+    return None, f"is a {type(value).__name__}, which a profile field cannot take"
+
+
+def coerce_mixed(values: Sequence[object], *, text: bool) -> tuple[pl.Series, pl.Series]:
+    """A column whose values mix types (pandas ``object``), coerced per value for its field.
+
+    For a field that takes ``text``, every value becomes text (numbers as their digits,
+    dates ISO, datetimes RFC 3339 in UTC). For another field, numbers win if they are at
+    least as many as the text values (text holding a number counts as one); else text wins.
+    Returns the coerced values and, per row, why a value cannot be sent (null where it can).
+
+    Example:
+        >>> values, why = coerce_mixed([1, "x", 2.0, None, {"a": 1}], text=True)
+        >>> values.to_list(), why.to_list()
+        (['1', 'x', '2', None, None], [None, None, None, None, 'is a dict, which a profile field cannot take'])
+        >>> values, why = coerce_mixed([1, "2", "x", 3.5], text=False)
+        >>> values.to_list(), why.to_list()
+        ([1.0, 2.0, None, 3.5], [None, None, 'is text in a column of numbers', None])
+    """
+    present = [v for v in values if not _missing(v)]
+    numeric = sum(
+        (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool))
+        or (isinstance(v, str) and _NUMBER_TEXT.match(v) is not None)
+        for v in present
+    )
+    words = sum(isinstance(v, str) and _NUMBER_TEXT.match(v) is None for v in present)
+    out: list[object] = []
+    why: list[str | None] = []
+    if text or numeric < words or numeric == 0:
+        for value in values:
+            shown, problem = (None, None) if _missing(value) else _as_text(value)
+            out.append(shown)
+            why.append(problem)
+        return pl.Series(out, dtype=pl.String), pl.Series(why, dtype=pl.String)
+    whole = True
+    for value in values:
+        problem = None
+        number: float | int | None = None
+        if _missing(value):
+            pass
+        elif isinstance(value, bool) or type(value).__name__ == "bool_":
+            problem = "is a bool in a column of numbers"
+        elif isinstance(value, (int, np.integer)):
+            number = int(value)
+        elif isinstance(value, (float, np.floating)) or (
+            isinstance(value, str) and _NUMBER_TEXT.match(value)
+        ):
+            number = float(value)
+            if not math.isfinite(number):
+                number, problem = None, "is not a finite number"
+        elif isinstance(value, str):
+            problem = "is text in a column of numbers"
+        else:
+            problem = f"is a {type(value).__name__}, which a profile field cannot take"
+        whole = whole and (number is None or (float(number).is_integer() and abs(number) < 2**53))
+        out.append(number)
+        why.append(problem)
+    dtype = pl.Int64 if whole else pl.Float64
+    return pl.Series([None if v is None else dtype.to_python()(v) for v in out], dtype=dtype), pl.Series(
+        why, dtype=pl.String
+    )
 
 
 def _check_columns(df: pl.DataFrame, mapping: Mapping) -> None:
@@ -617,13 +847,16 @@ def prepare(
     duplicates: Duplicates = "first",
     positions: Sequence[int] | np.ndarray | None = None,
     whole_floats: frozenset[str] | None = None,
+    mixed: AbcMapping[str, Sequence[object]] | None = None,
 ) -> Prepared:
     """Normalize every mapped column and mark invalid rows (see the module's rules).
 
     ``positions`` are the input positions of ``df``'s rows (default ``0..n-1``).
     ``whole_floats`` names the float columns sent as integers (default: those whose values
     are all whole numbers); a re-plan of some rows passes the first plan's, so that a row is
-    written the same way whichever rows it is planned with.
+    written the same way whichever rows it is planned with. ``mixed`` holds the values of
+    columns that mix types (``SourceFrame.mixed``): mapped ones are coerced per value for
+    their field (:func:`coerce_mixed`), each value that cannot be sent rejecting its row.
 
     Three passes over the data: one parallel query normalizes every column and runs the fast
     checks; the exact parsers settle the few values those refused; one more query names each
@@ -632,7 +865,13 @@ def prepare(
     _check_columns(df, mapping)
     if duplicates not in ("first", "last", "keep"):
         raise InvalidArgumentError(f"duplicates must be 'first', 'last' or 'keep', got {duplicates!r}")
-    builder = _Builder(df, format, phone_region, whole_floats)
+    text = text_fields(mapping)
+    df, reasons, notes = _coerce_mixed_columns(df, mapping, mixed or {}, text)
+    builder = _Builder(df, format, phone_region, whole_floats, text=text)
+    builder.notes.extend(notes)
+    for reason in reasons.values():
+        flagged = builder._new("c", pl.col(reason).is_not_null())
+        builder.checks.append(_Check(pl.col(flagged), "invalid_value", lambda r=reason: pl.col(r)))
     pos = pl.Series(
         POS,
         np.arange(df.height, dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64),
@@ -676,7 +915,7 @@ def prepare(
     # reasons quote the original values: computed for the rejected rows only
     rejected = pl.concat(
         [
-            df.select(mapping.columns).filter(bad),
+            df.select(*mapping.columns, *reasons.values()).filter(bad),
             frame.select(POS).filter(bad),
             first_rule.filter(bad).to_frame(),
         ],
@@ -710,10 +949,39 @@ def prepare(
             if value.meta.output_name(raise_if_undetermined=False) in clean
         ),
         whole_floats=builder.whole,
+        notes=tuple(builder.notes),
     )
 
 
 _FAILED = "__tk_failed"
+
+
+def _coerce_mixed_columns(
+    df: pl.DataFrame, mapping: Mapping, mixed: AbcMapping[str, Sequence[object]], text: frozenset[str]
+) -> tuple[pl.DataFrame, dict[str, str], list[str]]:
+    """Mapped mixed columns coerced for their fields; per column, the name of its reasons column."""
+    wants_text = {c for c, f in mapping.fields.items() if f in text or f in DATE_FIELDS or f in IP_FIELDS}
+    wants_text |= {s.column for s in mapping.subscriptions}
+    coerced, reasons, notes = [], {}, []
+    for column in mapping.columns:
+        if column not in mixed:
+            continue
+        values, why = coerce_mixed(mixed[column], text=column in wants_text)
+        reason = f"__tk_why{len(reasons)}"
+        shown = [
+            None if problem is None else f"column {column!r}: {_short(repr(value))} {problem}"
+            for value, problem in zip(mixed[column], why.to_list(), strict=True)
+        ]
+        coerced += [values.alias(column), pl.Series(reason, shown, dtype=pl.String)]
+        reasons[column] = reason
+        notes.append(
+            f"column {column!r} mixes types: read value by value as {'text' if values.dtype == pl.String else 'numbers'}"
+        )
+    return (df.with_columns(coerced) if coerced else df), reasons, notes
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # How a missing key is named in a rejected row's reason, per kind of key (MatchingRule.needs).

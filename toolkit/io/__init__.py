@@ -5,10 +5,13 @@ and handed to it as values.
 
 * :func:`~toolkit.io.attachments.read_attachment`: a file -> :class:`toolkit.Attachment`,
   its size checked before it is read.
+* :func:`~toolkit.io.segments.read_segment`: a segment file (CSV/TSV in any common encoding,
+  Excel, Parquet, JSON lines) or its bytes -> a typed pandas or polars frame.
 
 Depends on :mod:`toolkit.core` only.
 """
 
 from toolkit.io.attachments import read_attachment
+from toolkit.io.segments import SegmentFile, load_segment, read_segment
 
-__all__ = ["read_attachment"]
+__all__ = ["SegmentFile", "load_segment", "read_attachment", "read_segment"]

@@ -100,6 +100,7 @@ from toolkit.send.lease import HOSTNAME, LEASE_TIMEOUT, Lease
 
 __all__ = [
     "ENV_JOURNAL",
+    "KEY_MARK",
     "LOCK_TIMEOUT",
     "SINGLE_SENT_STATES",
     "BatchRecord",
@@ -111,6 +112,7 @@ __all__ = [
     "api_host",
     "key_hash",
     "redact_keys",
+    "restore_key",
 ]
 
 log = logging.getLogger("toolkit.send.journal")
@@ -269,6 +271,23 @@ def key_hash(key: str) -> str:
 
 def _key_mark(digest: str) -> str:
     return f"<key sha256:{digest[:16]}>"
+
+
+#: A redacted match key in a journalled text (:func:`redact_keys`).
+KEY_MARK: Final = re.compile(r"<key sha256:[0-9a-f]{16}>")
+
+
+def restore_key(text: str | None, key: str | None) -> str | None:
+    """A journalled text with its row's key back in place of the key's mark, for a session
+    that has the key (the plan) anyway.
+
+    Example:
+        >>> restore_key(redact_keys("no profile with profile_id 'nope-1'", ["nope-1"]), "nope-1")
+        "no profile with profile_id 'nope-1'"
+    """
+    if not text or not key:
+        return text
+    return text.replace(_key_mark(key_hash(key)), key)
 
 
 #: Candidate keys in a platform's text: quoted pieces, and words without their punctuation.

@@ -51,7 +51,7 @@ from toolkit.errors import (
     TransportError,
 )
 from toolkit.send.events import ProgressCallback, ProgressEmitter
-from toolkit.send.journal import BatchRecord, Journal, LaunchRecord, RowResult
+from toolkit.send.journal import KEY_MARK, BatchRecord, Journal, LaunchRecord, RowResult, restore_key
 from toolkit.send.lease import LEASE_HEARTBEAT, Heartbeat, Lease
 from toolkit.send.protocol import Delivery, Sender, send_batch_once
 from toolkit.send.transport import TaskStatus
@@ -155,7 +155,9 @@ def start_launch(
     )
     if opened.kind == "busy":
         assert opened.lease is not None
-        raise AlreadyLaunched(_busy_message(opened.record, opened.lease), previous=opened.record)
+        raise AlreadyLaunched(
+            _busy_message(opened.record, opened.lease), previous=opened.record, sender=opened.lease
+        )
     if opened.kind == "sent":
         raise AlreadyLaunched(_already_message(opened.record, opened.batches), previous=opened.record)
     launch = Launch(client, opened.record, plan=plan, owner=owner)
@@ -387,7 +389,7 @@ class Launch:
         makes this raise :class:`~toolkit.errors.AlreadyLaunched`, changing nothing."""
         holder = self._journal.take_lease(self.launch_id, self._owner)
         if holder is not None:
-            raise AlreadyLaunched(_busy_message(self._record, holder), previous=self._record)
+            raise AlreadyLaunched(_busy_message(self._record, holder), previous=self._record, sender=holder)
         try:
             with Heartbeat(
                 lambda: self._journal.renew_lease(self.launch_id, self._owner), interval=LEASE_HEARTBEAT
@@ -574,7 +576,7 @@ class Launch:
         self._require_plan("resend_unknown()")
         sender = self.sender
         if sender is not None:
-            raise AlreadyLaunched(_busy_message(self._record, sender), previous=self._record)
+            raise AlreadyLaunched(_busy_message(self._record, sender), previous=self._record, sender=sender)
         followed = self._journal.follow_origins(self.launch_id)
         left_out = [_left_out(self._journal.batch(self.launch_id, i)) for i in followed]
         unknown = [b.index for b in self.batches if b.state == BatchState.UNKNOWN]
@@ -818,6 +820,7 @@ class Launch:
             .then(pl.lit(UNKNOWN_TEXT)),
         )
         if self.plan is not None:
+            frame = _with_keys_restored(frame)
             rejected = _polars(self.plan.rejected)
             if rejected is not None and rejected.height:
                 names = set(rejected.columns)
@@ -947,6 +950,20 @@ class Launch:
             f"<th>status</th><th>progress</th><th>attempts</th><th>error</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>{more}</div>"
         )
+
+
+def _with_keys_restored(frame: pl.DataFrame) -> pl.DataFrame:
+    """The platform's texts with each row's own match key back where the journal keeps only its
+    hash (``<key sha256:...>``): this session has the keys (the plan). Only the few rows with a
+    mark are touched."""
+    marked = frame["error_text"].str.contains(KEY_MARK.pattern).fill_null(False)
+    if not marked.any():
+        return frame
+    rows = marked.arg_true()
+    texts = frame["error_text"].gather(rows).to_list()
+    keys = frame["match_key"].gather(rows).to_list()
+    restored = pl.Series([restore_key(t, k) for t, k in zip(texts, keys, strict=True)], dtype=pl.String)
+    return frame.with_columns(frame["error_text"].scatter(rows, restored))
 
 
 def _polars(frame: Any) -> pl.DataFrame | None:
