@@ -550,16 +550,16 @@ def _free_port() -> int:
 
 
 def test_the_journal_keeps_the_platforms_words_without_the_key(sb: Any, tmp_path: Path) -> None:
-    """A row refused with "no profile with profile_id 'nope-1'" is journalled with the key's hash."""
+    """A row refused with "no profile with profile_id 'nope-1'" is journalled with the key's hash only."""
     client = Client(sb.url, sb.token, journal=tmp_path / "journal.sqlite")
     frame = pl.DataFrame({"pid": ["nope-1", "nope-2"]})
     plan = toolkit.plan(frame, toolkit.Mapping({"pid": "profile_id"}, matching="profile_id"), TRIGGER)
-    launch = client.launch(plan, progress=False).wait(timeout=60, progress=False)
-    texts = launch.results()["error_text"].to_list()
-    assert texts == [
-        f"no profile with profile_id '<key sha256:{key_hash(k)[:16]}>'" for k in ("nope-1", "nope-2")
-    ]
-    assert launch.results()["match_key"].to_list() == ["nope-1", "nope-2"]  # the plan still says whom
+    launch = client.launch(plan, label="nope", progress=False).wait(timeout=60, progress=False)
+    marks = [f"no profile with profile_id '<key sha256:{key_hash(k)[:16]}>'" for k in ("nope-1", "nope-2")]
+    assert client.journal.row_result_columns(launch.launch_id)["row_text"] == marks
+    assert client.resume("nope").results()["error_text"].to_list() == marks  # from the journal alone
+    texts = launch.results()["error_text"].to_list()  # with the plan: this session knows the keys
+    assert texts == ["no profile with profile_id 'nope-1'", "no profile with profile_id 'nope-2'"]
     client.close()
     assert b"nope-1" not in (tmp_path / "journal.sqlite").read_bytes()
 
