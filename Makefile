@@ -56,6 +56,7 @@ browser-deps:
 bench: $(STAMP_CORE)
 	$(BIN)/python bench/plan_throughput.py
 	$(BIN)/python bench/read_segment.py
+	$(BIN)/python bench/journal_durability.py
 
 ## notebooks: re-execute the notebooks against a fresh sandbox to refresh their outputs
 notebooks: $(STAMP_DEMO)

@@ -149,7 +149,9 @@ def test_resume_sends_what_a_crashed_launch_never_sent(
     assert len(sends) == 2  # batch 0 before the crash, batch 2 now; batch 1 never reached the platform
 
     assert main(["resume", "crashed", "--resend-unknown", "--quiet"]) == 0
-    assert re.search(r"imported\s+24\s+failed\s+0\s+unknown\s+0", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"imported\s+24\s+failed\s+0\s+unknown\s+0", out)
+    assert "resend unknown: sent again: batch(es) 1" in out  # what --resend-unknown did, in its words
 
 
 def test_resume_says_which_command_sends_the_rest_when_the_file_moved(

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
@@ -308,19 +309,31 @@ def test_unreadable_answer_is_an_api_error(tmp_path: Path) -> None:
 
 
 # --- retries -----------------------------------------------------------------------------------------
-def test_502_503_are_retried_then_succeed(
-    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+def test_503_with_retry_after_is_retried_and_the_batch_accepted_once(
+    sb: object, make_client: Callable[..., Client], make_gateway: Callable[..., Any]
 ) -> None:
-    """502 and 503 to a batch are retried over HTTP, and the platform accepts it once."""
-    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
-    seed = _seed_for(["502", "503", "ok"], fail_rate=0.5)
-    with serve(seed=seed, fail_rate=0.5) as server:
-        client = make_client(server, retry=RetryPolicy.no_wait())
-        task_id = client.send_batch(_batch(2, start=700))
-        assert task_id
-        assert _calls(caplog, contract.BATCH_PATH, 3) == ["502 (failed)", "503 (failed)", "200"]
-        assert len(_inspect(server, "tasks")) == 1  # sent three times, accepted once
-        client.close()
+    """A 503 with Retry-After (refused before anything was done) is POSTed again, and the batch accepted once."""
+    gateway = make_gateway(sb, "503-retry-after", "503-retry-after")
+    client = Client(gateway.url, sb.token, journal=":memory:", retry=RetryPolicy.no_wait())  # type: ignore[attr-defined]
+    assert client.send_batch(_batch(2, start=700))
+    batch_posts = [action for path, action in gateway.posts if path == contract.BATCH_PATH]
+    assert batch_posts == ["503-retry-after", "503-retry-after", "forward"]
+    assert len(_inspect(sb, "tasks")) == 1  # POSTed three times, accepted once
+    client.close()
+
+
+@pytest.mark.parametrize("action", ["502", "503", "forward-then-504"])
+def test_an_ambiguous_5xx_to_a_batch_is_unknown_after_one_post(
+    sb: object, make_gateway: Callable[..., Any], action: str
+) -> None:
+    """A 502/504 or a bare 503 may follow a forwarded request: one POST, then OutcomeUnknown saying why."""
+    gateway = make_gateway(sb, action)
+    client = Client(gateway.url, sb.token, journal=":memory:", retry=RetryPolicy.no_wait())  # type: ignore[attr-defined]
+    with pytest.raises(OutcomeUnknown, match="gateway in front of the platform") as info:
+        client.send_batch(_batch(2, start=750))
+    assert info.value.response is not None and info.value.response.status_code == int(action[-3:])
+    assert [path for path, _ in gateway.posts] == [contract.BATCH_PATH]
+    client.close()
 
 
 def test_500_to_a_batch_is_unknown_not_retried(
@@ -558,22 +571,23 @@ def test_import_and_start_refused_is_not_counted_as_sent(sb: object, tmp_path: P
 
 
 def test_import_and_start_503_refused_by_the_platform_can_be_retried(
-    make_client: Callable[..., Client], caplog: pytest.LogCaptureFixture
+    sb: object, tmp_path: Path, make_gateway: Callable[..., Any]
 ) -> None:
-    """A 503 to a single send (no retries) is failed, not unknown: the next call sends."""
-    caplog.set_level(logging.INFO, logger="toolkit.sandbox")
-    seed = _seed_for(["503", "ok"], fail_rate=0.5)
-    with serve(seed=seed, fail_rate=0.5) as server:
-        client = make_client(server, max_retries=0)  # the 503 is the answer, not retried inside
-        row = {"email": "busy@client.test", "name": "B"}
-        with pytest.raises(ApiError) as info:
-            client.import_and_start(row, MAPPING, TRIGGER)
-        assert info.value.code == 503 and not isinstance(info.value, OutcomeUnknown)
-        assert client.journal.singles()[0].state == "failed"
-        assert client.import_and_start(row, MAPPING, TRIGGER)["profile_id"]
-        assert _calls(caplog, contract.SINGLE_PATH, 2) == ["503 (failed)", "200"]
-        assert len(_single_sends(server)) == 1
-        client.close()
+    """A single send refused with 503 + Retry-After is failed (sendable again); a bare 503 is unknown."""
+    gateway = make_gateway(sb, "503-retry-after", "forward", "503")
+    client = Client(gateway.url, sb.token, journal=tmp_path / "j.sqlite", max_retries=0)  # type: ignore[attr-defined]
+    row = {"email": "busy@client.test", "name": "B"}
+    with pytest.raises(ApiError) as info:
+        client.import_and_start(row, MAPPING, TRIGGER)
+    assert info.value.code == 503 and not isinstance(info.value, OutcomeUnknown)
+    assert client.journal.singles()[0].state == "failed"
+    assert client.import_and_start(row, MAPPING, TRIGGER)["profile_id"]
+    assert len(_single_sends(sb)) == 1
+    with pytest.raises(OutcomeUnknown, match="HTTP 503, which a gateway"):
+        client.import_and_start({"email": "bare@client.test", "name": "B"}, MAPPING, TRIGGER)
+    assert [r.state for r in client.journal.singles()] == ["failed", "sent", "unknown"]
+    assert [a for p, a in gateway.posts if p == contract.SINGLE_PATH] == ["503-retry-after", "forward", "503"]
+    client.close()
 
 
 @pytest.mark.parametrize(

@@ -446,25 +446,24 @@ def test_a_raising_on_progress_does_not_stop_the_launch(
     client.close()
 
 
-def test_on_progress_tells_a_scheduled_retry(make_client: Callable[..., Client]) -> None:
-    """A 503 to a batch is retried, and the watcher hears why and which retry of how many."""
-    seed = _seed_for(["503", "ok"], fail_rate=0.5)
-    with serve(seed=seed, fail_rate=0.5) as server:
-        client = make_client(server, retry=RetryPolicy.no_wait(3))
-        events: list[LaunchProgress] = []
-        launch = client.launch(  # no preflight: the seeded 503 is for the batch
-            toolkit.plan(_segment(3), MAPPING, TRIGGER),
-            progress=False,
-            on_progress=events.append,
-            preflight=False,
-        )
-        retries = [e for e in events if e.phase == "retrying"]
-        assert len(retries) == 1 and retries[0].message is not None
-        assert retries[0].message.startswith("the platform is busy (HTTP 503): retry 1 of 3 in ")
-        assert retries[0].batches[0] == BatchState.SENDING
-        assert events[-1].phase == "done" and events[-1].batches[0] == BatchState.SENT
-        assert [b.state for b in launch.batches] == ["sent"]
-        client.close()
+def test_on_progress_tells_a_scheduled_retry(sb: object, make_gateway: Callable[..., object]) -> None:
+    """A 503 with Retry-After to a batch is retried, and the watcher hears why and which retry of how many."""
+    gateway = make_gateway(sb, "503-retry-after")
+    client = Client(gateway.url, sb.token, retry=RetryPolicy.no_wait(3))  # type: ignore[attr-defined]  # journal: isolated
+    events: list[LaunchProgress] = []
+    launch = client.launch(
+        toolkit.plan(_segment(3), MAPPING, TRIGGER),
+        progress=False,
+        on_progress=events.append,
+        preflight=False,  # the gateway's 503 is for the batch
+    )
+    retries = [e for e in events if e.phase == "retrying"]
+    assert len(retries) == 1 and retries[0].message is not None
+    assert retries[0].message.startswith("the platform is busy (HTTP 503): retry 1 of 3 in ")
+    assert retries[0].batches[0] == BatchState.SENDING
+    assert events[-1].phase == "done" and events[-1].batches[0] == BatchState.SENT
+    assert [b.state for b in launch.batches] == ["sent"]
+    client.close()
 
 
 # --- the token, nowhere ---------------------------------------------------------------------------------

@@ -162,7 +162,8 @@ def test_seed_xml_status_example_for_three_rows_imports_no_row(
     assert (task["task_id"], task["captured"], task["errors"], task["status"]) == (
         "30421978-7f6d-4f39-913f-fb6cad8e2477", 0, 0, "completed",
     )  # fmt: skip
-    assert launch.resend_unknown(progress=False) is launch  # the batch itself is not unknown: nothing goes
+    report = launch.resend_unknown(progress=False)  # the batch itself is not unknown: nothing goes
+    assert report.launch is launch and report.resent == () and report.left_out == ()
     assert len(platform.calls(contract.BATCH_PATH)) == 1
 
 

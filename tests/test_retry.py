@@ -190,14 +190,34 @@ def test_a_scheduled_retry_tells_the_servers_retry_after() -> None:
 
 
 def test_a_policy_with_its_own_table_changes_one_rule() -> None:
-    """A table is data: making 502/504 unknown for a batch is one row, and the client follows it."""
-    strict = RetryPolicy.no_wait()
-    rules = {**strict.rules, Failure.GATEWAY: Rule(not_idempotent=Verdict.UNKNOWN, idempotent=Verdict.RETRY)}
+    """A table is data: retrying 502/504 to a batch is one row, and the client follows it."""
+    lenient = RetryPolicy.no_wait()
+    rules = {**lenient.rules, Failure.GATEWAY: Rule(not_idempotent=Verdict.RETRY, idempotent=Verdict.RETRY)}
     session = ScriptedSession(FAILURES[Failure.GATEWAY], OK_BATCH)
     client = _client(session, retry=RetryPolicy(rules=rules, base=0, cap=0, jitter=False))
-    with pytest.raises(OutcomeUnknown, match="HTTP 502"):
-        client.send_batch(_batch())
-    assert len(session.posts) == 1
+    assert client.send_batch(_batch()) == "t-1"
+    assert len(session.posts) == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "retried"),
+    [
+        ((503, b"busy", {"Retry-After": "2"}), True),  # the platform says when to come back
+        ((503, b"busy", {}), False),  # maybe a gateway, after forwarding
+        ((502, b"bad gateway", {"Retry-After": "2"}), False),  # a 502 is a gateway's, whatever it adds
+    ],
+    ids=["503-retry-after", "503-bare", "502-retry-after"],
+)
+def test_only_a_503_with_retry_after_proves_a_batch_was_not_taken(answer: Any, retried: bool) -> None:
+    """A batch is POSTed again after a 503 only when it carries Retry-After; otherwise it is unknown, POSTed once."""
+    session = ScriptedSession(answer, OK_BATCH)
+    client = _client(session)
+    if retried:
+        assert client.send_batch(_batch()) == "t-1" and len(session.posts) == 2
+    else:
+        with pytest.raises(OutcomeUnknown, match=r"HTTP 50\d, which a gateway"):
+            client.send_batch(_batch())
+        assert len(session.posts) == 1
 
 
 def test_a_policy_without_a_row_is_refused() -> None:

@@ -9,7 +9,10 @@ also *means* a builtin, it inherits it too, so ``except ValueError`` keeps worki
     │   ├── ConfigurationError                  a required setting (env var) is missing
     │   └── SegmentFileError                    a segment file cannot be read (encoding, ragged rows, empty)
     ├── SerializationError (TypeError)          a value cannot be encoded as JSON/XML
-    ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``)
+    ├── AlreadyLaunched (RuntimeError)          the plan was sent before (see ``force=True``), or is
+    │                                           being sent right now by another live process
+    ├── JournalError                            the launch journal cannot be read or written (damaged,
+    │                                           locked, read-only, disk full, from a newer toolkit)
     ├── PreflightError                          checked before sending: trigger, fields, resources,
     │                                           or made-up people bound for the real platform
     ├── TransportError (ConnectionError)        the request could not be sent or answered
@@ -46,6 +49,7 @@ __all__ = [
     "ColumnNotFoundError",
     "ConfigurationError",
     "InvalidArgumentError",
+    "JournalError",
     "MissingExtraError",
     "OutcomeUnknown",
     "PreflightError",
@@ -131,15 +135,30 @@ class SerializationError(ToolkitError, TypeError):
 
 class AlreadyLaunched(ToolkitError, RuntimeError):
     """Already sent for the same trigger and host: every batch of a plan, or one profile
-    (``Client.import_and_start``).
+    (``Client.import_and_start``); or the launch is being sent right now by another live
+    process (it holds the launch's lease in the journal: follow it with ``client.resume``).
 
-    ``previous`` holds the earlier send's journal record (label or send id, time, ids).
-    Pass ``force=True`` to send again on purpose.
+    ``previous`` holds the earlier send's journal record (label or send id, time, ids);
+    ``sender`` the lease of the live process sending it right now, when that is the reason
+    (``None`` otherwise). Pass ``force=True`` to send again on purpose.
     """
 
-    def __init__(self, message: str = "", *, previous: object = None) -> None:
+    def __init__(self, message: str = "", *, previous: object = None, sender: object = None) -> None:
         super().__init__(message)
         self.previous = previous
+        self.sender = sender
+
+
+class JournalError(ToolkitError):
+    """The launch journal cannot be opened, read or written; the message names the file, what
+    is wrong with it and what to do. Nothing is sent while the journal cannot record it.
+
+    ``path`` is the journal file.
+    """
+
+    def __init__(self, message: str = "", *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class PreflightError(ToolkitError):

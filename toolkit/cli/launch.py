@@ -178,6 +178,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 allow_sample=args.allow_sample,
             )
         except AlreadyLaunched as exc:
+            if exc.sender is not None:  # being sent right now by another process: say so as it is
+                raise Refused(str(exc)) from None
             raise Refused(_already_sent(exc, planned)) from None
         if not args.no_wait and _reachable(client, launch, args):
             launch.wait(timeout=args.timeout, progress=not args.quiet)
@@ -187,6 +189,13 @@ def cmd_launch(args: argparse.Namespace) -> int:
 def _tell(args: argparse.Namespace, line: str) -> None:
     if not args.json:
         say(line)
+
+
+def _tell_sender(args: argparse.Namespace, launch: Any) -> None:
+    """A launch another live process is sending is shown as it stands and changed in nothing."""
+    sender = launch.sender
+    if sender is not None:
+        _tell(args, f"being sent right now by {sender.describe()}: shown as it stands, nothing changed")
 
 
 def _check_label(client: Any, planned: Any, label: str | None, force: bool) -> None:
@@ -264,6 +273,7 @@ def _finish(
         print_lines(report_lines(counts))
         if args.results:
             _write_results(launch, args.results, quiet=False)
+    _tell_sender(args, launch)
     if unreachable:
         warn(
             f"could not reach {counts.host} ({unreachable}); nothing was sent. The journal knows it: the same "
@@ -337,6 +347,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _reachable(client, launch, args)
         launch.wait(timeout=0, progress=False)
         counts = launch_counts(client.journal, client.journal.launch(record.launch_id))
+        _tell_sender(args, launch)
         code = EXIT_INCOMPLETE if counts.failed or counts.unknown else EXIT_OK
         if args.json:
             say(json.dumps({"launch": counts.as_json(), "exit_code": code}, ensure_ascii=False))
@@ -375,7 +386,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 raise InvalidArgumentError(
                     f"--resend-unknown needs the launch's file: `toolkit resume {counts.name} FILE --resend-unknown`"
                 )
-            launch.resend_unknown(concurrency=args.concurrency, progress=not args.quiet)
+            report = launch.resend_unknown(concurrency=args.concurrency, progress=not args.quiet)
+            facts["resent"] = list(report.resent)
+            facts["left_out"] = [{"batch": b.index, "reason": b.reason} for b in report.left_out]
+            _tell(args, f"resend unknown: {report}")
         if _reachable(client, launch, args):
             launch.wait(timeout=args.timeout, progress=not args.quiet)
         return _finish(client, launch, args, facts, waited=True)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toolkit.cli.output import WIDTH, cli_terms, say, short_reason, shorten, table
-from toolkit.send.journal import Journal, LaunchRecord
+from toolkit.send.journal import KEY_MARK, Journal, LaunchRecord
 
 __all__ = ["LaunchCounts", "history_lines", "launch_counts", "report_lines"]
 
@@ -80,8 +80,9 @@ def launch_counts(journal: Journal, record: LaunchRecord) -> LaunchCounts:
                 for position, status in zip(batch.rows, known, strict=True):
                     status = status or "unknown"
                     statuses[status] += 1
-                    if status == "failed":
-                        failures[shorten(texts.get(position) or "failed", 80)] += 1
+                    if status == "failed":  # one line per kind: each row's key mark (its hash) read as <key>
+                        text = KEY_MARK.sub("<key>", texts.get(position) or "failed")
+                        failures[shorten(text, 80)] += 1
                 continue
             if batch.state == "failed":
                 statuses["failed"] += batch.n_rows

@@ -74,7 +74,10 @@ class Client:
             ``/api/v1.1`` is accepted and ignored).
         token: the API token. Sent as ``Authorization: Bearer``; never printed.
         journal: where launches are recorded: a path, a :class:`~toolkit.send.journal.Journal`,
-            or ``None`` for ``$TOOLKIT_JOURNAL`` or the user's data folder.
+            or ``None`` for ``$TOOLKIT_JOURNAL`` or the user's data folder. A relative path
+            (``journal="journal.sqlite"``, ``TOOLKIT_JOURNAL=journal.sqlite``) is made absolute
+            against the working directory *when the client is made*, so a notebook that
+            changes directory afterwards keeps one journal.
         timeout: seconds to wait for an answer (connecting waits at most 10 s).
         max_retries: retries of a failed call that is safe to retry; overrides
             ``retry.max_retries`` when both are given (default 5).
@@ -90,9 +93,19 @@ class Client:
             test's scripted answers); by default the client makes its own. A session given
             here is yours to close.
 
+    The journal knows the platform by :attr:`host`, its canonical name
+    (:func:`~toolkit.send.journal.api_host`): ``http://127.0.0.1:8080``,
+    ``http://localhost:8080`` and ``http://LOCALHOST.:8080/`` are one platform, so a plan sent
+    under one spelling is :class:`~toolkit.errors.AlreadyLaunched` under another.
+
     Example:
         >>> Client("https://api.example.com/api/v1.1/", "t", journal=":memory:").base_url
         'https://api.example.com'
+        >>> Client("http://127.0.0.1:8080", "t", journal=":memory:").host
+        'http://localhost:8080'
+        >>> import os
+        >>> Client("http://h", "t", journal="launches.sqlite").journal_path == os.path.abspath("launches.sqlite")
+        True
     """
 
     def __init__(
@@ -151,7 +164,18 @@ class Client:
             token_in_body=token_in_body,
         )
         self.host = self._transport.host
-        self._journal_arg = journal
+        if journal is None:
+            journal = Journal.default_path()
+        elif not isinstance(journal, Journal) and str(journal) != ":memory:":
+            if not isinstance(journal, (str, os.PathLike)):
+                raise InvalidArgumentError(
+                    f"journal= must be a path or a Journal, got {type(journal).__name__}; "
+                    "pass e.g. journal='launches.sqlite'"
+                )
+            journal = os.path.abspath(os.path.expanduser(journal))  # now, not when first opened
+        self._journal_arg: Journal | str | os.PathLike[str] = journal
+        #: the journal's file (absolute), or ``":memory:"``
+        self.journal_path = journal.path if isinstance(journal, Journal) else str(journal)
         self._journal: Journal | None = None
         self._journal_lock = threading.Lock()
 
@@ -239,8 +263,7 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        journal = self._journal_arg.path if isinstance(self._journal_arg, Journal) else self._journal_arg
-        extra = f", journal={str(journal)!r}" if journal is not None else ""
+        extra = f", journal={self.journal_path!r}"
         if self.rate_limit:
             extra += f", rate_limit={self.rate_limit:g}"
         return f"Client({self.base_url!r}, token='***'{extra})"

@@ -27,10 +27,11 @@ import html
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Mapping as AbcMapping
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,20 +46,30 @@ from toolkit.errors import (
     AuthError,
     ConfigurationError,
     InvalidArgumentError,
+    JournalError,
     OutcomeUnknown,
     TransportError,
 )
 from toolkit.send.answers import row_outcomes, task_figures
 from toolkit.send.events import ProgressCallback, ProgressEmitter
-from toolkit.send.journal import BatchRecord, Journal, LaunchRecord
-from toolkit.send.protocol import Sender, send_batch_once
+from toolkit.send.journal import KEY_MARK, BatchRecord, Journal, LaunchRecord, restore_key
+from toolkit.send.lease import LEASE_HEARTBEAT, Heartbeat, Lease
+from toolkit.send.protocol import Delivery, Sender, send_batch_once
 from toolkit.send.target import target_label
 from toolkit.send.transport import TaskStatus
 
 if TYPE_CHECKING:
     from toolkit.core.plan import Plan
 
-__all__ = ["RESULT_COLUMNS", "Launch", "history_frame", "single_body", "start_launch"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "Launch",
+    "LeftOut",
+    "ResendReport",
+    "history_frame",
+    "single_body",
+    "start_launch",
+]
 
 log = logging.getLogger("toolkit.send.launch")
 
@@ -106,6 +117,16 @@ def _already_message(prev: LaunchRecord, batches: Sequence[BatchRecord]) -> str:
     )
 
 
+def _busy_message(prev: LaunchRecord, lease: Lease) -> str:
+    name = f"{prev.label!r}" if prev.label else "without a label"
+    return (
+        f"this plan is being sent right now to trigger {prev.trigger_id} on {prev.host} by launch {name} "
+        f"(id {prev.launch_id}), in {lease.describe()}. Nothing was sent from here, and nothing of that "
+        f"launch was changed. To follow it: client.resume({(prev.label or prev.launch_id)!r}).wait(); once it "
+        "has finished, launch.resend_unknown() decides about batches whose answer was lost"
+    )
+
+
 def start_launch(
     client: Sender,
     plan: Plan,
@@ -116,54 +137,46 @@ def start_launch(
     progress: bool = True,
     on_progress: ProgressCallback | None = None,
 ) -> Launch:
-    """What :meth:`Client.launch` does: decide what to send (journal), then send it."""
+    """What :meth:`Client.launch` does: find or record the launch in the journal (taking its
+    lease, in one transaction), then send what was never sent."""
     if concurrency < 1:
         raise InvalidArgumentError(f"concurrency must be at least 1, got {concurrency}")
     journal = client.journal
-    trigger_id = _trigger_id(plan)
-    record: LaunchRecord | None = None
-    if not force:
-        previous = journal.find_by_fingerprint(plan.fingerprint, trigger_id, client.host)
-        if previous is not None:
-            journal.reset_in_flight(previous.launch_id)  # its process is gone: in flight = unknown
-            earlier = journal.batches(previous.launch_id)
-            if plan.batches and all(b.was_sent for b in earlier):
-                raise AlreadyLaunched(_already_message(previous, earlier), previous=previous)
-            record = previous  # sent in part: resume it
-            log.info(
-                "resuming launch %s: %d batch(es) never sent",
-                previous.launch_id,
-                sum(not b.was_sent for b in earlier),
-            )
-    if record is None:
-        linked: dict[int, BatchRecord] = {}
-        if not force:
-            sent = journal.sent_batches([b.digest for b in plan.batches], trigger_id, client.host)
-            linked = {b.index: sent[b.digest] for b in plan.batches if b.digest in sent}
-            if plan.batches and len(linked) == len(plan.batches):
-                first = next(iter(linked.values()))
-                prev = journal.launch(first.launch_id)
-                assert prev is not None
-                raise AlreadyLaunched(_already_message(prev, list(linked.values())), previous=prev)
-        launch_id = journal.create_launch(
-            label=label,
-            trigger_id=trigger_id,
-            host=client.host,
-            fingerprint=plan.fingerprint,
-            format=plan.format,
-            n_rows=plan.n_rows,
-            summary=_plan_summary(plan),
-            batches=[(b.index, b.digest, b.rows) for b in plan.batches],
-            forced=force,
-            linked=linked,
+    owner = uuid.uuid4().hex
+    opened = journal.open_launch(
+        owner=owner,
+        label=label,
+        trigger_id=_trigger_id(plan),
+        host=client.host,
+        fingerprint=plan.fingerprint,
+        format=plan.format,
+        n_rows=plan.n_rows,
+        summary=_plan_summary(plan),
+        batches=[(b.index, b.digest, b.rows) for b in plan.batches],
+        force=force,
+    )
+    if opened.kind == "busy":
+        assert opened.lease is not None
+        raise AlreadyLaunched(
+            _busy_message(opened.record, opened.lease), previous=opened.record, sender=opened.lease
         )
-        if linked:
-            log.info("%d batch(es) of this plan were sent before: polling them, not re-sending", len(linked))
-        record = journal.launch(launch_id)
-        assert record is not None
-    launch = Launch(client, record, plan=plan)
-    to_send = [b.index for b in launch.batches if not b.was_sent]
-    launch._send(to_send, concurrency=concurrency, progress=progress, on_progress=on_progress)
+    if opened.kind == "sent":
+        raise AlreadyLaunched(_already_message(opened.record, opened.batches), previous=opened.record)
+    launch = Launch(client, opened.record, plan=plan, owner=owner)
+    try:
+        to_send = [b.index for b in opened.batches if not b.was_sent]
+        if opened.kind == "resume":
+            if plan.batches and not to_send:
+                raise AlreadyLaunched(_already_message(opened.record, opened.batches), previous=opened.record)
+            log.info("resuming launch %s: %d batch(es) never sent", opened.record.launch_id, len(to_send))
+        elif len(to_send) < len(opened.batches):
+            log.info(
+                "%d batch(es) of this plan were sent before: polling them, not re-sending",
+                len(opened.batches) - len(to_send),
+            )
+        launch._send(to_send, concurrency=concurrency, progress=progress, on_progress=on_progress)
+    finally:
+        launch._release()  # _send released it when done; a refusal before it had not
     return launch
 
 
@@ -209,12 +222,76 @@ def _journal_progress(batches: Sequence[BatchRecord]) -> list[dict[str, Any]]:
     return sorted(history, key=lambda h: h["time"])
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A batch ``resend_unknown()`` did not send, and why."""
+
+    index: int
+    #: a sentence for people, e.g. "launch 3f2a... sent the same batch (task ...): followed there"
+    reason: str
+    #: the launch that sent (or is sending) the same body
+    by: str | None = None
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ResendReport:
+    """What :meth:`Launch.resend_unknown` did: batches sent again, batches left out (and why).
+
+    ``str()`` says it in a sentence (the CLI and the launch form show it).
+
+    Example:
+        >>> str(ResendReport(launch=None, resent=(1, 3), left_out=(LeftOut(2, "launch ab sent it (task t-1)"),)))
+        'sent again: batch(es) 1, 3; left out: batch 2 (launch ab sent it (task t-1))'
+    """
+
+    launch: Any  # the Launch, for report.launch.wait()
+    resent: tuple[int, ...]
+    left_out: tuple[LeftOut, ...]
+
+    def __str__(self) -> str:
+        parts = [f"sent again: batch(es) {', '.join(map(str, self.resent))}"] if self.resent else []
+        if self.left_out:
+            parts.append("left out: " + "; ".join(f"batch {b.index} ({b.reason})" for b in self.left_out))
+        return "; ".join(parts) or "no unknown batch to send again"
+
+
+def _left_out(batch: BatchRecord, holder: BatchRecord | None = None) -> LeftOut:
+    """Why a batch was not sent again: the launch it follows now (``holder``, or its origin)."""
+    source = holder or batch
+    by = holder.launch_id if holder is not None else batch.origin
+    if source.state == BatchState.SENDING:
+        reason = f"launch {by} is sending the same batch right now: followed there, not sent twice"
+    else:
+        reason = (
+            f"launch {by} sent the same batch (task {source.task_id}, {source.state}): followed there, "
+            "not sent twice"
+        )
+    return LeftOut(batch.index, reason, by, source.task_id)
+
+
+def _report(launch: Launch, deliveries: Mapping[int, Delivery], left_out: Sequence[LeftOut]) -> ResendReport:
+    resent = tuple(sorted(i for i, d in deliveries.items() if d.holder is None))
+    mine = [
+        _left_out(launch._journal.batch(launch.launch_id, i), d.holder)
+        for i, d in sorted(deliveries.items())
+        if d.holder is not None and d.holder.launch_id != launch.launch_id
+    ]
+    return ResendReport(launch=launch, resent=resent, left_out=(*left_out, *mine))
+
+
 class Launch:
     """One launch of a plan: its batches' states, task progress, and per-row results.
 
     Built by :meth:`Client.launch` (with the plan) or :meth:`Client.resume` (from the
     journal; ``plan`` is then None unless given). Batch states live in the journal, so
     every property reads them fresh (another process may be following the same launch).
+
+    While it sends, a launch holds its lease in the journal (:mod:`toolkit.send.lease`). A
+    launch opened while another live process holds the lease (:attr:`sender` says which) is
+    read-only: ``wait()``, ``results()`` and ``summary()`` show its progress, nothing of it is
+    relabelled, and ``resend_unknown()`` raises :class:`~toolkit.errors.AlreadyLaunched`
+    until that process is done.
 
     Example (needs a server)::
 
@@ -225,11 +302,15 @@ class Launch:
         fixed_plan = launch.retry_failed(fixed_segment)
     """
 
-    def __init__(self, client: Sender, record: LaunchRecord, *, plan: Plan | None = None) -> None:
+    def __init__(
+        self, client: Sender, record: LaunchRecord, *, plan: Plan | None = None, owner: str | None = None
+    ) -> None:
         self._client = client
         self._journal: Journal = client.journal
         self._record = record
         self.plan = plan
+        #: this object's name in the launch's lease while it sends
+        self._owner = owner or uuid.uuid4().hex
         self.timed_out = False
         self._history: list[dict[str, Any]] = []
         self._history_lock = threading.Lock()
@@ -251,8 +332,16 @@ class Launch:
                 f"this plan is not the one launched as {label!r} (different batches); pass the same plan, "
                 "or none to read the launch from the journal alone"
             )
-        client.journal.reset_in_flight(record.launch_id)
+        # batches left in flight are unknown only when their process is provably gone: a live
+        # sender holds the lease, and this launch is then read-only
+        caught = client.journal.reset_in_flight(record.launch_id)
+        if caught:
+            log.warning("launch %s: batch(es) %s caught in flight by a process that stopped: now unknown",
+                        record.launch_id, caught)  # fmt: skip
         launch = cls(client, record, plan=plan)
+        sender = launch.sender
+        if sender is not None:
+            log.info("launch %s is being sent by %s: read-only here", record.launch_id, sender.describe())
         # the status reads of the earlier session are gone; its journal still knows when each
         # batch was sent and finished, so progress_history() (and its chart) is not empty
         launch._history.extend(_journal_progress(launch.batches))
@@ -295,6 +384,37 @@ class Launch:
         """True when no batch waits for sending or processing (``unknown`` ones excepted)."""
         return all(b.state in BATCH_SETTLED_STATES for b in self.batches)
 
+    @property
+    def sender(self) -> Lease | None:
+        """The lease of another live process sending this launch right now, or ``None``.
+
+        While it is set this launch is read-only here (see the class docs);
+        ``sender.describe()`` says e.g. ``process 4242 on host-a (last heartbeat 3 s ago)``.
+        """
+        return self._journal.sender(self.launch_id, owner=self._owner)
+
+    @contextlib.contextmanager
+    def _leased(self) -> Iterator[None]:
+        """Hold the launch's lease while sending (heartbeat included); another live holder
+        makes this raise :class:`~toolkit.errors.AlreadyLaunched`, changing nothing."""
+        holder = self._journal.take_lease(self.launch_id, self._owner)
+        if holder is not None:
+            raise AlreadyLaunched(_busy_message(self._record, holder), previous=self._record, sender=holder)
+        try:
+            with Heartbeat(
+                lambda: self._journal.renew_lease(self.launch_id, self._owner), interval=LEASE_HEARTBEAT
+            ):
+                yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Give the lease back (a lease this launch does not hold is left alone)."""
+        try:
+            self._journal.release_lease(self.launch_id, self._owner)
+        except JournalError as exc:  # it lapses by itself once this process is gone or silent
+            log.warning("launch %s: its lease could not be released: %s", self.launch_id, exc)
+
     # --- sending ------------------------------------------------------------------------------
     def _require_plan(self, what: str) -> Plan:
         if self.plan is None:
@@ -324,16 +444,26 @@ class Launch:
         progress: bool,
         resend: bool = False,
         on_progress: ProgressCallback | None = None,
-    ) -> None:
-        """Send these batches, journalling each before and after; at most ``concurrency`` at once."""
+        note: Callable[[Mapping[int, Delivery]], str | None] | None = None,
+    ) -> dict[int, Delivery]:
+        """Send these batches under the launch's lease, journalling each before and after; at
+        most ``concurrency`` at once. Returns what became of each batch tried; ``note`` adds a
+        sentence about them to the final progress event's message."""
+        deliveries: dict[int, Delivery] = {}
         events = self._emitter(on_progress, "sending")
         events.start()
         try:
-            self._send_batches(
-                indices, concurrency=concurrency, progress=progress, resend=resend, events=events
-            )
+            if indices:
+                with self._leased():
+                    self._send_batches(
+                        indices, concurrency=concurrency, progress=progress, resend=resend, events=events,
+                        deliveries=deliveries,
+                    )  # fmt: skip
         finally:
-            events.done(self._sent_message() if events.active else None)
+            if events.active:
+                extra = note(deliveries) if note is not None else None
+                events.done(self._sent_message() + (f"; {extra}" if extra else ""))
+        return deliveries
 
     def _sent_message(self) -> str:
         """What a send call left, in a sentence: counts by state and what to do next."""
@@ -354,9 +484,8 @@ class Launch:
         progress: bool,
         resend: bool,
         events: ProgressEmitter,
+        deliveries: dict[int, Delivery],
     ) -> None:
-        if not indices:
-            return
         plan = self._require_plan("sending")
         by_index = {b.index: b for b in plan.batches}
         stop = threading.Event()
@@ -372,7 +501,7 @@ class Launch:
 
         def send_one(index: int) -> None:
             if stop.is_set():
-                return  # the token was refused: every other batch would be too
+                return  # a refused token, or a failure below: nothing more is claimed
             batch = by_index[index]
             # the journal's atomic claim (in send_batch_once) is what makes "exactly once" hold
             # even when two processes launch the same plan at the same moment
@@ -383,14 +512,18 @@ class Launch:
                     batch,
                     exclusive=not (self._record.forced or resend),
                     resend=resend,
+                    owner=self._owner,
                     on_claim=lambda: events.batch(index, BatchState.SENDING),
                     on_retry=lambda notice: events.retrying(str(notice)),
                 )
             except BaseException:
+                stop.set()  # a journal that cannot record, Ctrl-C, a bug: claim nothing more
                 if events.active:  # tell what the journal says now (unknown, if it may have gone out)
                     with contextlib.suppress(Exception):
                         events.batch(index, self._journal.batch(self.launch_id, index).state)
                 raise
+            with lock:
+                deliveries[index] = delivery
             error = delivery.error
             if isinstance(error, AuthError):
                 auth_errors.append(error)
@@ -431,17 +564,48 @@ class Launch:
 
     def resend_unknown(
         self, *, concurrency: int = 4, progress: bool = True, on_progress: ProgressCallback | None = None
-    ) -> Launch:
-        """Send again the batches whose outcome is ``unknown``, once you decided to.
+    ) -> ResendReport:
+        """Send again the batches whose outcome is ``unknown``, once you decided to; returns a
+        :class:`ResendReport` of what was sent and what was left out, and why.
 
         Check on the platform first (were these profiles imported?): a re-send of a batch
-        the platform did get starts the trigger for its profiles a second time.
-        ``on_progress`` is called as in :meth:`Client.launch`.
+        the platform did get starts the trigger for its profiles a second time. A batch is
+        left out, whatever you decided, when another launch in the journal delivered the
+        same body to the same trigger and host (it is followed there: its task, its
+        results), or when a live process is sending it right now. Raises
+        :class:`~toolkit.errors.AlreadyLaunched` while another live process sends this
+        launch (see :attr:`sender`). ``on_progress`` is called as in :meth:`Client.launch`;
+        its last event's message names the batches left out.
+
+        Example (needs a server)::
+
+            report = launch.resend_unknown()
+            report.resent, [(b.index, b.reason) for b in report.left_out]
+            report.launch.wait()
         """
         self._require_plan("resend_unknown()")
+        sender = self.sender
+        if sender is not None:
+            raise AlreadyLaunched(_busy_message(self._record, sender), previous=self._record, sender=sender)
+        followed = self._journal.follow_origins(self.launch_id)
+        left_out = [_left_out(self._journal.batch(self.launch_id, i)) for i in followed]
         unknown = [b.index for b in self.batches if b.state == BatchState.UNKNOWN]
-        self._send(unknown, concurrency=concurrency, progress=progress, resend=True, on_progress=on_progress)
-        return self
+
+        def note(deliveries: Mapping[int, Delivery]) -> str | None:
+            return str(_report(self, deliveries, left_out)) if left_out or deliveries else None
+
+        deliveries = self._send(
+            unknown,
+            concurrency=concurrency,
+            progress=progress,
+            resend=True,
+            on_progress=on_progress,
+            note=note,
+        )
+        report = _report(self, deliveries, left_out)
+        for item in report.left_out:
+            log.warning("resend_unknown: batch %d left out: %s", item.index, item.reason)
+        return report
 
     # --- polling --------------------------------------------------------------------------------
     def wait(
@@ -453,8 +617,10 @@ class Launch:
     ) -> Launch:
         """Poll ``tasks/status`` of unfinished tasks until all are done or ``timeout`` seconds pass.
 
-        Never raises on timeout: it returns with the state so far (``timed_out`` is True),
-        and a later ``wait()`` goes on. The poll interval shrinks while tasks progress and
+        Returns by the deadline, give or take one round of status reads (also while another
+        process keeps sending batches that finish at once), and never raises on timeout: it
+        returns with the state so far (``timed_out`` is True), and a later ``wait()`` goes on.
+        ``timeout=0`` reads every task once. The poll interval shrinks while tasks progress and
         grows while they stand still. A task whose status cannot be read five times in a row
         (each read already retried) is left for a later ``wait()``, with a warning.
         Returns the launch, for ``launch.wait().results()``.
@@ -489,6 +655,7 @@ class Launch:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.timed_out = False
         self._poll_errors.clear()  # a new wait() tries every task again
+        self._journal.follow_origins(self.launch_id)  # batches another launch was sending have a task now
         records = [b for b in self.batches if b.task_id and b.state in _POLLED_STATES]
         total = sum(b.n_rows for b in records)
         done_rows: dict[int, float] = {
@@ -507,6 +674,7 @@ class Launch:
         interval = policy.poll_start
         fmt: contract.Format = "xml" if self._record.format == "xml" else "json"
         workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="toolkit-poll")
+        polled = False
         try:
             while True:
                 pending = [
@@ -518,6 +686,13 @@ class Launch:
                 ]
                 if not pending:
                     break
+                # every round ends here, also one whose tasks all finished (another process may
+                # keep sending new ones): the deadline holds to within one round of polls
+                if polled and deadline is not None and time.monotonic() >= deadline:
+                    self.timed_out = True
+                    log.info("wait() timed out with %s", self.states())
+                    break
+                polled = True
                 before = sum(done_rows.values())
                 statuses = list(workers.map(lambda b: (b, self._poll(b, fmt, events)), pending))
                 for b, status in statuses:
@@ -528,17 +703,11 @@ class Launch:
                     bar.update(int(now_done) - int(shown))
                     shown = now_done
                 if all(s is not None and s.finished for _, s in statuses):
-                    continue  # everything polled just finished: the loop ends on the next pass
+                    continue  # everything polled just finished: read what is left at once
                 interval = policy.next_poll_interval(interval, moved=now_done > before)
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        self.timed_out = True
-                        log.info("wait() timed out with %s", self.states())
-                        break
-                    time.sleep(min(interval, left))
-                else:
-                    time.sleep(interval)
+                left = interval if deadline is None else min(interval, deadline - time.monotonic())
+                if left > 0:
+                    time.sleep(left)
         finally:
             workers.shutdown(wait=True)
             bar.close()
@@ -662,6 +831,7 @@ class Launch:
             .then(pl.lit(UNKNOWN_TEXT)),
         )
         if self.plan is not None:
+            frame = _with_keys_restored(frame)
             rejected = _polars(self.plan.rejected)
             if rejected is not None and rejected.height:
                 names = set(rejected.columns)
@@ -840,6 +1010,20 @@ class Launch:
         )
 
 
+def _with_keys_restored(frame: pl.DataFrame) -> pl.DataFrame:
+    """The platform's texts with each row's own match key back where the journal keeps only its
+    hash (``<key sha256:...>``): this session has the keys (the plan). Only the few rows with a
+    mark are touched."""
+    marked = frame["error_text"].str.contains(KEY_MARK.pattern).fill_null(False)
+    if not marked.any():
+        return frame
+    rows = marked.arg_true()
+    texts = frame["error_text"].gather(rows).to_list()
+    keys = frame["match_key"].gather(rows).to_list()
+    restored = pl.Series([restore_key(t, k) for t, k in zip(texts, keys, strict=True)], dtype=pl.String)
+    return frame.with_columns(frame["error_text"].scatter(rows, restored))
+
+
 def _polars(frame: Any) -> pl.DataFrame | None:
     if frame is None:
         return None
@@ -884,7 +1068,7 @@ def single_body(record_or_row: Any, mapping: Any, trigger: Any, *, format: contr
 
     from toolkit.core.plan import plan as make_plan
 
-    frame = pl.DataFrame([dict(record_or_row)]) if isinstance(record_or_row, AbcMapping) else record_or_row
+    frame = pl.DataFrame([dict(record_or_row)]) if isinstance(record_or_row, Mapping) else record_or_row
     planned = make_plan(frame, mapping, trigger, format="json")
     if planned.n_rows != 1:
         raise InvalidArgumentError(

@@ -49,13 +49,14 @@ from toolkit.core.contract import BatchState
 from toolkit.errors import (
     AlreadyLaunched,
     ApiError,
+    JournalError,
     OutcomeUnknown,
     RequestInfo,
     ToolkitError,
     TransportError,
 )
 from toolkit.send.journal import BatchRecord, Journal, SingleRecord
-from toolkit.send.retry import RetryPolicy
+from toolkit.send.retry import RetryPolicy, classify_answer, unknown_reason
 from toolkit.send.transport import RetryListener, TaskStatus
 
 if TYPE_CHECKING:
@@ -141,14 +142,25 @@ class _BatchSlot:
     keys: Sequence[str]
 
     def sent(self, answer: str) -> None:
-        self.journal.mark_sent(self.launch_id, self.index, answer, self.keys)
+        try:
+            self.journal.mark_sent(self.launch_id, self.index, answer, self.keys)
+        except JournalError as exc:
+            raise JournalError(
+                f"batch {self.index} of launch {self.launch_id} was sent (task {answer}), but the journal could "
+                f"not record it: {exc}. The journal keeps it as in flight (read as unknown later: never re-sent "
+                "by itself); the launch stopped here",
+                path=exc.path,
+            ) from None
 
+    # the journal redacts the batch's match keys from the platform's words it keeps
     def unknown(self, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, OutcomeUnknown) else f"{type(exc).__name__}: {exc}"
-        self.journal.mark_unknown(self.launch_id, self.index, reason)
+        self.journal.mark_unknown(self.launch_id, self.index, reason, keys=self.keys)
 
     def failed(self, exc: ApiError | TransportError) -> None:
-        self.journal.mark_failed(self.launch_id, self.index, str(exc), code=getattr(exc, "code", None))
+        self.journal.mark_failed(
+            self.launch_id, self.index, str(exc), code=getattr(exc, "code", None), keys=self.keys
+        )
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,7 @@ def send_batch_once(
     *,
     exclusive: bool = True,
     resend: bool = False,
+    owner: str | None = None,
     on_claim: Callable[[], None] | None = None,
     on_retry: RetryListener | None = None,
 ) -> Delivery:
@@ -180,16 +193,20 @@ def send_batch_once(
     Nothing is sent when the batch was (maybe) sent before, or, with ``exclusive``, when
     another launch sent (or is sending) the same body to the same trigger and host: the
     batch then follows that one (:meth:`~toolkit.send.journal.Journal.link`). ``resend``
-    lets an ``unknown`` batch be claimed again (the user decided). ``on_claim`` is called
-    once the batch is claimed, before it goes out. Never raises for the platform's answer:
-    :attr:`Delivery.error` carries it.
+    lets an ``unknown`` batch be claimed again (the user decided), unless another launch
+    delivered the same body (or a live process is sending it): it then follows that one.
+    ``owner`` is the launch's lease holder: a claim after the lease was taken over raises
+    :class:`~toolkit.errors.AlreadyLaunched`. ``on_claim`` is called once the batch is
+    claimed, before it goes out. Never raises for the platform's answer:
+    :attr:`Delivery.error` carries it; a journal that cannot record raises
+    :class:`~toolkit.errors.JournalError` (nothing is sent when it cannot claim).
 
     Example (needs a server)::
 
         send_batch_once(client, launch.launch_id, plan.batches[0]).state   # BatchState.SENT
     """
     journal = sender.journal
-    holder = journal.claim(launch_id, batch.index, exclusive=exclusive, resend=resend)
+    holder = journal.claim(launch_id, batch.index, exclusive=exclusive, resend=resend, owner=owner)
     if holder is not None:
         if (holder.launch_id, holder.index) == (launch_id, batch.index):
             return Delivery(holder.state, holder=holder)
@@ -318,8 +335,11 @@ def _single_unknown_message(record: SingleRecord) -> str:
 
 def _unknown_reason(exc: OutcomeUnknown) -> str:
     """Why an outcome is unknown, in the toolkit's words (no server text, no token)."""
-    if exc.response is not None and exc.response.status_code >= 500:
-        return f"the platform answered HTTP {exc.response.status_code}"
+    if exc.response is not None:
+        status = exc.response.status_code
+        failure = classify_answer(status, None, readable=status >= 400, retry_after=False)
+        if failure is not None:
+            return unknown_reason(failure, status)
     cause = exc.__cause__
     if cause is not None:
         return f"its answer was lost ({type(cause).__name__})"

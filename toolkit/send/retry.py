@@ -12,25 +12,36 @@ what happened (:class:`Failure`)                  batch or single POST       ``t
 ``CONNECT``: the connection failed before         retried                    retried
 sending (refused, DNS, connect timeout)
 ``RATE_LIMITED``: HTTP 429, or ``error`` 429      retried (``Retry-After``)  retried
-``UNAVAILABLE``: HTTP 503                         retried (``Retry-After``)  retried
-``GATEWAY``: HTTP 502 / 504                       retried                    retried
+``UNAVAILABLE``: HTTP 503 with ``Retry-After``    retried (``Retry-After``)  retried
+``GATEWAY``: HTTP 502 / 504, or a 503 without     ``unknown``: not re-sent   retried
+``Retry-After``
 ``ANSWER_LOST``: read timeout, connection reset   ``unknown``: not re-sent   retried
 or closed after sending
 ``SERVER_ERROR``: HTTP 500                        ``unknown``: not re-sent   retried
-``OTHER_5XX``: HTTP 501, 505, ...                 raised                     retried
+``OTHER_5XX``: HTTP 501, 505, ...                 ``unknown``: not re-sent   retried
 ``REFUSED``: other 4xx, or ``error != 0``         raised                     raised
-``UNREADABLE``: HTTP < 400, neither JSON nor XML  raised                     raised
+``UNREADABLE``: HTTP < 400, neither JSON nor XML  ``unknown``: not re-sent   raised
 ================================================  =========================  =====================
+
+A POST that imports profiles is **retried only when the failure proves nothing reached the
+platform**: the connection was never made (``CONNECT``), or the platform itself answered
+before doing anything, in its own way of saying "come back later" (429; a 503 that carries
+``Retry-After``). Its other answers before processing (401/403, other 4xx, ``error != 0``)
+are **raised**: the request was refused, and trying it again unchanged would not help; the
+batch is ``failed`` and safe to send again. Everything else is **ambiguous** and ends
+``unknown``: a 502/504 comes from a gateway (a reverse proxy, a load balancer) that may have
+forwarded the request before giving up on the answer, and a 503 without ``Retry-After`` may
+be one too; a 500 or another 5xx may come after the platform started the task; a lost or
+unreadable answer says nothing about what the platform did.
 
 * **retried**: after a wait (:meth:`RetryPolicy.delay`: exponential backoff with full
   jitter, capped; a server's ``Retry-After`` wins for the failures marked so, capped at
   ``max_retry_after``), at most ``max_retries`` times; then raised like the last failure
   (:class:`~toolkit.errors.TransportError` when the platform was never reached, else the
   :class:`~toolkit.errors.ApiError` it answered).
-* **unknown**: raised as :class:`~toolkit.errors.OutcomeUnknown` at once. The platform may
-  have acted on the request (HTTP 500: it failed somewhere while handling it, possibly after
-  creating the task), so sending it again could mail its profiles twice. A launch journals
-  the batch as ``unknown`` for the user to decide (``Launch.resend_unknown()``).
+* **unknown**: raised as :class:`~toolkit.errors.OutcomeUnknown` at once, with the reason
+  (:func:`unknown_reason`). Sending it again could mail its profiles twice: a launch
+  journals the batch as ``unknown`` for the user to decide (``Launch.resend_unknown()``).
 * **raised**: the platform's answer, as an :class:`~toolkit.errors.ApiError` subclass.
 
 The table is :data:`RETRY_TABLE`; a policy may carry its own (``RetryPolicy(rules=...)``).
@@ -41,7 +52,7 @@ of a client, sends and polls of all its launches.
 
 Example:
     >>> policy = RetryPolicy(jitter=False)
-    >>> policy.verdict(Failure.SERVER_ERROR, idempotent=False), policy.verdict(Failure.SERVER_ERROR, idempotent=True)
+    >>> policy.verdict(Failure.GATEWAY, idempotent=False), policy.verdict(Failure.GATEWAY, idempotent=True)
     (<Verdict.UNKNOWN: 'unknown'>, <Verdict.RETRY: 'retry'>)
     >>> [policy.delay(n) for n in range(5)]
     [0.5, 1.0, 2.0, 4.0, 8.0]
@@ -74,6 +85,7 @@ __all__ = [
     "Verdict",
     "classify_answer",
     "parse_retry_after",
+    "unknown_reason",
 ]
 
 
@@ -84,9 +96,10 @@ class Failure(StrEnum):
     CONNECT = "connect"
     #: HTTP 429 (or ``error`` 429 in the answer): too many requests
     RATE_LIMITED = "rate_limited"
-    #: HTTP 503: the platform is busy or down for a moment
+    #: HTTP 503 with ``Retry-After``: the platform is busy and says when to come back
     UNAVAILABLE = "unavailable"
-    #: HTTP 502 / 504: a gateway in front of the platform got no (timely) answer from it
+    #: HTTP 502 / 504 (or a 503 without ``Retry-After``): a gateway in front of the platform got
+    #: no (timely) answer from it, possibly after forwarding the request
     GATEWAY = "gateway"
     #: the request went out, the answer never came (read timeout, reset, closed)
     ANSWER_LOST = "answer_lost"
@@ -124,12 +137,12 @@ RETRY_TABLE: Final[Mapping[Failure, Rule]] = MappingProxyType(
         Failure.CONNECT: Rule(not_idempotent=_RETRY, idempotent=_RETRY),
         Failure.RATE_LIMITED: Rule(not_idempotent=_RETRY, idempotent=_RETRY),
         Failure.UNAVAILABLE: Rule(not_idempotent=_RETRY, idempotent=_RETRY),
-        Failure.GATEWAY: Rule(not_idempotent=_RETRY, idempotent=_RETRY),
+        Failure.GATEWAY: Rule(not_idempotent=_UNKNOWN, idempotent=_RETRY),
         Failure.ANSWER_LOST: Rule(not_idempotent=_UNKNOWN, idempotent=_RETRY),
         Failure.SERVER_ERROR: Rule(not_idempotent=_UNKNOWN, idempotent=_RETRY),
-        Failure.OTHER_5XX: Rule(not_idempotent=_RAISE, idempotent=_RETRY),
+        Failure.OTHER_5XX: Rule(not_idempotent=_UNKNOWN, idempotent=_RETRY),
         Failure.REFUSED: Rule(not_idempotent=_RAISE, idempotent=_RAISE),
-        Failure.UNREADABLE: Rule(not_idempotent=_RAISE, idempotent=_RAISE),
+        Failure.UNREADABLE: Rule(not_idempotent=_UNKNOWN, idempotent=_RAISE),
     }
 )
 
@@ -153,25 +166,63 @@ _WHAT: Final[Mapping[Failure, str]] = MappingProxyType(
 )
 
 
-def classify_answer(status: int, error_code: int | None, *, readable: bool) -> Failure | None:
+#: Why each failure a non-idempotent call does not retry leaves its outcome unknown
+#: (``{status}``: the HTTP status); :func:`unknown_reason` fills it in.
+_WHY_UNKNOWN: Final[Mapping[Failure, str]] = MappingProxyType(
+    {
+        Failure.CONNECT: "the connection failed, possibly after the request was written",
+        Failure.RATE_LIMITED: "the platform asked to slow down (HTTP {status})",
+        Failure.UNAVAILABLE: "the platform answered HTTP {status}",
+        Failure.GATEWAY: (
+            "the answer was HTTP {status}, which a gateway in front of the platform (a proxy, a load balancer) "
+            "gives when it forwarded the request and then gave up on the answer: the platform may have it"
+        ),
+        Failure.ANSWER_LOST: "the request was sent but its answer was lost",
+        Failure.SERVER_ERROR: (
+            "the platform failed (HTTP {status}) while handling the request, possibly after starting its task"
+        ),
+        Failure.OTHER_5XX: "HTTP {status} says nothing about whether the platform acted on the request",
+        Failure.REFUSED: "the platform refused the request (HTTP {status})",
+        Failure.UNREADABLE: "the answer (HTTP {status}) was unreadable: the platform may have acted on the request",
+    }
+)
+
+
+def unknown_reason(failure: Failure, status: int | None = None) -> str:
+    """Why a call that failed this way may or may not have been acted on, in a sentence.
+
+    Example:
+        >>> unknown_reason(Failure.ANSWER_LOST)
+        'the request was sent but its answer was lost'
+        >>> unknown_reason(Failure.GATEWAY, 504).startswith("the answer was HTTP 504, which a gateway")
+        True
+    """
+    return _WHY_UNKNOWN[failure].format(status=status)
+
+
+def classify_answer(
+    status: int, error_code: int | None, *, readable: bool, retry_after: bool = False
+) -> Failure | None:
     """The failure an HTTP answer means, or ``None`` for a usable answer.
 
     ``error_code`` is the answer's ``error`` field when it has one; ``readable`` says whether
-    the body parsed as JSON or XML. The HTTP status decides first: a 503 with an error
-    body is still "busy".
+    the body parsed as JSON or XML; ``retry_after`` whether it carries a ``Retry-After``
+    header. The HTTP status decides first: a 503 with an error body is still "busy".
 
     Example:
         >>> classify_answer(200, 0, readable=True) is None
         True
         >>> classify_answer(504, None, readable=False), classify_answer(200, 429, readable=True)
         (<Failure.GATEWAY: 'gateway'>, <Failure.RATE_LIMITED: 'rate_limited'>)
+        >>> classify_answer(503, None, readable=False, retry_after=True), classify_answer(503, None, readable=False)
+        (<Failure.UNAVAILABLE: 'unavailable'>, <Failure.GATEWAY: 'gateway'>)
         >>> classify_answer(200, 409, readable=True), classify_answer(200, None, readable=False)
         (<Failure.REFUSED: 'refused'>, <Failure.UNREADABLE: 'unreadable'>)
     """
     if status == 429:
         return Failure.RATE_LIMITED
     if status == 503:
-        return Failure.UNAVAILABLE
+        return Failure.UNAVAILABLE if retry_after else Failure.GATEWAY
     if status in (502, 504):
         return Failure.GATEWAY
     if status == 500:

@@ -2,9 +2,12 @@
 answer read (JSON or XML), errors mapped to the toolkit's, retries by :class:`RetryPolicy`.
 
 The token is held in a wrapper that prints as ``***``. It travels in the ``Authorization:
-Bearer`` header, added by a requests auth hook when the request is prepared (or, with
-``token_in_body=True``, spliced into the body as its first field), so no frame of the
-toolkit holds it in a plain local; it is scrubbed from every error and log message.
+Bearer`` header, added by a requests auth hook when the request is prepared as a string
+whose ``repr`` is ``'Bearer ***'`` (so a traceback that prints locals, or a dict of the
+headers, shows no token), or, with ``token_in_body=True``, spliced into the body as its
+first field. No frame of the toolkit holds it in a plain local; the frames of requests,
+urllib3 and http.client that did are cut from a failed call's chained exceptions. It is
+scrubbed from every error and log message before anything is shortened.
 
 Requests go through ``session.post`` of any object shaped like :class:`requests.Session`
 (``Transport(..., session=...)``), so a test can script the platform's answers.
@@ -25,7 +28,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 from xml.sax.saxutils import escape as _xml_escape
@@ -41,6 +44,7 @@ from toolkit.core import contract
 from toolkit.errors import (
     ApiError,
     AuthError,
+    ConfigurationError,
     OutcomeUnknown,
     RateLimited,
     RequestInfo,
@@ -57,6 +61,7 @@ from toolkit.send.retry import (
     Verdict,
     classify_answer,
     parse_retry_after,
+    unknown_reason,
 )
 
 __all__ = ["ENV_TOKEN", "ENV_URL", "RetryListener", "Session", "TaskStatus", "Transport", "splice_token"]
@@ -100,6 +105,15 @@ class _Secret:
     def reveal(self) -> str:
         return self._value
 
+    def scrub(self, text: str) -> str:
+        """``text`` with the secret replaced by ``***`` (a secret under 8 characters is a toy:
+        starring every ``t`` of a message for a token ``t`` would only mangle it)."""
+        return text.replace(self._value, "***") if len(self._value) >= 8 else text
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        """:meth:`scrub` for bytes (an answer as it came off the wire)."""
+        return data.replace(self._value.encode("utf-8"), b"***") if len(self._value) >= 8 else data
+
     def __repr__(self) -> str:
         return "'***'"
 
@@ -107,6 +121,25 @@ class _Secret:
 
     def __reduce__(self) -> Any:  # pickling would write the token to disk: refuse
         raise TypeError("a Client's token cannot be pickled; build the Client again from the environment")
+
+
+class _HeaderValue(str):
+    """The ``Authorization`` header's value: a string (what http.client writes out), whose
+    ``repr`` hides it, so the headers dict printed in a traceback's locals shows no token.
+
+    Example:
+        >>> value = _HeaderValue("Bearer s3cret-token")
+        >>> repr({"Authorization": value}), value.encode("latin-1")
+        ("{'Authorization': 'Bearer ***'}", b'Bearer s3cret-token')
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'Bearer ***'"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an Authorization header cannot be pickled")
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -117,7 +150,7 @@ class _BearerAuth(requests.auth.AuthBase):
         self._token = token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = "Bearer " + self._token.reveal()
+        request.headers["Authorization"] = _HeaderValue("Bearer " + self._token.reveal())
         return request
 
     def __repr__(self) -> str:
@@ -268,6 +301,13 @@ class Transport:
             raise ValueError(f"token_in_body must be 'auto', True or False, got {token_in_body!r}")
         self.base_url = base_url
         self.host = api_host(base_url)
+        if not token_in_body and not (token.isascii() and token.isprintable() and " " not in token):
+            # a header value with a newline or a space would be refused by http.client, with the
+            # header (the token) quoted in its error: refuse it here, without quoting it
+            raise ConfigurationError(
+                f"the API token has a space, a line break or a non-ASCII character (a copy-paste accident?): "
+                f"check {ENV_TOKEN}; it is sent in an HTTP header, which cannot carry those"
+            )
         self._token = _Secret(token)
         self._auth = _BearerAuth(self._token)
         self.timeout = float(timeout)
@@ -304,8 +344,7 @@ class Transport:
             >>> Transport("http://h", "abcdefgh12").scrub("echo: Bearer abcdefgh12")
             'echo: Bearer ***'
         """
-        token = self._token.reveal()
-        return text.replace(token, "***") if len(token) >= 8 else text
+        return self._token.scrub(text)
 
     # --- one call -------------------------------------------------------------------------------
     def call(
@@ -343,8 +382,9 @@ class Transport:
             try:
                 response = self._post(url, body, format, headers, in_body=in_body)
             except requests.RequestException as exc:
+                _cut_frames(exc)  # their locals hold the request's headers and body: the token
                 failure = Failure.CONNECT if _never_sent(exc) else Failure.ANSWER_LOST
-                reason = self.scrub(f"{type(exc).__name__}: {_short(exc)}")
+                reason = _short(self.scrub(f"{type(exc).__name__}: {exc}"))  # scrubbed, then shortened
                 verdict = self.retry.decide(failure, idempotent=idempotent, attempt=attempt)
                 if verdict is Verdict.RETRY:
                     self._wait(path, failure, reason, attempt, None, None, on_retry)
@@ -358,8 +398,17 @@ class Transport:
                 (time.monotonic() - started) * 1000, attempt + 1,
             )  # fmt: skip
             self._note_sandbox(response)
-            payload = self._parse(response, list_paths)
-            refusal = classify_answer(status, _error_code(payload), readable=payload is not None)
+            # scrubbed as it arrives: a server echoing the request back must not put the token in a
+            # local variable (payload) or a message; the excerpt is cut after scrubbing
+            content = self._token.scrub_bytes(response.content)
+            payload = self._parse(content, response.headers.get("Content-Type", ""), list_paths)
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            refusal = classify_answer(
+                status,
+                _error_code(payload),
+                readable=payload is not None,
+                retry_after=retry_after is not None,
+            )
             if refusal is None:
                 assert payload is not None
                 return payload
@@ -373,19 +422,18 @@ class Transport:
                 self.token_in_body, self._adapts = True, False
                 continue
             failure = refusal
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
             verdict = self.retry.decide(failure, idempotent=idempotent, attempt=attempt)
             if verdict is Verdict.RETRY:
                 self._wait(path, failure, f"HTTP {status}", attempt, status, retry_after, on_retry)
                 attempt += 1
                 continue
-            excerpt = self.scrub(response.text)[:_EXCERPT]
+            excerpt = content.decode(response.encoding or "utf-8", errors="replace")[:_EXCERPT]
             error = self._api_error(status, payload, request, excerpt, retry_after)
             if verdict is Verdict.UNKNOWN:
                 raise OutcomeUnknown(
-                    f"the platform answered HTTP {status} to {path} ({error.text or 'no reason given'}): it "
-                    "may have accepted the request before failing, so it is not re-sent automatically; check "
-                    "the platform, then Launch.resend_unknown() sends it again if needed",
+                    f"POST {path}: {unknown_reason(failure, status)} ({error.text or 'no reason given'}), so it "
+                    "is not re-sent automatically; check the platform, then Launch.resend_unknown() sends it "
+                    "again if needed",
                     request=request,
                     response=ResponseInfo(status, excerpt),
                 )
@@ -461,9 +509,8 @@ class Transport:
     ) -> TransportError:
         if verdict is Verdict.UNKNOWN:
             return OutcomeUnknown(
-                f"the request to {path} was sent but its answer was lost ({reason}); the platform may have "
-                "it, so it is not re-sent automatically: check the platform, then Launch.resend_unknown() "
-                "sends it again if needed",
+                f"POST {path}: {unknown_reason(failure)} ({reason}); the platform may have it, so it is not "
+                "re-sent automatically: check the platform, then Launch.resend_unknown() sends it again if needed",
                 request=request,
             )
         return TransportError(
@@ -474,9 +521,7 @@ class Transport:
 
     # --- answers ------------------------------------------------------------------------------
     @staticmethod
-    def _parse(response: requests.Response, list_paths: frozenset[tuple[str, ...]]) -> dict[str, Any] | None:
-        content = response.content
-        kind = response.headers.get("Content-Type", "")
+    def _parse(content: bytes, kind: str, list_paths: frozenset[tuple[str, ...]]) -> dict[str, Any] | None:
         try:
             if "xml" in kind or content.lstrip()[:1] == b"<":
                 payload: Any = contract.loads_xml(content, list_paths)
@@ -545,6 +590,22 @@ def _error_code(payload: dict[str, Any] | None) -> int | None:
         return None
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it carries: causes, contexts, and those in its ``args`` or
+    ``reason`` (urllib3 wraps the socket error there), each once."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend(
+            [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        )
+
+
 def _never_sent(exc: BaseException) -> bool:
     """True when ``exc`` proves the request never left: the connection was not made.
 
@@ -552,24 +613,24 @@ def _never_sent(exc: BaseException) -> bool:
     of the request is written. Anything else (read timeout, reset, remote disconnect)
     may come after the server got the whole request.
     """
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(
-            current, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
-        ):
-            return True
-        if isinstance(current, ConnectionRefusedError):
-            return True
-        stack.extend([current.__cause__, current.__context__])
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-    return False
+    never = (
+        requests.ConnectTimeout,
+        urllib3.exceptions.NewConnectionError,
+        urllib3.exceptions.ConnectTimeoutError,
+        ConnectionRefusedError,
+    )
+    return any(isinstance(current, never) for current in _chain(exc))
+
+
+def _cut_frames(exc: BaseException) -> None:
+    """Drop the tracebacks (and the prepared request) of a failed HTTP call's exceptions.
+
+    Their frames, in requests, urllib3 and http.client, hold the request's headers and
+    body in plain locals (http.client joins the header lines into one bytes object before
+    it connects): a traceback printed with its locals would show the token. What happened
+    stays in the exceptions' types and messages, which carry no header.
+    """
+    for current in _chain(exc):
+        current.__traceback__ = None
+        if isinstance(current, requests.RequestException):
+            current.request = None
