@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         name="pyspark",
     ) from exc
 
-__all__ = ["arrow_batches"]
+__all__ = ["arrow_batches", "arrow_schema"]
 
 _PACKED = "__tk_arrow_ipc"
 
@@ -66,3 +66,8 @@ def arrow_batches(frame: Any, columns: list[str] | None, rows: int) -> Iterator[
             session.conf.set(key, before)
     for row in iterator:
         yield from pa.ipc.open_stream(row[_PACKED]).read_all().to_batches()
+
+
+def arrow_schema(frame: Any) -> pa.Table:
+    """An empty Arrow table with the frame's columns and types (Spark reads no row)."""
+    return frame.limit(0).toArrow()

@@ -761,7 +761,9 @@ def whole_floats_of(stats: FloatStats) -> frozenset[str]:
         >>> sorted(whole_floats_of({"a": (True, 2, 3.0), "b": (False, 3, 2.0), "c": (True, 0, 0.0)}))
         ['a']
     """
-    return frozenset(c for c, (whole, count, largest) in stats.items() if whole and count > 0 and largest < 2**53)
+    return frozenset(
+        c for c, (whole, count, largest) in stats.items() if whole and count > 0 and largest < 2**53
+    )
 
 
 def _missing(value: object) -> bool:

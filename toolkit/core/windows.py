@@ -51,7 +51,7 @@ def is_lazy_source(source: object) -> bool:
     if isinstance(source, str):
         return True  # a path or glob; Windows.of says what is wrong with it
     module = _module(source)
-    return (module == "duckdb" and hasattr(source, "fetch_arrow_reader")) or (
+    return (module == "duckdb" and hasattr(source, "fetch_arrow_table")) or (
         module == "pyspark" and hasattr(source, "mapInArrow")
     )
 
@@ -64,30 +64,48 @@ class Windows:
     kind: str
     """``"polars"``, ``"parquet"``, ``"duckdb"`` or ``"spark"``: where the rows come from."""
     rows: int
+    source: Any
+    """The source as given."""
     _batches: Callable[[list[str] | None], Iterable[pl.DataFrame]]
+    _schema: Callable[[], pl.Schema]
 
     @classmethod
-    def of(cls, source: Any, *, rows: int = WINDOW_ROWS) -> Windows:
-        """Wrap a lazy source (see :func:`is_lazy_source`)."""
+    def of(cls, source: Any, *, rows: int | None = None) -> Windows:
+        """Wrap a lazy source (see :func:`is_lazy_source`); ``rows``: a window's rows (``WINDOW_ROWS``)."""
+        rows = WINDOW_ROWS if rows is None else rows
         if isinstance(source, str | Path):
-            return cls._lazy(pl.scan_parquet(_parquet_files(source)), "parquet", rows)
+            return cls._lazy(pl.scan_parquet(_parquet_files(source)), "parquet", rows, source)
         if isinstance(source, pl.LazyFrame):
-            return cls._lazy(source, "polars", rows)
+            return cls._lazy(source, "polars", rows, source)
         module = _module(source)
         if module == "duckdb":
-            return cls(list(source.columns), "duckdb", rows, lambda cols: _duckdb_batches(source, cols, rows))
+            return cls(
+                list(source.columns),
+                "duckdb",
+                rows,
+                source,
+                lambda cols: _duckdb_batches(source, cols, rows),
+                lambda: _polars(_duckdb_call(source.limit(0), "to_arrow_table", "fetch_arrow_table")).schema,
+            )
         if module == "pyspark":
-            from toolkit.core.spark import arrow_batches  # its own module: pyspark is an extra
+            from toolkit.core.spark import arrow_batches, arrow_schema  # pyspark is an extra
 
             def spark(cols: list[str] | None) -> Iterator[pl.DataFrame]:
                 for batch in arrow_batches(source, cols, rows):
                     yield _polars(batch)
 
-            return cls(list(source.columns), "spark", rows, spark)
+            return cls(
+                list(source.columns),
+                "spark",
+                rows,
+                source,
+                spark,
+                lambda: _polars(arrow_schema(source)).schema,
+            )
         raise InvalidArgumentError(f"expected a lazy source, got {type(source).__name__}")
 
     @classmethod
-    def _lazy(cls, frame: pl.LazyFrame, kind: str, rows: int) -> Windows:
+    def _lazy(cls, frame: pl.LazyFrame, kind: str, rows: int, source: Any) -> Windows:
         try:
             columns = frame.collect_schema().names()
         except (pl.exceptions.PolarsError, OSError) as exc:
@@ -97,7 +115,11 @@ class Windows:
             query = frame if cols is None else frame.select(cols)
             yield from query.collect_batches(chunk_size=rows, maintain_order=True, lazy=True)
 
-        return cls(columns, kind, rows, batches)
+        return cls(columns, kind, rows, source, batches, frame.collect_schema)
+
+    def schema(self) -> pl.Schema:
+        """The columns' polars types (no row is read)."""
+        return self._schema()
 
     def read(self, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
         """The segment (or only ``columns``) as polars frames of ``rows`` rows (the last one fewer)."""
@@ -153,6 +175,11 @@ def _duckdb_batches(relation: Any, columns: list[str] | None, rows: int) -> Iter
     """The relation's rows as Arrow record batches: DuckDB runs the query again on each read."""
     if columns is not None:
         relation = relation.select(*columns)
-    reader = relation.fetch_arrow_reader(rows)
+    reader = _duckdb_call(relation, "to_arrow_reader", "fetch_arrow_reader", rows)
     for batch in reader:
         yield _polars(batch)
+
+
+def _duckdb_call(relation: Any, name: str, older: str, *args: Any) -> Any:
+    """A relation's method by its DuckDB 1.4+ name, or the older one (deprecated since)."""
+    return getattr(relation, name if hasattr(relation, name) else older)(*args)
