@@ -15,7 +15,7 @@ Example (needs pyspark and Java, so not run as a doctest):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -33,15 +33,6 @@ __all__ = ["arrow_batches", "arrow_schema"]
 _PACKED = "__tk_arrow_ipc"
 
 
-def _pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """On an executor: each record batch of a partition becomes one row holding its Arrow IPC bytes."""
-    for batch in batches:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-        yield pa.RecordBatch.from_pydict({_PACKED: [sink.getvalue().to_pybytes()]})
-
-
 def arrow_batches(frame: Any, columns: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
     """The rows of a Spark ``DataFrame`` (only ``columns`` if given), in order, as Arrow batches.
 
@@ -57,7 +48,7 @@ def arrow_batches(frame: Any, columns: list[str] | None, rows: int) -> Iterator[
     before = session.conf.get(key, None)
     session.conf.set(key, str(rows))
     try:
-        packed = frame.mapInArrow(_pack, f"{_PACKED} binary")
+        packed = frame.mapInArrow(_packer(), f"{_PACKED} binary")
         iterator = packed.toLocalIterator(prefetchPartitions=True)
     finally:
         if before is None:
@@ -66,6 +57,23 @@ def arrow_batches(frame: Any, columns: list[str] | None, rows: int) -> Iterator[
             session.conf.set(key, before)
     for row in iterator:
         yield from pa.ipc.open_stream(row[_PACKED]).read_all().to_batches()
+
+
+def _packer() -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """What the executors run: each record batch of a partition becomes one row holding its
+    Arrow IPC bytes. Made by a function so that Spark ships it by value: the executors need
+    pyarrow, never the toolkit."""
+
+    def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as arrow
+
+        for batch in batches:
+            sink = arrow.BufferOutputStream()
+            with arrow.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            yield arrow.RecordBatch.from_pydict({"__tk_arrow_ipc": [sink.getvalue().to_pybytes()]})
+
+    return pack
 
 
 def arrow_schema(frame: Any) -> pa.Table:
