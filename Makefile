@@ -9,7 +9,7 @@ STAMP_CORE := $(VENV)/.installed-core
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench notebooks lab app sandbox browser-deps clean
+.PHONY: demo test lint bench notebooks lab app sandbox browser-deps java-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ demo: $(STAMP_DEMO)
 
 ## test: every test (unit, sandbox over HTTP, doctests, browser), then the notebooks with nbval
 ## (a second pytest session, so the notebooks get a fresh sandbox and journal of their own)
-test: $(STAMP_DEV) browser-deps
+test: $(STAMP_DEV) browser-deps java-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check toolkit tests bench notebooks
 	$(BIN)/python -m pytest
@@ -42,6 +42,15 @@ test: $(STAMP_DEV) browser-deps
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check toolkit tests bench notebooks
+
+## java-deps: Debian's Java 17 for the Spark tests (tests/test_spark.py; installed when we are root)
+java-deps:
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian openjdk-17-jre-headless for the Spark tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+	    || { echo "could not install Java 17"; [ "$$CI" != "true" ] || exit 1; }; \
+	else echo "java not found: Spark tests will be skipped (sudo apt-get install openjdk-17-jre-headless)"; fi
 
 ## browser-deps: Debian's chromium for the browser tests (installed when we are root)
 browser-deps:

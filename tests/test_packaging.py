@@ -33,11 +33,13 @@ NOT_IMPORTED = {
 AREAS = {
     "toolkit": {"core"},  # core, send, io, errors: a script or a cron job installs only these
     "toolkit/view": {"core", "notebook"},
+    "toolkit/core/spark.py": {"core", "spark"},  # the Spark bridge: imported only for a Spark DataFrame
     "toolkit/sandbox": {"core", "sandbox"},
     "toolkit/cli": {"core", "notebook", "sandbox"},  # each command imports its extra on use
-    "tests": {"core", "notebook", "sandbox", "dev"},
-    "bench": {"core", "notebook", "sandbox", "dev"},
-    "conftest.py": {"core", "notebook", "sandbox", "dev"},
+    "tests": {"core", "notebook", "sandbox", "spark", "duckdb", "dev"},
+    "bench": {"core", "notebook", "sandbox", "spark", "duckdb", "dev"},
+    "conftest.py": {"core", "notebook", "sandbox", "spark", "duckdb", "dev"},
+    "notebooks": {"core", "notebook", "sandbox", "spark", "duckdb", "dev"},
 }
 
 
@@ -129,7 +131,7 @@ def test_environment_installs_the_package_itself_with_its_dev_extra() -> None:
     """The conda environment is the dev install: the package and every extra."""
     assert '- -e ".[dev]"' in (ROOT / "environment.yml").read_text()
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
-    assert "toolkit[notebook,sandbox]" in dev
+    assert "toolkit[notebook,sandbox,spark,duckdb]" in dev
 
 
 def test_every_import_is_declared_in_a_group_its_place_may_use() -> None:

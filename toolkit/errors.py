@@ -59,6 +59,7 @@ __all__ = [
     "ResponseInfo",
     "SegmentFileError",
     "SerializationError",
+    "SourceChangedError",
     "ToolkitError",
     "TransportError",
     "did_you_mean",
@@ -127,6 +128,10 @@ class SegmentFileError(InvalidArgumentError):
     def __init__(self, message: str = "", *, source: str | None = None) -> None:
         super().__init__(message)
         self.source = source
+
+
+class SourceChangedError(InvalidArgumentError):
+    """A streamed plan's source no longer gives the rows it was planned from: plan it again."""
 
 
 class SerializationError(ToolkitError, TypeError):

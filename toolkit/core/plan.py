@@ -18,12 +18,15 @@ import hashlib
 import html
 import itertools
 import json
+import os
+import tempfile
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import narwhals.stable.v2 as nw
@@ -31,16 +34,30 @@ import numpy as np
 import orjson
 import phonenumbers
 import polars as pl
+import pyarrow.parquet as pq
 
 from toolkit.core.contract import EMAIL_FIELD, MATCHING_MODES, MAX_BODY_BYTES, Format
 from toolkit.core.encode import Envelope, RowEncoder, envelope, take_sorted
 from toolkit.core.frames import SourceFrame
 from toolkit.core.mapping import Mapping, Trigger
 from toolkit.core.sample import RESERVED_EMAIL_DOMAINS, is_sample
-from toolkit.core.validate import KEY, POS, REASON, RULE, Prepared, prepare
-from toolkit.errors import InvalidArgumentError, did_you_mean
+from toolkit.core.validate import (
+    KEY,
+    POS,
+    REASON,
+    RULE,
+    FloatStats,
+    Prepared,
+    _split_duplicates,
+    float_stats,
+    merge_float_stats,
+    prepare,
+    whole_floats_of,
+)
+from toolkit.core.windows import Windows, is_lazy_source
+from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, SourceChangedError, did_you_mean
 
-__all__ = ["Batch", "Plan", "PlanOptions", "plan"]
+__all__ = ["Batch", "Plan", "PlanOptions", "StreamedPlan", "plan"]
 
 
 class _Bodies:
@@ -351,14 +368,19 @@ class Plan:
         """
         if is_sample(self.source):
             return "it was built from toolkit.sample_customers(), whose people are made up (their phones may be real)"
-        bodies = self.batches[0]._bodies if self.batches else None
-        emails, reserved = bodies.email_domains() if bodies is not None else (0, 0)
+        # a streamed plan's bodies are made at launch time: only its source can tell (is_sample)
+        bodies = getattr(self.batches[0], "_bodies", None) if self.batches else None
+        emails, reserved = bodies.email_domains() if hasattr(bodies, "email_domains") else (0, 0)
         if emails and reserved == emails:
             return (
                 f"every e-mail address it sends ({emails:,}) is on a domain reserved for examples "
                 "(example.com, *.example, *.test)"
             )
         return None
+
+    def segment(self, *, rows: bool = True) -> SourceFrame:
+        """The segment as planned (``rows=False``: maybe without its rows, only its kind and columns)."""
+        return self._source
 
     def rejected_by_rule(self) -> dict[str, int]:
         """Rejected row counts per rule, most common first."""
@@ -473,6 +495,7 @@ def plan(
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
     allow_undocumented_matching: bool = False,
+    rejected_to: str | Path | None = None,
 ) -> Plan: ...
 @overload
 def plan(
@@ -486,6 +509,7 @@ def plan(
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
     allow_undocumented_matching: bool = False,
+    rejected_to: str | Path | None = None,
 ) -> Plan: ...
 def plan(
     frame: Any,
@@ -498,11 +522,16 @@ def plan(
     phone_region: str | None = "RU",
     duplicates: Duplicates = "first",
     allow_undocumented_matching: bool = False,
+    rejected_to: str | Path | None = None,
 ) -> Plan:
     """Validate a segment and split it into request bodies under the platform's limits.
 
     Args:
-        frame: the segment: a pandas or polars frame (eager or lazy), or any frame narwhals reads.
+        frame: the segment: a pandas or polars frame, or any eager frame narwhals reads; or a
+            lazy source, streamed window by window in bounded memory: a polars ``LazyFrame``
+            (``pl.scan_parquet``, ``pl.scan_csv``), a path, folder or glob of parquet files,
+            a DuckDB relation, a PySpark ``DataFrame`` (a :class:`StreamedPlan`, the same
+            bodies as the eager plan of the same rows).
         mapping: columns -> profile fields, matching mode, subscriptions.
         trigger: the trigger campaign and its options.
         format: ``"json"`` or ``"xml"`` bodies.
@@ -519,6 +548,9 @@ def plan(
             only for the methods that start a trigger without importing. They are refused
             unless this is ``True``: then they are sent as asked, and how the platform
             reads them for this method is undocumented.
+        rejected_to: a lazy source's rejected rows go to this parquet file (default: kept in
+            memory while at most 100,000, else a temporary parquet file); ``plan.rejected``
+            is then a ``LazyFrame`` over it. Eager frames ignore it.
 
     Returns:
         A :class:`Plan`: ``batches`` to send and ``rejected`` rows with their reasons.
@@ -544,6 +576,8 @@ def plan(
         allow_undocumented_matching=allow_undocumented_matching,
     )
     _check_inputs(mapping, trigger, options)
+    if is_lazy_source(frame):
+        return _build_streamed(Windows.of(frame), mapping, trigger, options, rejected_to)
     return _build(SourceFrame.wrap(frame), mapping, trigger, options, positions=None)
 
 
@@ -606,22 +640,10 @@ def _build(
     sizes = encoder.sizes(prepared.frame, prepared.valid)
 
     budget = options.max_bytes - env.overhead - env.extra(1) - TOKEN_ROOM
-    fits = sizes <= budget
+    prepared, sizes, too_large = _drop_too_large(prepared, sizes, budget, options)
     rejected_rows = prepared.rejected
-    if not fits.all():
-        too_large = pl.DataFrame(
-            {
-                POS: prepared.frame.get_column(POS).gather(prepared.valid[~fits]),
-                RULE: "too_large",
-                REASON: [
-                    f"profile is {size} bytes encoded; with the request envelope that is over "
-                    f"max_bytes={options.max_bytes}"
-                    for size in sizes[~fits].tolist()
-                ],
-            }
-        )
+    if too_large.height:
         rejected_rows = pl.concat([rejected_rows, too_large], how="vertical_relaxed").sort(POS)
-        prepared, sizes = prepared.keep(fits), sizes[fits]
 
     cuts = _cut_points(sizes, len(env.separator), budget, options.max_rows)
     email_columns = [c for f, c in prepared.fields if f == EMAIL_FIELD] + [
@@ -661,6 +683,28 @@ def _build(
     )
 
 
+def _drop_too_large(
+    prepared: Prepared, sizes: np.ndarray, budget: int, options: PlanOptions
+) -> tuple[Prepared, np.ndarray, pl.DataFrame]:
+    """The rows whose profile alone is over the body budget: left out, with their reason."""
+    fits = sizes <= budget
+    if fits.all():
+        return prepared, sizes, pl.DataFrame(schema={POS: pl.Int64, RULE: pl.String, REASON: pl.String})
+    too_large = pl.DataFrame(
+        {
+            POS: prepared.frame.get_column(POS).gather(prepared.valid[~fits]),
+            RULE: "too_large",
+            REASON: [
+                f"profile is {size} bytes encoded; with the request envelope that is over "
+                f"max_bytes={options.max_bytes}"
+                for size in sizes[~fits].tolist()
+            ],
+        },
+        schema={POS: pl.Int64, RULE: pl.String, REASON: pl.String},
+    )
+    return prepared.keep(fits), sizes[fits], too_large
+
+
 def _cut_points(sizes: np.ndarray, separator: int, budget: int, max_rows: int) -> list[int]:
     """Greedy split: each batch takes as many rows as fit both limits, in order.
 
@@ -688,3 +732,454 @@ def _rejected_frame(source: SourceFrame, rejected: pl.DataFrame, positions: np.n
         pl.col(POS).alias("position"), pl.col(RULE).alias("rule"), pl.col(REASON).alias("reason")
     )
     return source.with_columns(source.take(local.tolist()), extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streamed plans: a lazy source (LazyFrame, parquet glob, DuckDB, Spark) is read window by window.
+#
+# How a streamed plan is made, and what it holds (never the segment, never the bodies):
+# 1. Float columns' stats, one read of the float columns only: which are sent as integers,
+#    whole segment alike (what the eager plan decides over the whole frame).
+# 2. The first full pass validates and encodes each window, cuts batches greedily as the rows
+#    come (a batch is final once a row did not fit it, so the cuts are the eager plan's),
+#    and keeps of each body only its sha256, size and rows' positions. It also keeps each
+#    valid row's match-key hash (8 bytes a row); rejected rows go to the sink.
+# 3. If some key hashes repeat (and duplicates are not kept), the windows holding them are
+#    read again and those rows' keys compared as text, exactly as the eager plan does; then
+#    the bodies' digests are made again with the duplicates left out.
+# The plan's identity (``fingerprint``) is the eager formula over those digests: the same rows
+# and options give the same fingerprint, eager or streamed, from any source. Bodies are
+# encoded again when sent (window by window, in order) and each is checked against its digest.
+# ---------------------------------------------------------------------------------------------
+
+#: Rejected rows a streamed plan keeps in memory; past this they are spilled to a parquet file.
+REJECTED_IN_MEMORY = 100_000
+_NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+class _Cutter:
+    """Greedy batches over rows that arrive window by window (see :func:`_cut_points`).
+
+    Every batch but the last of what has arrived is final: a row did not fit it. The last
+    one is carried over to the next window, so the cuts are those of the whole segment.
+    """
+
+    def __init__(self, env: Envelope, budget: int, max_rows: int) -> None:
+        self.env, self.budget, self.max_rows = env, budget, max_rows
+        self.sizes, self.positions = _NO_ROWS, _NO_ROWS
+        self.fragments = pl.Series("row", [], dtype=pl.String)
+
+    def feed(
+        self, sizes: np.ndarray, fragments: pl.Series, positions: np.ndarray, *, last: bool
+    ) -> Iterator[tuple[bytes, np.ndarray]]:
+        """The batches that are final once these rows are added: (body, input positions)."""
+        self.sizes = np.concatenate([self.sizes, sizes])
+        self.positions = np.concatenate([self.positions, positions])
+        self.fragments = pl.concat([self.fragments, fragments.rename("row")])
+        cuts = _cut_points(self.sizes, len(self.env.separator), self.budget, self.max_rows)
+        final = len(cuts) - 1 if last else len(cuts) - 2
+        separator, env = self.env.separator.decode(), self.env
+        for start, stop in itertools.pairwise(cuts[: final + 1]):
+            rows = self.fragments.slice(start, stop - start)
+            yield (
+                # env.body: a one-profile XML body marks its lone <data> array='true', as the eager plan does
+                env.body(rows.str.join(separator).cast(pl.Binary).item(), rows=stop - start),
+                self.positions[start:stop],
+            )
+        keep = cuts[max(final, 0)]
+        self.sizes, self.positions = self.sizes[keep:], self.positions[keep:]
+        self.fragments = self.fragments.slice(keep)
+
+
+@dataclass
+class _Window:
+    """One window after validation: what the passes need of it."""
+
+    prepared: Prepared
+    encoder: RowEncoder
+    sizes: np.ndarray  # per valid row that fits
+    rejected: pl.DataFrame  # POS, RULE, REASON (too_large included)
+    checked: np.ndarray  # row numbers that passed validation, too large ones included
+    hashes: np.ndarray  # match-key hash of each ``checked`` row, uint64
+
+
+class _Stream:
+    """What a streamed plan reads its source with, and the one pass that validates and encodes it."""
+
+    def __init__(
+        self,
+        windows: Windows,
+        mapping: Mapping,
+        trigger: Trigger,
+        options: PlanOptions,
+        whole_floats: frozenset[str],
+    ) -> None:
+        self.windows, self.mapping, self.trigger, self.options = windows, mapping, trigger, options
+        self.whole_floats = whole_floats
+        self.env = envelope(mapping, trigger, options.format)
+        self.budget = options.max_bytes - self.env.overhead - self.env.extra(1) - TOKEN_ROOM
+
+    def validated(self) -> Iterator[tuple[pl.DataFrame, _Window]]:
+        """Each window of the source as read, and validated (duplicates not looked for yet)."""
+        offset = 0
+        for frame in self.windows.read():
+            yield frame, self.validate(frame, offset)
+            offset += frame.height
+
+    def validate(self, frame: pl.DataFrame, offset: int) -> _Window:
+        options = self.options
+        prepared = prepare(
+            frame,
+            self.mapping,
+            self.trigger,
+            format=options.format,
+            phone_region=options.phone_region,
+            duplicates="keep",
+            positions=np.arange(offset, offset + frame.height, dtype=np.int64),
+            whole_floats=self.whole_floats,
+        )
+        checked = prepared.valid
+        hashes = prepared.frame.get_column(KEY).gather(checked).hash().to_numpy()
+        encoder = RowEncoder(prepared, self.mapping, options.format)
+        sizes = encoder.sizes(prepared.frame, prepared.valid)
+        prepared, sizes, too_large = _drop_too_large(prepared, sizes, self.budget, options)
+        rejected = prepared.rejected
+        if too_large.height:
+            rejected = pl.concat([rejected, too_large], how="vertical_relaxed").sort(POS)
+        return _Window(prepared, encoder, sizes, rejected, checked, hashes)
+
+    def bodies(
+        self, dropped: np.ndarray, on_window: Callable[[pl.DataFrame, _Window], None] | None = None
+    ) -> Iterator[tuple[bytes, np.ndarray]]:
+        """Every body, in order, with its rows' input positions; ``dropped``: positions left out
+        (sorted: the duplicates found across windows)."""
+        cutter = _Cutter(self.env, self.budget, self.options.max_rows)
+        stream = self.validated()
+        current = next(stream, None)
+        while current is not None:
+            frame, window = current
+            if on_window is not None:
+                on_window(frame, window)
+            following = next(stream, None)
+            prepared, sizes = window.prepared, window.sizes
+            positions = prepared.frame.get_column(POS).to_numpy()[prepared.valid]
+            if len(dropped):
+                keep = ~np.isin(positions, dropped, assume_unique=True)
+                prepared, sizes, positions = prepared.keep(keep), sizes[keep], positions[keep]
+            fragments = window.encoder.rows(take_sorted(prepared.frame, prepared.valid), parallel=True)
+            yield from cutter.feed(sizes, fragments, positions, last=following is None)
+            current = following
+
+    def keys(self, dropped: np.ndarray) -> pl.Series:
+        """Every sent row's match key, in order (for a launch's results)."""
+        parts = []
+        for _, window in self.validated():
+            prepared = window.prepared
+            positions = prepared.frame.get_column(POS).to_numpy()[prepared.valid]
+            rows = (
+                prepared.valid[~np.isin(positions, dropped, assume_unique=True)]
+                if len(dropped)
+                else prepared.valid
+            )
+            parts.append(take_sorted(prepared.frame, rows).get_column(KEY))
+        return pl.concat(parts) if parts else pl.Series(KEY, [], dtype=pl.String)
+
+
+class _StreamBodies:
+    """The bodies of a streamed plan, encoded again in order as a launch asks for them.
+
+    A launch asks in order (a few threads at once), so bodies come from one pass over the
+    source; a body asked for out of turn (a resend) starts the pass again. Each body is
+    checked against the digest the plan recorded: a source that changed since is refused.
+    """
+
+    # bodies encoded ahead of the one asked for that are kept for their turn
+    KEPT = 8
+
+    def __init__(
+        self, stream: _Stream, dropped: np.ndarray, positions: np.ndarray, digests: list[str]
+    ) -> None:
+        self.stream, self.dropped, self.positions, self.digests = stream, dropped, positions, digests
+        self._made: Iterator[tuple[bytes, np.ndarray]] | None = None
+        self._next = 0  # the index of the next body the pass makes
+        self._kept: dict[int, bytes] = {}
+        self._keys: pl.Series | None = None
+        self._lock = threading.Lock()
+
+    def body(self, index: int, expected: int) -> bytes:
+        with self._lock:
+            body = self._kept.pop(index, None)
+            if body is None:
+                if self._made is None or index < self._next:
+                    self._made, self._next, self._kept = self.stream.bodies(self.dropped), 0, {}
+                while body is None:
+                    made, _ = next(self._made)
+                    if self._next == index:
+                        body = made
+                    else:
+                        self._kept[self._next] = made
+                        while len(self._kept) > self.KEPT:
+                            self._kept.pop(min(self._kept))
+                    self._next += 1
+        if len(body) != expected or hashlib.sha256(body).hexdigest() != self.digests[index]:
+            raise SourceChangedError(
+                f"batch {index} is not the body that was planned: the segment ({self.stream.windows.kind}) "
+                "changed since plan() read it; plan it again, then launch the new plan"
+            )
+        return body
+
+    def keys(self, start: int, stop: int) -> list[str]:
+        with self._lock:
+            if self._keys is None:
+                self._keys = self.stream.keys(self.dropped)
+        return self._keys.slice(start, stop - start).to_list()
+
+
+class _RejectedSink:
+    """Where a streamed plan's rejected rows go: memory while few, else a parquet file."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.spill = path is not None
+        self.parts: list[pl.DataFrame] = []
+        self.held = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.counts: Counter[str] = Counter()
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if not frame.height:
+            return
+        self.counts.update(frame.get_column("rule").to_list())
+        self.parts.append(frame)
+        self.held += frame.height
+        if self.held > REJECTED_IN_MEMORY and self.path is None:
+            handle, name = tempfile.mkstemp(prefix="toolkit-rejected-", suffix=".parquet")
+            os.close(handle)
+            self.path = Path(name)
+        if self.path is not None and (self.spill or self.held > REJECTED_IN_MEMORY):
+            self.spill = True
+            self._write()
+
+    def _write(self) -> None:
+        assert self.path is not None
+        for part in self.parts:
+            table = part.to_arrow()
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(str(self.path), table.schema)
+            self.writer.write_table(table.cast(self.writer.schema))
+        self.parts, self.held = [], 0
+
+    def result(self, columns: pl.Schema) -> pl.DataFrame | pl.LazyFrame:
+        """The rejected rows: a frame sorted by position, or a LazyFrame over the parquet file."""
+        if self.spill:
+            self._write()
+            if self.writer is None:  # rejected_to given, nothing rejected: an empty file all the same
+                pl.DataFrame(schema=columns).write_parquet(self.path)
+            else:
+                self.writer.close()
+            return pl.scan_parquet(self.path)
+        if not self.parts:
+            return pl.DataFrame(schema=columns)
+        return pl.concat(self.parts, how="vertical_relaxed").sort("position")
+
+
+def _rejected_rows(frame: pl.DataFrame, offset: int, rejected: pl.DataFrame) -> pl.DataFrame:
+    """The original columns of a window's rejected rows, with ``position``, ``rule`` and ``reason``."""
+    local = rejected.get_column(POS) - offset
+    return pl.concat(
+        [
+            frame[local.to_numpy()],
+            rejected.select(
+                pl.col(POS).alias("position"), pl.col(RULE).alias("rule"), pl.col(REASON).alias("reason")
+            ),
+        ],
+        how="horizontal",
+    )
+
+
+def _whole_floats(windows: Windows, mapping: Mapping) -> frozenset[str]:
+    """The mapped float columns sent as integers, decided over the whole segment (a read of them only)."""
+    schema = windows.schema()
+    floats = [c for c in mapping.columns if c in schema and schema[c].is_float()]
+    if not floats:
+        return frozenset()
+    stats: FloatStats = {}
+    for frame in windows.read(floats):
+        stats = merge_float_stats(stats, float_stats(frame))
+    return whole_floats_of(stats)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class StreamedPlan(Plan):
+    """A plan of a lazy source: the same batches as the eager plan of the same rows, made while
+    reading the source window by window. ``rejected`` is a polars frame, or a ``LazyFrame`` over
+    the parquet file the rejected rows were written to (``rejected_to=``, or many of them)."""
+
+    rejected_counts: dict[str, int] = field(repr=False, default_factory=dict)
+    _stream: _Stream | None = field(repr=False, default=None)
+
+    def rejected_by_rule(self) -> dict[str, int]:
+        """Rejected row counts per rule, most common first."""
+        return dict(Counter(self.rejected_counts).most_common())
+
+    def segment(self, *, rows: bool = True) -> SourceFrame:
+        """The segment as planned: read whole from the source if ``rows`` (a polars frame)."""
+        if not rows:
+            return self._source
+        assert self._stream is not None
+        return SourceFrame.wrap(pl.concat(self._stream.windows.read(), how="vertical_relaxed"))
+
+    def subset(self, positions: Sequence[int]) -> Plan:
+        """Plan again, with the same options, only the rows at these input positions (read from the source)."""
+        wanted = np.unique(np.asarray(list(positions), dtype=np.int64))
+        if len(wanted) and (wanted.max() >= self.n_rows or wanted.min() < 0):
+            raise InvalidArgumentError(f"positions must be between 0 and {self.n_rows - 1}")
+        assert self._stream is not None
+        parts, offset = [], 0
+        for frame in self._stream.windows.read():
+            inside = wanted[(wanted >= offset) & (wanted < offset + frame.height)]
+            parts.append(frame[inside - offset])
+            offset += frame.height
+        rows = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
+        return _build(
+            SourceFrame.wrap(rows), self.mapping, self.trigger, self.options, positions=wanted,
+            whole_floats=self._whole_floats,
+        )  # fmt: skip
+
+
+def _build_streamed(
+    windows: Windows, mapping: Mapping, trigger: Trigger, options: PlanOptions, rejected_to: str | Path | None
+) -> StreamedPlan:
+    _check_columns_of(windows, mapping)
+    stream = _Stream(windows, mapping, trigger, options, _whole_floats(windows, mapping))
+    sink = _RejectedSink(rejected_to)
+    hashes: list[np.ndarray] = []
+    notes: dict[str, None] = {}
+    preview: list[dict[str, Any]] = []
+    offsets = {"next": 0}
+    schema: dict[str, pl.Schema] = {}
+
+    def first_pass(frame: pl.DataFrame, window: _Window) -> None:
+        offset = offsets["next"]
+        offsets["next"] += frame.height
+        schema.setdefault("rejected", _rejected_rows(frame.clear(), 0, window.rejected.clear()).schema)
+        sink.add(_rejected_rows(frame, offset, window.rejected))
+        hashes.append(window.hashes)
+        notes.update(dict.fromkeys(window.prepared.notes))
+        if len(preview) < 20:
+            preview.extend(_preview(window, _NO_ROWS, mapping, options.format, 20 - len(preview)))
+
+    made = [
+        (hashlib.sha256(body).hexdigest(), len(body), rows)
+        for body, rows in stream.bodies(_NO_ROWS, first_pass)
+    ]
+    dropped = _NO_ROWS
+    if options.duplicates != "keep":
+        dropped, duplicates = _duplicates_across(stream, np.concatenate(hashes) if hashes else _NO_ROWS)
+        hashes.clear()
+        if len(dropped):
+            sink.add(duplicates)
+            made = [
+                (hashlib.sha256(body).hexdigest(), len(body), rows) for body, rows in stream.bodies(dropped)
+            ]
+            preview = []
+            for _, window in stream.validated():  # the first windows only: it stops once 20 are found
+                preview.extend(_preview(window, dropped, mapping, options.format, 20 - len(preview)))
+                if len(preview) >= 20:
+                    break
+    positions = np.concatenate([rows for _, _, rows in made]) if made else _NO_ROWS
+    digests = [digest for digest, _, _ in made]
+    bodies = _StreamBodies(stream, dropped, positions, digests)
+    batches, start = [], 0
+    for index, (digest, nbytes, rows) in enumerate(made):
+        batch = Batch(
+            index, format=options.format, _bodies=bodies, _span=(start, start + len(rows)), _nbytes=nbytes
+        )  # type: ignore[arg-type]
+        batch._digest = digest
+        batches.append(batch)
+        start += len(rows)
+    empty = pl.DataFrame(schema=windows.schema())
+    return StreamedPlan(
+        batches=tuple(batches),
+        rejected=sink.result(schema.get("rejected", pl.Schema())),
+        format=options.format,
+        mapping=mapping,
+        trigger=trigger,
+        options=options,
+        source=windows.source,
+        n_rows=offsets["next"],
+        preview=preview,
+        _source=SourceFrame.wrap(empty),
+        _whole_floats=stream.whole_floats,
+        notes=tuple(notes),
+        rejected_counts=dict(sink.counts),
+        _stream=stream,
+    )
+
+
+def _preview(
+    window: _Window, dropped: np.ndarray, mapping: Mapping, fmt: Format, n: int
+) -> list[dict[str, Any]]:
+    """The first ``n`` profiles of a window as sent (in JSON, as :meth:`Plan.records` shows them)."""
+    prepared = window.prepared
+    valid = prepared.valid
+    if len(dropped):
+        positions = prepared.frame.get_column(POS).to_numpy()[valid]
+        valid = valid[~np.isin(positions, dropped, assume_unique=True)]
+    head = take_sorted(prepared.frame, valid[:n])
+    encoder = window.encoder if fmt == "json" else RowEncoder(prepared, mapping, "json", clean=frozenset())
+    return [orjson.loads(r)["data"] for r in encoder.rows(head).to_list()]
+
+
+def _duplicates_across(stream: _Stream, hashes: np.ndarray) -> tuple[np.ndarray, pl.DataFrame]:
+    """The positions of the rows that repeat an earlier (or later) row's match key, across windows,
+    and their rejected rows. Hashes find candidates; the windows holding them are read again
+    and their keys compared as text, as the eager plan does (a hash may collide)."""
+    if len(hashes) < 2:
+        return _NO_ROWS, pl.DataFrame()
+    hashes.sort()  # in place: the plan does not need them in order any more
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    if not len(repeated):
+        return _NO_ROWS, pl.DataFrame()
+    keys, originals, offset = [], [], 0
+    for frame, window in stream.validated():
+        prepared = window.prepared
+        candidates = window.checked[np.isin(window.hashes, repeated)]
+        if len(candidates):
+            rows = prepared.frame[candidates].select(POS, KEY)
+            keys.append(rows)
+            originals.append(
+                frame[rows.get_column(POS).to_numpy() - offset].with_columns(rows.get_column(POS))
+            )
+        offset += frame.height
+    candidates_frame = pl.concat(keys)
+    _, lost = _split_duplicates(
+        candidates_frame,
+        pl.Series([False] * candidates_frame.height),
+        stream.options.duplicates,
+        stream.mapping,
+    )
+    if not lost.height:
+        return _NO_ROWS, pl.DataFrame()
+    lost_rows = (
+        pl.concat(originals, how="vertical_relaxed")
+        .join(lost, on=POS, how="inner", maintain_order="right")
+        .select(
+            pl.exclude(POS, RULE, REASON),
+            pl.col(POS).alias("position"),
+            pl.col(RULE).alias("rule"),
+            pl.col(REASON).alias("reason"),
+        )
+    )
+    return np.sort(lost.get_column(POS).to_numpy()), lost_rows
+
+
+def _check_columns_of(windows: Windows, mapping: Mapping) -> None:
+    """Mapped columns missing from the source: said before a row is read."""
+    missing = [c for c in mapping.columns if c not in windows.columns]
+    if missing:
+        column = missing[0]
+        raise ColumnNotFoundError(
+            f"column {column!r} is not in the segment{did_you_mean(column, windows.columns)}"
+            f" (it has: {', '.join(map(repr, windows.columns[:12]))}{', ...' if len(windows.columns) > 12 else ''})"
+        )

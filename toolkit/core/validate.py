@@ -469,20 +469,7 @@ class _Builder:
 
     def _whole_floats(self) -> frozenset[str]:
         """Float columns whose finite values are all whole numbers below 2**53 (pandas' ints with NaN)."""
-        floats = [c for c, t in self.schema.items() if t.is_float()]
-        if not floats:
-            return frozenset()
-        stats = self.df.select(
-            pl.struct(
-                whole=((v := pl.col(c).filter(pl.col(c).is_finite())) == v.round(0)).all(),
-                count=v.len(),
-                largest=v.abs().max(),
-            ).alias(c)
-            for c in floats
-        ).row(0, named=True)
-        return frozenset(
-            c for c, s in stats.items() if s["whole"] and s["count"] > 0 and s["largest"] < 2**53
-        )
+        return whole_floats_of(float_stats(self.df))
 
     def _new(self, stem: str, expr: pl.Expr) -> str:
         name = f"__tk_{stem}{len(self.exprs)}"
@@ -724,6 +711,59 @@ class _Builder:
 
 
 _NUMBER_TEXT = re.compile(r"^\s*-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\s*$")
+
+
+FloatStats = dict[str, tuple[bool, int, float]]
+
+
+def float_stats(df: pl.DataFrame) -> FloatStats:
+    """Per float column: (are its finite values all whole, how many, the largest magnitude).
+
+    A streamed plan adds them up window by window (:func:`merge_float_stats`), so a float
+    column is sent as integers, or not, whole segment alike.
+
+    Example:
+        >>> float_stats(pl.DataFrame({"a": [1.0, None, 3.0], "b": [0.5, 2.0, 1.0], "c": ["x", "y", "z"]}))
+        {'a': (True, 2, 3.0), 'b': (False, 3, 2.0)}
+    """
+    floats = [c for c, t in df.schema.items() if t.is_float()]
+    if not floats:
+        return {}
+    stats = df.select(
+        pl.struct(
+            whole=((v := pl.col(c).filter(pl.col(c).is_finite())) == v.round(0)).all(),
+            count=v.len(),
+            largest=v.abs().max(),
+        ).alias(c)
+        for c in floats
+    ).row(0, named=True)
+    return {c: (bool(s["whole"]), int(s["count"]), float(s["largest"] or 0.0)) for c, s in stats.items()}
+
+
+def merge_float_stats(total: FloatStats, more: FloatStats) -> FloatStats:
+    """The stats of two parts of a segment, together.
+
+    Example:
+        >>> merge_float_stats({"a": (True, 2, 3.0)}, {"a": (False, 1, 9.5)})
+        {'a': (False, 3, 9.5)}
+    """
+    merged = dict(total)
+    for column, (whole, count, largest) in more.items():
+        was = merged.get(column, (True, 0, 0.0))
+        merged[column] = (was[0] and whole, was[1] + count, max(was[2], largest))
+    return merged
+
+
+def whole_floats_of(stats: FloatStats) -> frozenset[str]:
+    """The float columns sent as integers: finite values all whole and below 2**53, at least one.
+
+    Example:
+        >>> sorted(whole_floats_of({"a": (True, 2, 3.0), "b": (False, 3, 2.0), "c": (True, 0, 0.0)}))
+        ['a']
+    """
+    return frozenset(
+        c for c, (whole, count, largest) in stats.items() if whole and count > 0 and largest < 2**53
+    )
 
 
 def _missing(value: object) -> bool:

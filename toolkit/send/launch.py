@@ -865,9 +865,8 @@ class Launch:
             if join:
                 self._require_plan("results(join=True)")
             return frame.to_pandas()
-        from toolkit.core.frames import SourceFrame
-
-        source = SourceFrame.wrap(self.plan.source)
+        # the plan's own view of its segment: a streamed plan reads its source only for join=True
+        source = self.plan.segment(rows=join)
         if join:
             # a plan made by subset()/retry_failed() holds only some rows of the original
             # segment; its source row i is input position _positions[i], not i

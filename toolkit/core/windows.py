@@ -1,0 +1,185 @@
+"""Segments too large to hold: read again and again, a window of rows at a time.
+
+A :class:`Windows` wraps a lazy source (a polars ``LazyFrame``, a path or glob of parquet
+files, a DuckDB relation, a PySpark ``DataFrame``) and yields it as polars frames of about
+``rows`` rows, in the source's order, every time it is read. Nothing here keeps the rows:
+a streamed plan reads its source once to plan it, and again when the bodies are sent.
+
+Example:
+    >>> import polars as pl
+    >>> lazy = pl.LazyFrame({"email": [f"u{i}@x.io" for i in range(5)]})
+    >>> windows = Windows.of(lazy, rows=2)
+    >>> [w.height for w in windows.read()], windows.columns
+    ([2, 2, 1], ['email'])
+    >>> is_lazy_source(lazy), is_lazy_source(pl.DataFrame())
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import glob as globbing
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from toolkit.errors import InvalidArgumentError
+
+__all__ = ["WINDOW_ROWS", "Windows", "is_lazy_source"]
+
+#: Rows validated and encoded together in a streamed plan: large enough that polars' parallel
+#: queries pay off, small enough that a window of a wide segment stays a few hundred MB.
+WINDOW_ROWS = 200_000
+
+
+def _module(source: object) -> str:
+    return type(source).__module__.split(".")[0]
+
+
+def is_lazy_source(source: object) -> bool:
+    """True for the sources a plan streams: LazyFrame, parquet path/glob, DuckDB relation, Spark.
+
+    Example:
+        >>> is_lazy_source("exports/*.parquet"), is_lazy_source([1, 2])
+        (True, False)
+    """
+    if isinstance(source, pl.LazyFrame | Path):
+        return True
+    if isinstance(source, str):
+        return True  # a path or glob; Windows.of says what is wrong with it
+    module = _module(source)
+    return (module == "duckdb" and hasattr(source, "fetch_arrow_table")) or (
+        module == "pyspark" and hasattr(source, "mapInArrow")
+    )
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A re-readable segment: ``read()`` yields it window by window, ``columns`` names its columns."""
+
+    columns: list[str]
+    kind: str
+    """``"polars"``, ``"parquet"``, ``"duckdb"`` or ``"spark"``: where the rows come from."""
+    rows: int
+    source: Any
+    """The source as given."""
+    _batches: Callable[[list[str] | None], Iterable[pl.DataFrame]]
+    _schema: Callable[[], pl.Schema]
+
+    @classmethod
+    def of(cls, source: Any, *, rows: int | None = None) -> Windows:
+        """Wrap a lazy source (see :func:`is_lazy_source`); ``rows``: a window's rows (``WINDOW_ROWS``)."""
+        rows = WINDOW_ROWS if rows is None else rows
+        if isinstance(source, str | Path):
+            return cls._lazy(pl.scan_parquet(_parquet_files(source)), "parquet", rows, source)
+        if isinstance(source, pl.LazyFrame):
+            return cls._lazy(source, "polars", rows, source)
+        module = _module(source)
+        if module == "duckdb":
+            return cls(
+                list(source.columns),
+                "duckdb",
+                rows,
+                source,
+                lambda cols: _duckdb_batches(source, cols, rows),
+                lambda: _polars(_duckdb_call(source.limit(0), "to_arrow_table", "fetch_arrow_table")).schema,
+            )
+        if module == "pyspark":
+            from toolkit.core.spark import arrow_batches, arrow_schema  # pyspark is an extra
+
+            def spark(cols: list[str] | None) -> Iterator[pl.DataFrame]:
+                for batch in arrow_batches(source, cols, rows):
+                    yield _polars(batch)
+
+            return cls(
+                list(source.columns),
+                "spark",
+                rows,
+                source,
+                spark,
+                lambda: _polars(arrow_schema(source)).schema,
+            )
+        raise InvalidArgumentError(f"expected a lazy source, got {type(source).__name__}")
+
+    @classmethod
+    def _lazy(cls, frame: pl.LazyFrame, kind: str, rows: int, source: Any) -> Windows:
+        try:
+            columns = frame.collect_schema().names()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise InvalidArgumentError(f"cannot read the segment's columns: {exc}") from exc
+
+        def batches(cols: list[str] | None) -> Iterator[pl.DataFrame]:
+            query = frame if cols is None else frame.select(cols)
+            yield from query.collect_batches(chunk_size=rows, maintain_order=True, lazy=True)
+
+        return cls(columns, kind, rows, source, batches, frame.collect_schema)
+
+    def schema(self) -> pl.Schema:
+        """The columns' polars types (no row is read)."""
+        return self._schema()
+
+    def read(self, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """The segment (or only ``columns``) as polars frames of ``rows`` rows (the last one fewer)."""
+        pending: list[pl.DataFrame] = []
+        held = 0
+        try:
+            for batch in self._batches(columns):
+                while batch.height:
+                    take = batch.head(self.rows - held)
+                    batch = batch.slice(take.height)
+                    pending.append(take)
+                    held += take.height
+                    if held == self.rows:
+                        yield pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
+                        pending, held = [], 0
+        except pl.exceptions.PolarsError as exc:
+            raise InvalidArgumentError(f"reading the segment ({self.kind}) failed: {exc}") from exc
+        if held:
+            yield pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
+
+
+def _polars(batch: pa.RecordBatch | pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _parquet_files(source: str | Path) -> list[str]:
+    """The parquet files a path (a file, a folder of files) or a glob names, sorted: their order is the rows'."""
+    text = str(source)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*.parquet"))
+    elif any(ch in text for ch in "*?["):
+        files = sorted(globbing.glob(text, recursive=True))
+    else:
+        files = [text] if path.exists() else []
+    if not files:
+        raise InvalidArgumentError(
+            f"no parquet file at {text!r}: give a parquet file, a folder of them or a glob such as "
+            "'exports/*.parquet' (other formats: toolkit.read_segment(path), or pl.scan_csv(...))"
+        )
+    odd = [f for f in files if not f.endswith(".parquet")]
+    if odd:
+        raise InvalidArgumentError(
+            f"{odd[0]!r} is not a .parquet file: plan() streams parquet files; read other formats with "
+            "toolkit.read_segment(path), or pass pl.scan_csv(...)"
+        )
+    return files
+
+
+def _duckdb_batches(relation: Any, columns: list[str] | None, rows: int) -> Iterator[pl.DataFrame]:
+    """The relation's rows as Arrow record batches: DuckDB runs the query again on each read."""
+    if columns is not None:
+        relation = relation.select(*columns)
+    reader = _duckdb_call(relation, "to_arrow_reader", "fetch_arrow_reader", rows)
+    for batch in reader:
+        yield _polars(batch)
+
+
+def _duckdb_call(relation: Any, name: str, older: str, *args: Any) -> Any:
+    """A relation's method by its DuckDB 1.4+ name, or the older one (deprecated since)."""
+    return getattr(relation, name if hasattr(relation, name) else older)(*args)
