@@ -3,6 +3,7 @@ what the sandbox received (``GET /_sandbox/sends``) and what the form says."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable
@@ -38,8 +39,8 @@ def _sends(sandbox: Any, trigger_id: int | None = None) -> list[dict[str, Any]]:
     return answer.json()
 
 
-def _text(html: str) -> str:
-    return re.sub(r"<[^>]+>", "", html)
+def _text(markup: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def _status_text(form: Any) -> str:
@@ -96,7 +97,7 @@ def test_form_prefills_mapping_and_previews_the_plan(
     assert (
         form.confirm.description == f"Send trigger 96 to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
     )
-    assert "rejected: rule" in form.preview.value
+    assert "left out because" in form.preview.value
     for rule in form.plan.summary()["rejected_by_rule"]:
         assert rule in form.preview.value
     records = form.plan.records(3)
@@ -113,7 +114,7 @@ def test_form_prefills_mapping_and_previews_the_plan(
 
 def test_matching_offers_the_modes_documented_for_the_batch_method(segment: pl.DataFrame) -> None:
     """The dropdown lists the five documented modes; the plan's opt-in lists all eleven."""
-    assert list(LaunchForm(segment, trigger=96).matching.options) == [
+    assert [value for _words, value in LaunchForm(segment, trigger=96).matching.options] == [
         "email", "email_profile", "phone", "profile_id", "custom"
     ]  # fmt: skip
     form = LaunchForm(segment, trigger=96, plan_options={"allow_undocumented_matching": True})
@@ -130,7 +131,7 @@ def test_validation_disables_the_button(sandbox: Any, segment: pl.DataFrame, cli
 
     form.content.value = '{"page": '  # invalid JSON as you type
     assert form.button.disabled and form.plan is None
-    assert "content is not valid JSON" in form.content_error.value
+    assert "Message content is not valid JSON" in form.content_error.value
     form.content.value = "[1, 2]"
     assert "must be a JSON object" in form.content_error.value
     form.content.value = '{"page": "spring"}'
@@ -140,20 +141,24 @@ def test_validation_disables_the_button(sandbox: Any, segment: pl.DataFrame, cli
     form.confirm.value = True
     assert not form.button.disabled
 
-    form.trigger_id.value = 0
-    assert form.button.disabled and "trigger id" in form.errors[0]
-    form.trigger_id.value = 96
+    for typed in ("0", "96.7", "12x", "-3"):  # refused and said, never fixed into another id
+        form.trigger_id.value = typed
+        assert form.button.disabled and form.plan is None, typed
+        assert form.errors[0] == f"The trigger id must be a whole number such as 96; {typed!r} is not."
+        assert form.errors[0].replace("'", "&#x27;") in form.trigger_error.value
+    form.trigger_id.value = "96"
+    assert form.trigger_error.value == "" and form.plan is not None
 
     form.field_widgets["first_name"][1].value = "email"  # two columns to one field
     assert form.plan is None and any("both map to field 'email'" in e for e in form.errors)
     form.field_widgets["first_name"][1].value = "_fname"
 
     form.matching.value = "custom"  # needs a match field: the first mapped field is proposed
-    assert not form.match_field.disabled and form.match_field.value in form.match_field.options
+    assert form.match_field.layout.display != "none" and form.match_field.value in form.match_field.options
     form.match_field.value = "crm_id"
     assert form.plan is not None and form.plan.mapping.match_field == "crm_id"
     form.matching.value = "email"
-    assert form.match_field.disabled
+    assert form.match_field.layout.display == "none"
 
     # a click that reaches an unconfirmed form (ipywidgets' click() ignores `disabled`, as a stale
     # page might) sends nothing and says why
@@ -193,8 +198,11 @@ def test_double_click_launches_once_and_rerun_shows_already_launched(
     assert form.join(timeout=60)
     assert len(_sends(sandbox, 96)) == valid
     text = _status_text(form)
-    assert text.startswith("⚠ Already launched: this plan was already sent to trigger 96"), text
-    assert "Nothing was sent now" in text
+    assert text.startswith(
+        f"⚠ Already launched: exactly this was sent to trigger 96 as the launch {form.launch.label!r}"
+    ), text
+    assert form.launch.label.startswith("widget-double-click 20"), form.launch.label
+    assert "Nothing was sent now" in text and "client." not in text
     assert "Traceback" not in form.status.value
     # the bars show the launch that happened, not the one refused ("planned")
     texts, values = _bars(form)
@@ -227,14 +235,16 @@ def test_concurrent_clicks_in_foreground_mode_send_once(
 def test_dry_run_sends_nothing(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
     """A dry run needs no confirmation, says what would go where, and sends nothing."""
     form = LaunchForm(segment, client=client, trigger=98)
-    form.dry_run.value = True
-    assert not form.button.disabled  # a dry run needs no confirmation
-    assert form.button.description == "Dry run"
-    form.button.click()
-    assert form.join(timeout=10)
+    assert not form.dry_run.disabled and form.button.disabled  # a dry run needs no confirmation
+    form.dry_run.click()
+    assert form.button.description == "Launch"  # two controls, two names: the dry run never renames Launch
     assert _sends(sandbox, 98) == []
     assert form.dry_run_plan is form.plan
-    assert "Dry run: trigger 98 would go to" in _status_text(form)
+    host = sandbox.url.removeprefix("http://")
+    assert (
+        f"Dry run: trigger 98 would go to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
+        in _status_text(form)
+    )
     assert "Nothing was sent" in _status_text(form)
 
 
@@ -250,7 +260,7 @@ def test_errors_are_messages_not_tracebacks(
     form.button.click()
     assert form.join(timeout=10)
     text = _status_text(form)
-    assert "no platform to launch on" in text and "TOOLKIT_API_URL" in text, text
+    assert "this page has no platform to send to" in text and "TOOLKIT_API_URL" not in text, text
     assert "Traceback" not in form.status.value
     assert not form.running and form.button.disabled  # ready for another try once confirmed
 
@@ -271,7 +281,7 @@ def test_subscriptions_flags_attachments_and_named_segments(segment: pl.DataFram
     form = LaunchForm({"main": segment, "small": other}, client=client, trigger=96)
     form.add_subscription.click()
     row = form.subscriptions_box.children[0]
-    channel, column, resource, _remove = row.children
+    channel, column, resource = row._toolkit_parts
     assert (channel.value, column.value) == ("email", "email")
     resource.value = 21
     form.skip_invalid_subscriptions.value = True
@@ -399,10 +409,10 @@ def test_form_rows_wrap_instead_of_cutting_widgets_off(segment: pl.DataFrame, cl
     """Rows of widgets wrap in a narrow notebook instead of cutting their last widgets off."""
     form = LaunchForm(segment, client=client, trigger=96)
     form.add_subscription.click()
-    rows = [form.subscriptions_box.children[0]]
-    rows += [
-        r for r in form.children[0].children[0].children if form.detect_geo in getattr(r, "children", ())
-    ]
+    subscription = form.subscriptions_box.children[0]
+    assert CSS_CLASSES["subscription"] in subscription._dom_classes  # one box per subscription
+    rows = [subscription.children[0]]
+    rows += [r for r in form.children if form.trigger_id in getattr(r, "children", ())]
     assert len(rows) == 2
     for row in rows:
         assert row.layout.flex_flow == "row wrap"
@@ -410,7 +420,6 @@ def test_form_rows_wrap_instead_of_cutting_widgets_off(segment: pl.DataFrame, cl
             assert not str(child.layout.width or "").endswith("px")
             assert child.layout.width in (None, "auto") or child.layout.max_width == "100%"
     assert not form.detect_geo.indent and form.detect_geo.layout.width == "auto"
-    assert form.children[0].layout.flex_flow == "row wrap"  # the preview goes below when narrow
 
 
 def test_progress_events_draw_the_bars_and_the_status_line(segment: pl.DataFrame, client: Client) -> None:
@@ -489,7 +498,10 @@ def test_form_says_which_retry_it_waits_for_and_sends_once(
         "retry 2 of 5",
     ], statuses
     valid = form.plan.n_valid
-    assert _status_text(form).startswith(f"✔ Launch widget-retries finished: {valid:,} imported, 0 failed")
+    assert form.launch.label.startswith("widget-retries 20")  # the name given, and the date
+    assert _status_text(form).startswith(
+        f"✔ Launch {form.launch.label} finished: {valid:,} imported, 0 failed"
+    )
     sends = _sends(server, 93)
     assert len(sends) == len({s["profile_id"] for s in sends}) == valid
     assert server.token not in "".join(statuses)

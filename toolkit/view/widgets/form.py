@@ -425,6 +425,10 @@ class LaunchForm(widgets.VBox):
 
     # --- the catalog ----------------------------------------------------------------------------
     def _catalog_client(self) -> Client | None:
+        """The client to read the platform's catalog with; None without one, or when the form was
+        told not to check with the platform (``launch_options={"preflight": False}``)."""
+        if not self._launch_options.get("preflight", True):
+            return None
         try:
             return self.client
         except ToolkitError:
@@ -579,8 +583,8 @@ class LaunchForm(widgets.VBox):
         with self._quiet():
             self._build_fields(self._initial_mapping)
             self._show_subscriptions()
-            if not self._running and self.launch is None:
-                self.label.value = _default_label(self._label_name or self.source.name)
+            if not self._running:
+                self.label.value = self._fresh_label()
         self._changed()
 
     # --- validation and preview -------------------------------------------------------------
@@ -875,15 +879,32 @@ class LaunchForm(widgets.VBox):
             f"{self.target}, in {len(p.batches):,} batch(es); {p.n_rejected:,} rows left out. Nothing was sent.",
         )
 
+    def _label_used(self, label: str) -> Any:
+        """The journal's launch of this label, or None (also when the journal cannot be read)."""
+        with contextlib.suppress(Exception):
+            used = self.client.journal.find(label)
+            if used.label == label:
+                return used
+        return None
+
+    def _fresh_label(self) -> str:
+        """The next launch's name: the segment (or the name given) and the date, numbered when
+        a launch of the same minute took it."""
+        base = _default_label(self._label_name or self.source.name)
+        label, n = base, 1
+        while self._label_used(label) is not None:
+            n += 1
+            label = f"{base} ({n})"
+        return label
+
     def _label_problem(self, label: str) -> str | None:
         """Why this launch name cannot be used (one name, one launch), or None."""
         if not label:
             return "Give the launch a name (the box beside the buttons)."
-        with contextlib.suppress(Exception):  # a journal that cannot be read: the launch will say so
-            used = self.client.journal.find(label)
-            if used.label == label:
-                return (f"The launch name {label!r} is taken by the launch of {used.created[:16].replace('T', ' ')} "
-                        "UTC: choose another name.")  # fmt: skip
+        used = self._label_used(label)
+        if used is not None:
+            return (f"The launch name {label!r} is taken by the launch of {used.created[:16].replace('T', ' ')} "
+                    "UTC: choose another name.")  # fmt: skip
         return None
 
     def _on_click(self, _button: Any = None) -> None:
@@ -972,7 +993,7 @@ class LaunchForm(widgets.VBox):
         )
         self.launch = launch
         launch.wait(progress=False, on_progress=self._on_progress)
-        self.label.value = _default_label(self._label_name or self.source.name)
+        self.label.value = self._fresh_label()
         batches = launch.batches
         lost = outage_message(batches, self.target)
         try:

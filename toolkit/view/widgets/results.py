@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as widgets
 import narwhals.stable.v2 as nw
+import polars as pl
 
 from toolkit.core.contract import RowStatus
 from toolkit.view import charts
@@ -157,8 +158,15 @@ class ResultsView(widgets.VBox):
 
 def _csv(frame: Any) -> bytes:
     """A frame as CSV bytes for Excel: UTF-8 with a byte-order mark (Excel reads Cyrillic right)."""
+    data = nw.from_native(frame, eager_only=True).to_polars()
+    flat = []  # a list (phones) or a record in a cell: its text, as CSV has no nesting
+    for name, dtype in data.schema.items():
+        if isinstance(dtype, (pl.List, pl.Array)):
+            flat.append(pl.col(name).cast(pl.List(pl.String)).list.join("; "))
+        elif isinstance(dtype, pl.Struct):
+            flat.append(pl.col(name).struct.json_encode())
     buffer = io.BytesIO()
-    nw.from_native(frame, eager_only=True).to_polars().write_csv(buffer)
+    data.with_columns(flat).write_csv(buffer)
     return b"\xef\xbb\xbf" + buffer.getvalue()
 
 
