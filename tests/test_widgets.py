@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from toolkit.core.contract import BatchState
 from toolkit.errors import AuthError
 from toolkit.send.client import Client
 from toolkit.send.events import LaunchProgress
+from toolkit.send.retry import RetryPolicy
 from toolkit.view import charts
 from toolkit.view.widgets import CSS_CLASSES, History, LaunchForm, LaunchMonitor, guess_fields
 from toolkit.view.widgets._bars import MAX_BATCH_BARS, BatchBars
@@ -505,3 +507,170 @@ def test_form_says_which_retry_it_waits_for_and_sends_once(
     sends = _sends(server, 93)
     assert len(sends) == len({s["profile_id"] for s in sends}) == valid
     assert server.token not in "".join(statuses)
+
+
+def _cp1251_segment(n: int = 30) -> bytes:
+    """A segment as Excel on Russian Windows saves it: cp1251, ';' between fields."""
+    lines = ["Email;Имя;Город;Телефон"]
+    lines += [f"client{i}@mail.example;Анна {i};Москва;+7 900 000-{i:02d}-00" for i in range(n)]
+    return ("\r\n".join(lines) + "\r\n").encode("cp1251")
+
+
+def test_own_file_is_read_previewed_mapped_and_sent_once(sandbox: Any, client: Client) -> None:
+    """A cp1251 ';' file chosen in the form is read right (letters, columns, row count, first rows),
+    mapped by its column names, and each of its profiles is sent once."""
+    form = LaunchForm(toolkit.sample_customers(50), client=client, trigger=91)
+    assert "practice data (sandbox only)" in form.segment.value
+    form.source.load_file("clients.csv", _cp1251_segment(30))
+    assert form.segment.value == "clients.csv"
+    info = _text(form.source.info.value)
+    assert "30 rows, 4 columns" in info and "cp1251" in info and "Анна 0" in info, info
+    assert (
+        form.source.read_options.layout.display == "flex"
+    )  # the encoding was a guess: say it can be changed
+    assert form.field_widgets["Email"][1].value == "email"
+    form.field_widgets["Имя"][1].value = "_fname"
+    form.field_widgets["Город"][0].value = False
+    form.field_widgets["Телефон"][0].value = False
+    assert form.plan is not None and form.plan.n_valid == 30, form.errors
+    assert form.plan.records(1)[0]["_fname"] == "Анна 0"
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    sends = _sends(sandbox, 91)
+    assert len(sends) == len({s["profile_id"] for s in sends}) == 30
+    downloads = form.results.children[0].value
+    assert "Download results (CSV)" in downloads and "Download rejected rows (CSV" in downloads
+
+
+def test_unreadable_file_shows_the_reading_choices_and_blocks_launch(client: Client) -> None:
+    """A file that cannot be read says so, offers the encoding/separator choices, and keeps Launch off."""
+    form = LaunchForm(toolkit.sample_customers(20), client=client, trigger=91)
+    form.source.load_file("empty.csv", b"")
+    assert form.source.read_options.layout.display == "flex"
+    assert "empty.csv" in _text(form.source.info.value)
+    assert form.plan is None and form.button.disabled
+    assert form.errors == ["The chosen file could not be read: see the message under 1. Your data."]
+
+
+def test_switching_segments_keeps_edits_where_the_columns_exist(client: Client) -> None:
+    """A ticked column, a renamed field and an added subscription survive a switch to a segment
+    without them and back; a subscription whose column is missing is not sent meanwhile."""
+    base = toolkit.sample_customers(40, seed=5, kind="polars")
+    other = base.select("email", "first_name").head(10)
+    form = LaunchForm({"all": base, "few": other}, client=client, trigger=96)
+    all_name, few_name = form.segment.options
+    form.field_widgets["first_name"][1].value = "_fname"
+    form.field_widgets["city"][0].value = False
+    form.add_subscription.click()
+    channel, column, resource = form.subscriptions_box.children[0]._toolkit_parts
+    channel.value, column.value, resource.value = "sms", "phone", 7
+
+    form.segment.value = few_name  # no phone column here: the sms subscription waits
+    assert form.plan is not None and form.plan.n_rows == 10
+    assert form.plan.mapping.subscriptions == ()
+    assert form.field_widgets["first_name"][1].value == "_fname"
+
+    form.segment.value = all_name  # back: every edit is still there
+    assert not form.field_widgets["city"][0].value
+    subs = form.plan.mapping.subscriptions
+    assert [(s.channel, s.column, s.resource_id) for s in subs] == [("sms", "phone", 7)]
+
+
+class _CatalogClient(Client):
+    """The sandbox client with a platform catalog of two triggers and one database (the sandbox on
+    this branch has no catalog calls yet); sending still goes to the sandbox over HTTP."""
+
+    def triggers(self) -> list[Any]:
+        from toolkit.send.catalog import TriggerInfo
+
+        return [TriggerInfo(96, "Welcome", True, "api_call", 20, 21, "email"),
+                TriggerInfo(90, "Old promo", False, "api_call", 20, 21, "sms")]  # fmt: skip
+
+    def trigger(self, trigger_id: int) -> Any:
+        return next(t for t in self.triggers() if t.id == trigger_id)
+
+    def database_fields(self, database_id: int) -> list[Any]:
+        from toolkit.send.catalog import FieldInfo
+
+        return [FieldInfo(n) for n in ("email", "phones", "_fname", "_lname", "loyalty_tier")]
+
+    def preflight(self, plan: Any, trigger: Any = None) -> list[Any]:
+        from toolkit.send.preflight import Problem
+
+        info = self.trigger(plan.trigger.trigger_id)
+        fields = {f.name for f in self.database_fields(20)}
+        problems = (
+            [Problem("trigger_inactive", f"trigger {info.id} {info.name!r} is not active")]
+            if not info.is_active
+            else []
+        )
+        return problems + [Problem("unknown_field", f"profile field {f!r} is not in the database")
+                           for f in plan.mapping.fields.values() if f not in fields]  # fmt: skip
+
+
+def test_trigger_picker_lists_the_catalog_and_preflight_blocks_launch(sandbox: Any, tmp_path: Path) -> None:
+    """The picker shows name, id, channel and state; fields are proposed from the platform's list
+    (others unticked); a preflight problem is shown in words and keeps Launch off."""
+    client = _CatalogClient(sandbox.url, sandbox.token, journal=tmp_path / "j.sqlite")
+    frame = pl.DataFrame({"email": ["a@mail.example"], "Loyalty Tier": ["gold"], "orders": [3]})
+    form = LaunchForm(frame, client=client)
+    labels = [words for words, _id in form.trigger_picker.options]
+    assert "Welcome · id 96 · email · active" in labels and "Old promo · id 90 · sms · NOT active" in labels
+    form.trigger_picker.value = 96
+    assert form.trigger_id.value == "96"
+    assert form.confirm.description.startswith("Send trigger 96 'Welcome' to 1 profiles on SANDBOX at")
+    form.field_widgets["Loyalty Tier"][1].value = "loyalty_tier"
+    form.field_widgets["Loyalty Tier"][0].value = True
+    assert form.field_widgets["orders"][0].value is False  # not a field of the platform: not proposed
+    form.confirm.value = True
+    assert not form.button.disabled and form.problems == []
+    form.trigger_id.value = "90"  # typing an id picks it in the list too
+    assert form.trigger_picker.value == 90
+    assert "The platform says: trigger 90 'Old promo' is not active" in _text(form.checks.value)
+    form.confirm.value = True
+    assert form.button.disabled
+
+
+def test_outage_says_nothing_was_sent_and_a_new_click_is_safe(sandbox: Any, tmp_path: Path) -> None:
+    """A platform that does not answer: the status says nothing was sent and launching again is
+    safe; once it answers, the same click sends each profile once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    journal = tmp_path / "j.sqlite"
+    down = Client(f"http://127.0.0.1:{closed_port}", sandbox.token, journal=journal,
+                  retry=RetryPolicy(max_retries=1, base=0.01, cap=0.02))  # fmt: skip
+    segment = toolkit.sample_customers(30, seed=2)
+    form = LaunchForm(segment, client=down, trigger=88, label="outage",
+                      launch_options={"preflight": False, "allow_sample": True})  # fmt: skip
+    assert "REAL PLATFORM" in form.banner.value  # nothing answered: the safe side
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    text = _status_text(form)
+    assert "did not answer. Nothing was sent. Launching again is safe" in text, text
+    assert "TOOLKIT_API_URL" not in text and "HTTPConnectionPool" not in text
+    assert _sends(sandbox, 88) == []
+
+
+def test_repeat_is_refused_naming_that_launch(sandbox: Any, client: Client) -> None:
+    """A second launch of the same plan is refused by the name of the launch that went, and a
+    taken name is refused before anything is sent."""
+    form = LaunchForm(toolkit.sample_customers(40, seed=8), client=client, trigger=87, label="repeat")
+    first_label = form.label.value
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    assert form.label.value != first_label  # the next launch gets a name of its own
+    form.label.value = first_label
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=10)
+    assert f"The launch name {first_label!r} is taken" in _status_text(form)
+    form.label.value = "repeat again"
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    assert f"as the launch {first_label!r}" in _status_text(form)
+    assert len(_sends(sandbox, 87)) == form.plan.n_valid

@@ -299,6 +299,7 @@ class LaunchForm(widgets.VBox):
         self.match_field.add_class(CSS_CLASSES["match_field"])
         self._field_rows: dict[str, tuple[widgets.Checkbox, widgets.Combobox, widgets.HBox]] = {}
         self.field_widgets: dict[str, tuple[widgets.Checkbox, widgets.Combobox]] = {}
+        self._edited: set[str] = set()  # columns whose row the user changed: never proposed again
         self.fields_box = widgets.VBox()
         self._subscription_rows: list[widgets.Box] = []
         self.subscriptions_box = widgets.VBox()
@@ -494,8 +495,13 @@ class LaunchForm(widgets.VBox):
     def _fields_offered(self) -> None:
         """The platform's field names offered in every field box (typing another stays possible)."""
         names = self._trigger_fields(parse_trigger_id(self.trigger_id.value)[0])
-        for _check, box, _row in self._field_rows.values():
-            box.options = names
+        guessed = guess_fields(list(self._field_rows), names)
+        with self._quiet():
+            for column, (check, box, _row) in self._field_rows.items():
+                box.options = names
+                if names and column not in self._edited:  # a proposal nobody changed: propose again
+                    box.value = guessed[column]
+                    check.value = guessed[column] in names
 
     # --- building the form ---------------------------------------------------------------------
     @property
@@ -518,14 +524,17 @@ class LaunchForm(widgets.VBox):
                 continue
             if chosen is not None and all(c in columns for c in chosen):
                 send, field = column in chosen, chosen.get(column, guessed[column])
+                self._edited.add(column)  # the mapping given in code is kept as it is
             else:  # proposed: ticked when the platform has the field (or, without its list, always)
                 send, field = (not platform or guessed[column] in platform), guessed[column]
             check = widgets.Checkbox(value=send, description=column, indent=False, layout=fit("14em"))
             box = widgets.Combobox(value=field, options=platform, placeholder="profile field", ensure_option=False,
                                    continuous_update=False, layout=fit("14em"))  # fmt: skip
             box.add_class(CSS_CLASSES["field"])
-            check.observe(self._changed, names="value")
-            box.observe(self._changed, names="value")
+            for w in (check, box):
+                w.observe(lambda _c, column=column: self._edited.add(column) if not self._building else None,
+                          names="value")  # fmt: skip
+                w.observe(self._changed, names="value")
             self._field_rows[column] = (check, box, wrapping_row([check, widgets.HTML("&rarr;"), box]))
         self.field_widgets = {c: self._field_rows[c][:2] for c in columns}
         self.fields_box.children = tuple(self._field_rows[c][2] for c in columns)
