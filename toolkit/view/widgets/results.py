@@ -198,8 +198,9 @@ CHART_SCALE: Final = 2
 def _chart(fig: Figure) -> widgets.Image:
     dpi = 100
     fig.set_size_inches(CHART_WIDTH_PX / dpi, CHART_HEIGHT_PX / dpi)
-    with contextlib.suppress(Exception):  # a layout the figure cannot fit keeps matplotlib's own
-        fig.tight_layout()
+    if not fig.get_layout_engine():  # the charts choose their own layout engine; else fit the new size
+        with contextlib.suppress(Exception):
+            fig.tight_layout()
     image = widgets.Image(value=png(fig, dpi=dpi * CHART_SCALE), format="png",
                           layout=widgets.Layout(width=f"{CHART_WIDTH_PX}px", max_width="100%", height="auto"))  # fmt: skip
     return image
