@@ -3,8 +3,10 @@ what the sandbox received (``GET /_sandbox/sends``) and what the form says."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from toolkit.core.contract import BatchState
 from toolkit.errors import AuthError
 from toolkit.send.client import Client
 from toolkit.send.events import LaunchProgress
+from toolkit.send.retry import RetryPolicy
 from toolkit.view import charts
 from toolkit.view.widgets import CSS_CLASSES, History, LaunchForm, LaunchMonitor, guess_fields
 from toolkit.view.widgets._bars import MAX_BATCH_BARS, BatchBars
@@ -38,8 +41,8 @@ def _sends(sandbox: Any, trigger_id: int | None = None) -> list[dict[str, Any]]:
     return answer.json()
 
 
-def _text(html: str) -> str:
-    return re.sub(r"<[^>]+>", "", html)
+def _text(markup: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def _status_text(form: Any) -> str:
@@ -96,7 +99,7 @@ def test_form_prefills_mapping_and_previews_the_plan(
     assert (
         form.confirm.description == f"Send trigger 96 to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
     )
-    assert "rejected: rule" in form.preview.value
+    assert "left out because" in form.preview.value
     for rule in form.plan.summary()["rejected_by_rule"]:
         assert rule in form.preview.value
     records = form.plan.records(3)
@@ -113,7 +116,7 @@ def test_form_prefills_mapping_and_previews_the_plan(
 
 def test_matching_offers_the_modes_documented_for_the_batch_method(segment: pl.DataFrame) -> None:
     """The dropdown lists the five documented modes; the plan's opt-in lists all eleven."""
-    assert list(LaunchForm(segment, trigger=96).matching.options) == [
+    assert [value for _words, value in LaunchForm(segment, trigger=96).matching.options] == [
         "email", "email_profile", "phone", "profile_id", "custom"
     ]  # fmt: skip
     form = LaunchForm(segment, trigger=96, plan_options={"allow_undocumented_matching": True})
@@ -130,7 +133,7 @@ def test_validation_disables_the_button(sandbox: Any, segment: pl.DataFrame, cli
 
     form.content.value = '{"page": '  # invalid JSON as you type
     assert form.button.disabled and form.plan is None
-    assert "content is not valid JSON" in form.content_error.value
+    assert "Message content is not valid JSON" in form.content_error.value
     form.content.value = "[1, 2]"
     assert "must be a JSON object" in form.content_error.value
     form.content.value = '{"page": "spring"}'
@@ -140,20 +143,24 @@ def test_validation_disables_the_button(sandbox: Any, segment: pl.DataFrame, cli
     form.confirm.value = True
     assert not form.button.disabled
 
-    form.trigger_id.value = 0
-    assert form.button.disabled and "trigger id" in form.errors[0]
-    form.trigger_id.value = 96
+    for typed in ("0", "96.7", "12x", "-3"):  # refused and said, never fixed into another id
+        form.trigger_id.value = typed
+        assert form.button.disabled and form.plan is None, typed
+        assert form.errors[0] == f"The trigger id must be a whole number such as 96; {typed!r} is not."
+        assert form.errors[0].replace("'", "&#x27;") in form.trigger_error.value
+    form.trigger_id.value = "96"
+    assert form.trigger_error.value == "" and form.plan is not None
 
     form.field_widgets["first_name"][1].value = "email"  # two columns to one field
     assert form.plan is None and any("both map to field 'email'" in e for e in form.errors)
     form.field_widgets["first_name"][1].value = "_fname"
 
     form.matching.value = "custom"  # needs a match field: the first mapped field is proposed
-    assert not form.match_field.disabled and form.match_field.value in form.match_field.options
+    assert form.match_field.layout.display != "none" and form.match_field.value in form.match_field.options
     form.match_field.value = "crm_id"
     assert form.plan is not None and form.plan.mapping.match_field == "crm_id"
     form.matching.value = "email"
-    assert form.match_field.disabled
+    assert form.match_field.layout.display == "none"
 
     # a click that reaches an unconfirmed form (ipywidgets' click() ignores `disabled`, as a stale
     # page might) sends nothing and says why
@@ -193,8 +200,11 @@ def test_double_click_launches_once_and_rerun_shows_already_launched(
     assert form.join(timeout=60)
     assert len(_sends(sandbox, 96)) == valid
     text = _status_text(form)
-    assert text.startswith("⚠ Already launched: this plan was already sent to trigger 96"), text
-    assert "Nothing was sent now" in text
+    assert text.startswith(
+        f"⚠ Already launched: exactly this was sent to trigger 96 as the launch {form.launch.label!r}"
+    ), text
+    assert form.launch.label.startswith("widget-double-click 20"), form.launch.label
+    assert "Nothing was sent now" in text and "client." not in text
     assert "Traceback" not in form.status.value
     # the bars show the launch that happened, not the one refused ("planned")
     texts, values = _bars(form)
@@ -227,14 +237,16 @@ def test_concurrent_clicks_in_foreground_mode_send_once(
 def test_dry_run_sends_nothing(sandbox: Any, segment: pl.DataFrame, client: Client) -> None:
     """A dry run needs no confirmation, says what would go where, and sends nothing."""
     form = LaunchForm(segment, client=client, trigger=98)
-    form.dry_run.value = True
-    assert not form.button.disabled  # a dry run needs no confirmation
-    assert form.button.description == "Dry run"
-    form.button.click()
-    assert form.join(timeout=10)
+    assert not form.dry_run.disabled and form.button.disabled  # a dry run needs no confirmation
+    form.dry_run.click()
+    assert form.button.description == "Launch"  # two controls, two names: the dry run never renames Launch
     assert _sends(sandbox, 98) == []
     assert form.dry_run_plan is form.plan
-    assert "Dry run: trigger 98 would go to" in _status_text(form)
+    host = sandbox.url.removeprefix("http://")
+    assert (
+        f"Dry run: trigger 98 would go to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
+        in _status_text(form)
+    )
     assert "Nothing was sent" in _status_text(form)
 
 
@@ -250,7 +262,7 @@ def test_errors_are_messages_not_tracebacks(
     form.button.click()
     assert form.join(timeout=10)
     text = _status_text(form)
-    assert "no platform to launch on" in text and "TOOLKIT_API_URL" in text, text
+    assert "this page has no platform to send to" in text and "TOOLKIT_API_URL" not in text, text
     assert "Traceback" not in form.status.value
     assert not form.running and form.button.disabled  # ready for another try once confirmed
 
@@ -271,7 +283,7 @@ def test_subscriptions_flags_attachments_and_named_segments(segment: pl.DataFram
     form = LaunchForm({"main": segment, "small": other}, client=client, trigger=96)
     form.add_subscription.click()
     row = form.subscriptions_box.children[0]
-    channel, column, resource, _remove = row.children
+    channel, column, resource = row._toolkit_parts
     assert (channel.value, column.value) == ("email", "email")
     resource.value = 21
     form.skip_invalid_subscriptions.value = True
@@ -399,10 +411,10 @@ def test_form_rows_wrap_instead_of_cutting_widgets_off(segment: pl.DataFrame, cl
     """Rows of widgets wrap in a narrow notebook instead of cutting their last widgets off."""
     form = LaunchForm(segment, client=client, trigger=96)
     form.add_subscription.click()
-    rows = [form.subscriptions_box.children[0]]
-    rows += [
-        r for r in form.children[0].children[0].children if form.detect_geo in getattr(r, "children", ())
-    ]
+    subscription = form.subscriptions_box.children[0]
+    assert CSS_CLASSES["subscription"] in subscription._dom_classes  # one box per subscription
+    rows = [subscription.children[0]]
+    rows += [r for r in form.children if form.trigger_id in getattr(r, "children", ())]
     assert len(rows) == 2
     for row in rows:
         assert row.layout.flex_flow == "row wrap"
@@ -410,7 +422,6 @@ def test_form_rows_wrap_instead_of_cutting_widgets_off(segment: pl.DataFrame, cl
             assert not str(child.layout.width or "").endswith("px")
             assert child.layout.width in (None, "auto") or child.layout.max_width == "100%"
     assert not form.detect_geo.indent and form.detect_geo.layout.width == "auto"
-    assert form.children[0].layout.flex_flow == "row wrap"  # the preview goes below when narrow
 
 
 def test_progress_events_draw_the_bars_and_the_status_line(segment: pl.DataFrame, client: Client) -> None:
@@ -490,7 +501,177 @@ def test_form_says_which_retry_it_waits_for_and_sends_once(
         "retry 2 of 5",
     ], statuses
     valid = form.plan.n_valid
-    assert _status_text(form).startswith(f"✔ Launch widget-retries finished: {valid:,} imported, 0 failed")
+    assert form.launch.label.startswith("widget-retries 20")  # the name given, and the date
+    assert _status_text(form).startswith(
+        f"✔ Launch {form.launch.label} finished: {valid:,} imported, 0 failed"
+    )
     sends = _sends(server, 93)
     assert len(sends) == len({s["profile_id"] for s in sends}) == valid
     assert server.token not in "".join(statuses)
+
+
+def _cp1251_segment(n: int = 30) -> bytes:
+    """A segment as Excel on Russian Windows saves it: cp1251, ';' between fields."""
+    lines = ["Email;Имя;Город;Телефон"]
+    lines += [f"client{i}@mail.example;Анна {i};Москва;+7 900 000-{i:02d}-00" for i in range(n)]
+    return ("\r\n".join(lines) + "\r\n").encode("cp1251")
+
+
+def test_own_file_is_read_previewed_mapped_and_sent_once(sandbox: Any, client: Client) -> None:
+    """A cp1251 ';' file chosen in the form is read right (letters, columns, row count, first rows),
+    mapped by its column names, and each of its profiles is sent once."""
+    form = LaunchForm(toolkit.sample_customers(50), client=client, trigger=91)
+    assert "practice data (sandbox only)" in form.segment.value
+    form.source.load_file("clients.csv", _cp1251_segment(30))
+    assert form.segment.value == "clients.csv"
+    info = _text(form.source.info.value)
+    assert "30 rows, 4 columns" in info and "cp1251" in info and "Анна 0" in info, info
+    assert (
+        form.source.read_options.layout.display == "flex"
+    )  # the encoding was a guess: say it can be changed
+    assert form.field_widgets["Email"][1].value == "email"
+    form.field_widgets["Имя"][1].value = "_fname"
+    form.field_widgets["Город"][0].value = False
+    form.field_widgets["Телефон"][0].value = False
+    assert form.plan is not None and form.plan.n_valid == 30, form.errors
+    assert form.plan.records(1)[0]["_fname"] == "Анна 0"
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    sends = _sends(sandbox, 91)
+    assert len(sends) == len({s["profile_id"] for s in sends}) == 30
+    downloads = form.results.children[0].value
+    assert "Download results (CSV)" in downloads and "Download rejected rows (CSV" in downloads
+
+
+def test_unreadable_file_shows_the_reading_choices_and_blocks_launch(client: Client) -> None:
+    """A file that cannot be read says so, offers the encoding/separator choices, and keeps Launch off."""
+    form = LaunchForm(toolkit.sample_customers(20), client=client, trigger=91)
+    form.source.load_file("empty.csv", b"")
+    assert form.source.read_options.layout.display == "flex"
+    assert "empty.csv" in _text(form.source.info.value)
+    assert form.plan is None and form.button.disabled
+    assert form.errors == ["The chosen file could not be read: see the message under 1. Your data."]
+
+
+def test_switching_segments_keeps_edits_where_the_columns_exist(client: Client) -> None:
+    """A ticked column, a renamed field and an added subscription survive a switch to a segment
+    without them and back; a subscription whose column is missing is not sent meanwhile."""
+    base = toolkit.sample_customers(40, seed=5, kind="polars")
+    other = base.select("email", "first_name").head(10)
+    form = LaunchForm({"all": base, "few": other}, client=client, trigger=96)
+    all_name, few_name = form.segment.options
+    form.field_widgets["first_name"][1].value = "_fname"
+    form.field_widgets["city"][0].value = False
+    form.add_subscription.click()
+    channel, column, resource = form.subscriptions_box.children[0]._toolkit_parts
+    channel.value, column.value, resource.value = "sms", "phone", 7
+
+    form.segment.value = few_name  # no phone column here: the sms subscription waits
+    assert form.plan is not None and form.plan.n_rows == 10
+    assert form.plan.mapping.subscriptions == ()
+    assert form.field_widgets["first_name"][1].value == "_fname"
+
+    form.segment.value = all_name  # back: every edit is still there
+    assert not form.field_widgets["city"][0].value
+    subs = form.plan.mapping.subscriptions
+    assert [(s.channel, s.column, s.resource_id) for s in subs] == [("sms", "phone", 7)]
+
+
+class _CatalogClient(Client):
+    """The sandbox client with a platform catalog of two triggers and one database (the sandbox on
+    this branch has no catalog calls yet); sending still goes to the sandbox over HTTP."""
+
+    def triggers(self) -> list[Any]:
+        from toolkit.send.catalog import TriggerInfo
+
+        return [TriggerInfo(96, "Welcome", True, "api_call", 20, 21, "email"),
+                TriggerInfo(90, "Old promo", False, "api_call", 20, 21, "sms")]  # fmt: skip
+
+    def trigger(self, trigger_id: int) -> Any:
+        return next(t for t in self.triggers() if t.id == trigger_id)
+
+    def database_fields(self, database_id: int) -> list[Any]:
+        from toolkit.send.catalog import FieldInfo
+
+        return [FieldInfo(n) for n in ("email", "phones", "_fname", "_lname", "loyalty_tier")]
+
+    def preflight(self, plan: Any, trigger: Any = None) -> list[Any]:
+        from toolkit.send.preflight import Problem
+
+        info = self.trigger(plan.trigger.trigger_id)
+        fields = {f.name for f in self.database_fields(20)}
+        problems = (
+            [Problem("trigger_inactive", f"trigger {info.id} {info.name!r} is not active")]
+            if not info.is_active
+            else []
+        )
+        return problems + [Problem("unknown_field", f"profile field {f!r} is not in the database")
+                           for f in plan.mapping.fields.values() if f not in fields]  # fmt: skip
+
+
+def test_trigger_picker_lists_the_catalog_and_preflight_blocks_launch(sandbox: Any, tmp_path: Path) -> None:
+    """The picker shows name, id, channel and state; fields are proposed from the platform's list
+    (others unticked); a preflight problem is shown in words and keeps Launch off."""
+    client = _CatalogClient(sandbox.url, sandbox.token, journal=tmp_path / "j.sqlite")
+    frame = pl.DataFrame({"email": ["a@mail.example"], "Loyalty Tier": ["gold"], "orders": [3]})
+    form = LaunchForm(frame, client=client)
+    labels = [words for words, _id in form.trigger_picker.options]
+    assert "Welcome · id 96 · email · active" in labels and "Old promo · id 90 · sms · NOT active" in labels
+    form.trigger_picker.value = 96
+    assert form.trigger_id.value == "96"
+    assert form.confirm.description.startswith("Send trigger 96 'Welcome' to 1 profiles on SANDBOX at")
+    form.field_widgets["Loyalty Tier"][1].value = "loyalty_tier"
+    form.field_widgets["Loyalty Tier"][0].value = True
+    assert form.field_widgets["orders"][0].value is False  # not a field of the platform: not proposed
+    form.confirm.value = True
+    assert not form.button.disabled and form.problems == []
+    form.trigger_id.value = "90"  # typing an id picks it in the list too
+    assert form.trigger_picker.value == 90
+    assert "The platform says: trigger 90 'Old promo' is not active" in _text(form.checks.value)
+    form.confirm.value = True
+    assert form.button.disabled
+
+
+def test_outage_says_nothing_was_sent_and_a_new_click_is_safe(sandbox: Any, tmp_path: Path) -> None:
+    """A platform that does not answer: the status says nothing was sent and launching again is
+    safe; once it answers, the same click sends each profile once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    journal = tmp_path / "j.sqlite"
+    down = Client(f"http://127.0.0.1:{closed_port}", sandbox.token, journal=journal,
+                  retry=RetryPolicy(max_retries=1, base=0.01, cap=0.02))  # fmt: skip
+    segment = toolkit.sample_customers(30, seed=2)
+    form = LaunchForm(segment, client=down, trigger=88, label="outage",
+                      launch_options={"preflight": False, "allow_sample": True})  # fmt: skip
+    assert "REAL PLATFORM" in form.banner.value  # nothing answered: the safe side
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    text = _status_text(form)
+    assert "did not answer. Nothing was sent. Launching again is safe" in text, text
+    assert "TOOLKIT_API_URL" not in text and "HTTPConnectionPool" not in text
+    assert _sends(sandbox, 88) == []
+
+
+def test_repeat_is_refused_naming_that_launch(sandbox: Any, client: Client) -> None:
+    """A second launch of the same plan is refused by the name of the launch that went, and a
+    taken name is refused before anything is sent."""
+    form = LaunchForm(toolkit.sample_customers(40, seed=8), client=client, trigger=87, label="repeat")
+    first_label = form.label.value
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    assert form.label.value != first_label  # the next launch gets a name of its own
+    form.label.value = first_label
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=10)
+    assert f"The launch name {first_label!r} is taken" in _status_text(form)
+    form.label.value = "repeat again"
+    form.confirm.value = True
+    form.button.click()
+    assert form.join(timeout=60)
+    assert f"as the launch {first_label!r}" in _status_text(form)
+    assert len(_sends(sandbox, 87)) == form.plan.n_valid

@@ -480,8 +480,9 @@ class LaunchFormPage:
         box.fill(str(trigger_id))
         box.press("Tab")  # IntText sends its value on change (blur), like a user leaving the field
         expect(self.part("confirm")).to_contain_text(f"Send trigger {trigger_id} to ")
-        self.part("matching").locator("select").select_option(matching)
-        expect(self.part("preview")).to_contain_text(f"matching {matching}:")
+        select = self.part("matching").locator("select")  # options read "email_profile (by email ...)"
+        select.select_option(label=select.locator("option", has_text=f"{matching} (").first.inner_text())
+        expect(self.part("preview")).to_contain_text(f"(matching {matching})")
         expect(self.part("preview")).to_contain_text(f"Trigger {trigger_id},")
 
     def confirm(self) -> int:

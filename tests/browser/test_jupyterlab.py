@@ -53,18 +53,19 @@ def test_launch_form_in_jupyterlab(
     errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     assert not errors.all_inner_texts(), f"the notebook shows errors: {errors.all_inner_texts()}"
 
-    # a laptop screen: every input of the form fits (wraps), nothing is cut off on the right
+    # a small laptop screen: the action button, the trigger id box and a subscription's remove
+    # button fit (wrap), nothing is cut off on the right
     tall = page.viewport_size
-    page.set_viewport_size({"width": 1280, "height": 800})
+    page.set_viewport_size({"width": 1024, "height": 700})
     page.wait_for_timeout(300)  # relayout
-    detect_geo = form.form.locator(".widget-checkbox", has_text="detect_geo")
-    remove = form.part("subscriptions").get_by_role("button", name="remove").first
-    for name, element in (("detect_geo checkbox", detect_geo), ("subscription remove button", remove)):
+    remove = form.part("subscriptions").get_by_role("button", name="Remove this subscription").first
+    for name, element in (("Launch button", form.part("launch-button")), ("trigger id box", form.part("trigger-id")),
+                          ("subscription remove button", remove)):  # fmt: skip
         problem = outside_view(page, element)
         if problem:
-            shoot(page, "jupyterlab-0-1280x800-FAILED")
-        assert problem is None, f"at 1280x800 the {name} is not fully visible: {problem}"
-    shoot(page, "jupyterlab-0-1280x800")
+            shoot(page, "jupyterlab-0-1024x700-FAILED")
+        assert problem is None, f"at 1024x700 the {name} is not fully visible: {problem}"
+    shoot(page, "jupyterlab-0-1024x700")
     page.set_viewport_size(tall)
     page.wait_for_timeout(300)
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "APP_PAGE",
     "APP_TAG",
     "APP_TOKEN_ENV",
     "NOTEBOOKS",
@@ -62,6 +63,8 @@ __all__ = [
 NOTEBOOKS = ("01_build_segment.ipynb", "02_payloads.ipynb", "03_launch.ipynb", "04_results.ipynb")
 #: Cells of 03_launch.ipynb with this tag make up the stand-alone form (``toolkit app``).
 APP_TAG = "app"
+#: The app's notebook file: Voila names the page (the browser tab) after it.
+APP_PAGE = "Launch a campaign.ipynb"
 _ENV = ("TOOLKIT_API_URL", "TOOLKIT_API_TOKEN", "TOOLKIT_JOURNAL")
 #: ``toolkit app``'s access token when ``--token`` is not given (else a random one).
 APP_TOKEN_ENV = "TOOLKIT_APP_TOKEN"
@@ -243,6 +246,7 @@ def app_notebook(source: Path, target: Path) -> Path:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nb.metadata.pop("widgets", None)
+    nb.metadata["title"] = Path(APP_PAGE).stem  # the page's title where a template reads the metadata
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     return target
@@ -297,8 +301,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
     folder = notebooks_dir(args.dir)
     with platform_env() as where:
         print(f"JupyterLab on {folder}, notebooks talk to {where}; Ctrl-C stops both")
+        # news_url=None: JupyterLab's news pop-up (fetched from the internet) would cover the form
         command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1",
-                   "--port", str(args.port), *_root_flags()]  # fmt: skip
+                   "--port", str(args.port), "--LabApp.news_url=None", *_root_flags()]  # fmt: skip
         return _serve(command, folder)
 
 
@@ -348,7 +353,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     page_url = f"{base_url}/?token={urllib.parse.quote(token, safe='')}"
     work = Path(tempfile.mkdtemp(prefix="toolkit-app-"))
     try:
-        page = app_notebook(source, work / "launch_form.ipynb")
+        page = app_notebook(source, work / APP_PAGE)
         with platform_env(processing_rate=args.processing_rate) as where:
             print(f"starting the launch form on {base_url}, talking to {where}", flush=True)
             # Voila's token auth (jupyter_server's IdentityProvider): --Voila.auto_token turns it

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from collections.abc import Mapping, Sequence
@@ -26,13 +27,16 @@ __all__ = [
     "CSS_CLASSES",
     "FLAG",
     "STYLE",
+    "STYLE_SHEET",
     "WIDE",
     "MessageKind",
     "cell",
     "count_table",
+    "download_link",
     "esc",
     "fit",
     "heading",
+    "help_line",
     "message",
     "png",
     "readable",
@@ -62,7 +66,34 @@ CSS_CLASSES: Final = {
     "results": "toolkit-results",
     "monitor": "toolkit-monitor",
     "history": "toolkit-history",
+    "upload": "toolkit-upload",
+    "read_options": "toolkit-read-options",
+    "data_info": "toolkit-data-info",
+    "trigger_picker": "toolkit-trigger-picker",
+    "trigger_error": "toolkit-trigger-error",
+    "banner": "toolkit-banner",
+    "advanced": "toolkit-advanced",
+    "actions": "toolkit-actions",
+    "checks": "toolkit-checks",
+    "downloads": "toolkit-downloads",
+    "subscription": "toolkit-subscription",
 }
+
+#: The page's own styles (one ``<style>`` in an HTML widget; nothing loaded from elsewhere): the
+#: action bar stays in view while the mapping scrolls, a subscription is a box of its own,
+#: help lines are small and grey, the payload preview is monospace.
+STYLE_SHEET: Final = """<style>
+.toolkit-actions {position: sticky; top: 0; z-index: 20; background: var(--jp-layout-color0, #fff);
+  border-bottom: 1px solid #ccc; padding: 4px 0;}
+.toolkit-subscription {border: 1px solid #bbb; border-radius: 4px; padding: 4px 6px; margin: 4px 0;}
+.toolkit-help {color: #555; font-size: 0.9em; margin: 0 0 4px 0;}
+.toolkit-records pre, .toolkit-mono {font-family: var(--jp-code-font-family, monospace); font-size: 12px;}
+.toolkit-banner-sandbox {background: #E6F4EA; border: 2px dashed #007A55; color: #004D35;
+  padding: 6px 10px; border-radius: 4px;}
+.toolkit-banner-platform {background: #FDECEA; border: 3px solid #B3261E; color: #7A1712;
+  padding: 6px 10px; border-radius: 4px; font-weight: bold;}
+.toolkit-table td, .toolkit-table th {padding: 1px 8px;}
+</style>"""
 
 #: A widget as wide as its content needs.
 WIDE: Final = widgets.Layout(width="auto")
@@ -160,3 +191,25 @@ def wrapping_row(children: Sequence[widgets.Widget]) -> widgets.HBox:
 def fit(width: str) -> widgets.Layout:
     """A widget's layout: ``width`` at most, never wider than the row it is in."""
     return widgets.Layout(width=width, max_width="100%")
+
+
+def help_line(text: str) -> widgets.HTML:
+    """One line of help under an option, in plain words (small and grey)."""
+    html_line = widgets.HTML(f"<div class='toolkit-help'>{esc(text)}</div>")
+    html_line.add_class("toolkit-help-line")
+    return html_line
+
+
+def download_link(file_name: str, data: bytes, text: str, *, mime: str = "text/csv") -> str:
+    """An HTML link that downloads ``data`` as ``file_name`` (a ``data:`` URI: works in a
+    notebook, in Voila and in exported HTML, with no server route).
+
+    Example:
+        >>> download_link("r.csv", b"a,b\\n1,2\\n", "Download results (CSV)")
+        '<a download="r.csv" href="data:text/csv;charset=utf-8;base64,YSxiCjEsMgo=" class="toolkit-download">Download results (CSV)</a>'
+    """
+    encoded = base64.b64encode(data).decode("ascii")
+    return (
+        f'<a download="{esc(file_name)}" href="data:{mime};charset=utf-8;base64,{encoded}" '
+        f'class="toolkit-download">{esc(text)}</a>'
+    )

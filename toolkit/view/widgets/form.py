@@ -1,11 +1,17 @@
-"""The launch form: choose a segment, the trigger, the matching, the column -> field mapping,
-subscriptions, flags, content and attachments; see the plan live (summary, rejected rows by
-reason, the first records exactly as sent); tick the confirmation and launch, once.
+"""The launch form, for a colleague who does not write code: choose a segment (one given in
+code, or your own file), map its columns to profile fields, pick the trigger, check what would
+be sent, and launch it once, on a target the page names all along.
+
+The page reads top to bottom: a banner naming where a launch goes (sandbox or the real
+platform, visibly different), the action bar (confirmation, Dry run, Launch, status; it stays
+in view while the sections below scroll), then 1. the data, 2. the trigger, 3. the columns ->
+profile fields and subscriptions, 4. "Advanced" platform options, 5. the review (plan, rejected
+rows, the first records exactly as sent), then progress and results.
 
 The launch runs in one background thread: ``client.launch(plan, on_progress=...)`` then
 ``launch.wait(on_progress=...)``. Their :class:`~toolkit.send.events.LaunchProgress` events draw
 the batch bars and the status line (including "the platform is not answering: retry 2 of 5");
-nothing polls the journal.
+nothing polls the journal. Every message speaks of the page's buttons, never of code.
 
 See the package docstring for an example; the class has its own.
 """
@@ -14,41 +20,48 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as widgets
-import narwhals.stable.v2 as nw
 
-from toolkit.core.contract import CHANNELS, MATCHING_MODES, Channel, MatchingMode
+from toolkit.core.contract import CHANNELS, MATCHING_MODES, BatchState, Channel, MatchingMode
 from toolkit.core.mapping import Attachment, Mapping, Subscription, Trigger
 from toolkit.core.plan import Plan, plan
-from toolkit.errors import AlreadyLaunched, ConfigurationError, InvalidArgumentError, ToolkitError
+from toolkit.errors import AlreadyLaunched, ConfigurationError, PreflightError, ToolkitError, TransportError
 from toolkit.send.events import LaunchProgress
+from toolkit.send.preflight import sample_problem
 from toolkit.send.target import target_label
 from toolkit.view.widgets._bars import BatchBars, progress_message
 from toolkit.view.widgets._html import (
     CSS_CLASSES,
     FLAG,
     STYLE,
+    STYLE_SHEET,
     WIDE,
     MessageKind,
     esc,
     fit,
     heading,
+    help_line,
     message,
     readable,
     wrapping_row,
 )
+from toolkit.view.widgets._source import SegmentSource
 from toolkit.view.widgets.results import ResultsView, outcome_message
 
 if TYPE_CHECKING:
+    from toolkit.send.catalog import TriggerInfo
     from toolkit.send.client import Client
+    from toolkit.send.journal import BatchRecord
     from toolkit.send.launch import Launch
 
-__all__ = ["KNOWN_FIELDS", "LaunchForm", "guess_fields"]
+__all__ = ["KNOWN_FIELDS", "LaunchForm", "guess_fields", "parse_trigger_id"]
 
 #: Column names with a system profile field of their own; other columns keep their name.
 KNOWN_FIELDS: Final = {
@@ -76,45 +89,129 @@ KNOWN_FIELDS: Final = {
     "timezone": "_tz",
 }
 
+#: What each matching mode means, for people.
+_MATCHING_WORDS: Final = {
+    MatchingMode.EMAIL: "by email address",
+    MatchingMode.EMAIL_PROFILE: "by email address, else by profile id",
+    MatchingMode.PHONE: "by phone number",
+    MatchingMode.PROFILE_ID: "by the platform's profile id",
+    MatchingMode.CUSTOM: "by a field of your choice",
+}
+_WHOLE_NUMBER: Final = re.compile(r"[0-9]+")
 
-def guess_fields(columns: Sequence[str]) -> dict[str, str]:
-    """A first guess of column -> profile field: known names get their system field
-    (``email``, ``phones``, ``_fname``, ``_lname``, ``_city``, ``_regdate``, ...); the others
-    keep their own name (a custom field).
+
+def _normal(name: str) -> str:
+    return str(name).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def guess_fields(columns: Sequence[str], platform_fields: Sequence[str] | None = None) -> dict[str, str]:
+    """A first guess of column -> profile field: a column named like one of the platform's fields
+    (``platform_fields``, case and spaces aside) gets that field; known names get their system
+    field (``email``, ``phones``, ``_fname``, ``_lname``, ``_city``, ``_regdate``, ...); the
+    others keep their own name (a custom field).
 
     Example:
         >>> guess_fields(["Email", "last_name", "city", "signup_date", "orders"])
         {'Email': 'email', 'last_name': '_lname', 'city': '_city', 'signup_date': '_regdate', 'orders': 'orders'}
+        >>> guess_fields(["Loyalty Tier", "phone"], ["email", "phones", "loyalty_tier"])
+        {'Loyalty Tier': 'loyalty_tier', 'phone': 'phones'}
     """
-    return {
-        c: KNOWN_FIELDS.get(str(c).strip().lower().replace("-", "_").replace(" ", "_"), str(c))
-        for c in columns
-    }
+    platform = {_normal(f): f for f in platform_fields or ()}
+    return {c: platform.get(_normal(c)) or KNOWN_FIELDS.get(_normal(c), str(c)) for c in columns}
+
+
+def parse_trigger_id(text: str) -> tuple[int | None, str]:
+    """The trigger id typed in the box: a whole positive number, or ``None`` and what is wrong
+    (nothing is ever fixed silently: ``"96.7"`` is not 967, ``"12x"`` is not 12).
+
+    Example:
+        >>> parse_trigger_id(" 96 ")
+        (96, '')
+        >>> parse_trigger_id("96.7")
+        (None, "The trigger id must be a whole number such as 96; '96.7' is not.")
+        >>> parse_trigger_id("")
+        (None, 'Pick a trigger, or type its id (a whole number such as 96).')
+    """
+    text = str(text).strip()
+    if not text:
+        return None, "Pick a trigger, or type its id (a whole number such as 96)."
+    if not _WHOLE_NUMBER.fullmatch(text) or int(text) <= 0:
+        return None, f"The trigger id must be a whole number such as 96; {text!r} is not."
+    return int(text), ""
 
 
 def _json_box(
-    name: str, value: AbcMapping[str, Any] | None, placeholder: str
+    name: str, value: AbcMapping[str, Any] | None, label: str, placeholder: str
 ) -> tuple[widgets.Textarea, widgets.HTML]:
     """A text area for a JSON object (checked as you type) and the line that says what is wrong."""
     area = widgets.Textarea(
-        value=json.dumps(value, ensure_ascii=False) if value else "", description=name, placeholder=placeholder,
-        continuous_update=True, style=STYLE, layout=WIDE,
+        value=json.dumps(value, ensure_ascii=False) if value else "", description=label, placeholder=placeholder,
+        continuous_update=True, style=STYLE, layout=widgets.Layout(width="95%"),
     )  # fmt: skip
     area.add_class(CSS_CLASSES[name])
     return area, widgets.HTML()
+
+
+def _default_label(name: str, when: datetime | None = None) -> str:
+    """A launch label: the segment's name and the minute (one launch, one label).
+
+    Example:
+        >>> _default_label("opted-in customers · practice data (sandbox only)", datetime(2026, 3, 1, 9, 30))
+        'opted-in customers 2026-03-01 09:30'
+    """
+    base = name.split(" · ")[0].strip() or "launch"
+    return f"{base} {(when or datetime.now()).strftime('%Y-%m-%d %H:%M')}"
+
+
+def _batches_words(batches: Sequence[BatchRecord]) -> str:
+    numbers = ", ".join(str(b.index) for b in batches[:10]) + (" ..." if len(batches) > 10 else "")
+    rows = sum(b.n_rows for b in batches)
+    return f"batch{'es' if len(batches) != 1 else ''} {numbers} ({rows:,} profiles)"
+
+
+def outage_message(batches: Sequence[BatchRecord], target: str) -> tuple[MessageKind, str] | None:
+    """What a launch that could not reach the platform left, and what a new click does; ``None``
+    when every batch reached the platform.
+
+    Example:
+        >>> from types import SimpleNamespace as B
+        >>> lost = B(index=0, n_rows=50, state="failed", task_id=None, was_sent=False)
+        >>> outage_message([lost], "PLATFORM at api.example.com")[1]  # doctest: +ELLIPSIS
+        'PLATFORM at api.example.com did not answer. Nothing was sent. Launching again is safe...'
+    """
+    not_sent = [b for b in batches if not b.was_sent]
+    if not not_sent:
+        return None
+    went = [b for b in batches if b.was_sent and b.state != BatchState.UNKNOWN]
+    unknown = [b for b in batches if b.state == BatchState.UNKNOWN]
+    if not went and not unknown:
+        return "error", (
+            f"{target} did not answer. Nothing was sent. Launching again is safe: press Launch "
+            "when the platform is back."
+        )
+    parts = [f"{target} stopped answering during the launch."]
+    if went:
+        parts.append(f"Sent: {_batches_words(went)}.")
+    if unknown:
+        parts.append(f"Unknown: {_batches_words(unknown)} may or may not have arrived; pressing Launch again "
+                     "does not send them again (ask the platform's team whether they arrived).")  # fmt: skip
+    parts.append(f"Not sent: {_batches_words(not_sent)}. Pressing Launch again sends only these, "
+                 "nobody gets the same message twice.")  # fmt: skip
+    return "warning", " ".join(parts)
 
 
 class LaunchForm(widgets.VBox):
     """A form that builds a plan from a segment and launches it once, with a live preview.
 
     Args:
-        frames: the segment (a pandas or polars frame), or a dict of named segments.
+        frames: the segment (a pandas or polars frame), or a dict of named segments. The user
+            may add their own file with the "Choose a file..." control.
         mapping: a :class:`~toolkit.core.mapping.Mapping` to start from; without one, every column
             is mapped by :func:`guess_fields` (email -> email, phone -> phones, ...).
         client: the :class:`~toolkit.send.client.Client` to launch with; by default
-            ``Client.from_env()``, built on the first launch.
+            ``Client.from_env()``, built on first use.
         trigger: a :class:`~toolkit.core.mapping.Trigger` (or a trigger id) to start from.
-        label: the launch's label to start from.
+        label: the launch's name; each launch's label is that name and the date (editable).
         background: run a launch in a background thread (the notebook stays responsive);
             ``form.join()`` waits for it.
         plan_options: more :func:`~toolkit.core.plan.plan` keyword arguments (``max_rows``, ...).
@@ -122,16 +219,17 @@ class LaunchForm(widgets.VBox):
             (``preflight=False``, ``allow_sample=True``, ``concurrency``, ...).
 
     ``form.plan`` is the plan the form would send now (``None`` while the form is invalid,
-    ``form.errors`` says why); ``form.launch`` the last :class:`~toolkit.send.launch.Launch`.
+    ``form.errors`` says why); ``form.problems`` what the platform's catalog says is wrong with
+    it; ``form.launch`` the last :class:`~toolkit.send.launch.Launch`.
 
     Example:
         >>> import toolkit
         >>> form = LaunchForm({"spring": toolkit.sample_customers(100)}, trigger=toolkit.Trigger(96))
         >>> form.plan
         Plan(rows=100, valid=97, rejected=3, batches=1, format='json', trigger_id=96)
-        >>> form.trigger_id.value = 0
+        >>> form.trigger_id.value = "96.7"
         >>> form.errors, form.button.disabled
-        (['Enter the trigger id (a positive whole number).'], True)
+        (["The trigger id must be a whole number such as 96; '96.7' is not."], True)
     """
 
     def __init__(
@@ -148,16 +246,21 @@ class LaunchForm(widgets.VBox):
     ) -> None:
         super().__init__()
         self.add_class(CSS_CLASSES["form"])
-        self._frames: dict[str, Any] = dict(frames) if isinstance(frames, AbcMapping) else {"segment": frames}
-        if not self._frames:
+        named = dict(frames) if isinstance(frames, AbcMapping) else {"segment": frames}
+        if not named:
             raise ToolkitError("LaunchForm needs at least one segment")
         self._client = client
         self._background = background
         self._plan_options = dict(plan_options or {})
         self._launch_options = dict(launch_options or {})
         self._initial_mapping = mapping
+        self._label_name = label
         self._plan: Plan | None = None
         self._errors: list[str] = []
+        self._problems: list[Any] = []
+        self._checked: dict[tuple[str, int], list[Any]] = {}  # (plan fingerprint, trigger) -> problems
+        self._triggers: dict[int, TriggerInfo] = {}
+        self._catalog_fields: dict[int, list[str]] = {}  # trigger id -> its database's field names
         self._lock = threading.Lock()  # held for the whole launch: no second launch at once
         self._running = False
         self._building = False
@@ -166,60 +269,86 @@ class LaunchForm(widgets.VBox):
         self.dry_run_plan: Plan | None = None
         trig = Trigger(trigger) if isinstance(trigger, int) else trigger
 
-        # --- inputs -------------------------------------------------------------------------
-        self.segment = widgets.Dropdown(options=list(self._frames), description="Segment", style=STYLE)
-        self.segment.add_class(CSS_CLASSES["segment"])
-        self.trigger_id = widgets.IntText(
-            value=trig.trigger_id if trig else 0, description="Trigger id", style=STYLE
-        )
+        # --- 1. the data ------------------------------------------------------------------------
+        self.source = SegmentSource(named, on_change=self._segment_changed)
+        self.segment = self.source.choice
+
+        # --- 2. the trigger ---------------------------------------------------------------------
+        self.trigger_picker = widgets.Dropdown(options=[("(loading the platform's triggers...)", None)],
+                                               description="Trigger", style=STYLE, layout=fit("36em"))  # fmt: skip
+        self.trigger_picker.add_class(CSS_CLASSES["trigger_picker"])
+        self.trigger_id = widgets.Text(value=str(trig.trigger_id) if trig else "", description="or its id",
+                                       placeholder="e.g. 96", continuous_update=False, style=STYLE,
+                                       layout=fit("14em"))  # fmt: skip
         self.trigger_id.add_class(CSS_CLASSES["trigger_id"])
-        # the modes documented for import_and_start_batch_task; all of them with the plan's opt-in
+        self.trigger_error = widgets.HTML()
+        self.trigger_error.add_class(CSS_CLASSES["trigger_error"])
+        self.trigger_help = help_line("The campaign that sends the messages. Its id is in the platform, "
+                                      "in the trigger's settings.")  # fmt: skip
+
+        # --- 3. columns -> fields, subscriptions ------------------------------------------------
         modes = [m for m, rule in MATCHING_MODES.items() if rule.documented_for_batch
                  or self._plan_options.get("allow_undocumented_matching")]  # fmt: skip
         self.matching = widgets.Dropdown(
-            options=modes, value=mapping.matching if mapping else MatchingMode.EMAIL,
-            description="Matching", style=STYLE,
+            options=[(f"{m} ({_MATCHING_WORDS.get(m, 'see the platform guide')})", m) for m in modes],
+            value=mapping.matching if mapping else MatchingMode.EMAIL,
+            description="Find existing profiles", style=STYLE,
         )  # fmt: skip
         self.matching.add_class(CSS_CLASSES["matching"])
-        self.match_field = widgets.Dropdown(options=[], description="Match field", style=STYLE)
+        self.match_field = widgets.Dropdown(options=[], description="by the field", style=STYLE)
         self.match_field.add_class(CSS_CLASSES["match_field"])
+        self._field_rows: dict[str, tuple[widgets.Checkbox, widgets.Combobox, widgets.HBox]] = {}
+        self.field_widgets: dict[str, tuple[widgets.Checkbox, widgets.Combobox]] = {}
+        self._edited: set[str] = set()  # columns whose row the user changed: never proposed again
         self.fields_box = widgets.VBox()
-        self.field_widgets: dict[str, tuple[widgets.Checkbox, widgets.Text]] = {}
+        self._subscription_rows: list[widgets.Box] = []
         self.subscriptions_box = widgets.VBox()
         self.subscriptions_box.add_class(CSS_CLASSES["subscriptions"])
-        self.add_subscription = widgets.Button(description="Add subscription", icon="plus")
+        self.add_subscription = widgets.Button(description="Add a subscription", icon="plus", layout=WIDE)
         self.add_subscription.on_click(lambda _b: self._add_subscription_row(None))
-        self.skip_triggers = widgets.Checkbox(
-            value=bool(trig and trig.skip_triggers), description="skip_triggers", indent=False, layout=FLAG
+
+        # --- 4. advanced platform options -------------------------------------------------------
+        def flag(value: bool, text: str) -> widgets.Checkbox:
+            return widgets.Checkbox(value=value, description=text, indent=False, layout=FLAG)
+
+        self.skip_triggers = flag(
+            bool(trig and trig.skip_triggers), "Only update the profiles (send no message)"
         )
-        self.skip_invalid_subscriptions = widgets.Checkbox(
-            value=bool(trig and trig.skip_invalid_subscriptions), description="skip_invalid_subscriptions",
-            indent=False, layout=FLAG,
-        )  # fmt: skip
-        self.detect_geo = widgets.Checkbox(
-            value=bool(trig and trig.detect_geo), description="detect_geo", indent=False, layout=FLAG
+        self.skip_invalid_subscriptions = flag(bool(trig and trig.skip_invalid_subscriptions),
+                                               "Skip a wrong subscription, keep the rest of the profile")  # fmt: skip
+        self.detect_geo = flag(
+            bool(trig and trig.detect_geo), "Fill in the city and country from the IP address"
         )
         self.content, self.content_error = _json_box(
-            "content", trig.content if trig else None, '{"page": "registration_form"}'
+            "content",
+            trig.content if trig else None,
+            "Message content (JSON)",
+            '{"page": "registration_form"}',
         )
         self.custom_data, self.custom_data_error = _json_box(
-            "custom_data", trig.custom_data if trig else None, '{"campaign": "spring"}'
-        )
-        self.attachments = widgets.FileUpload(multiple=True, description="Attachments")
+            "custom_data", trig.custom_data if trig else None, "Data for the message (JSON)",
+            '{"campaign": "spring"}',
+        )  # fmt: skip
+        self.attachments = widgets.FileUpload(multiple=True, description="Attach files")
         self.attachments.add_class(CSS_CLASSES["attachments"])
         self._fixed_attachments: tuple[Attachment, ...] = trig.attach if trig else ()
-        self.label = widgets.Text(
-            value=label or "", description="Label", placeholder="spring-2026", style=STYLE
-        )
+        self.label = widgets.Text(value=_default_label(label or self.source.name), description="Launch name",
+                                  style=STYLE, layout=fit("30em"))  # fmt: skip
         self.label.add_class(CSS_CLASSES["label"])
 
-        # --- outputs ------------------------------------------------------------------------
+        # --- the action bar, the review, progress and results -----------------------------------
+        self.banner = widgets.HTML()
+        self.banner.add_class(CSS_CLASSES["banner"])
+        self.checks = widgets.HTML()
+        self.checks.add_class(CSS_CLASSES["checks"])
         self.preview = widgets.HTML()
         self.preview.add_class(CSS_CLASSES["preview"])
         self.records = widgets.HTML()
         self.records.add_class(CSS_CLASSES["records"])
-        self.dry_run = widgets.ToggleButton(value=False, description="Dry run", icon="eye")
+        self.dry_run = widgets.Button(description="Dry run (send nothing)", icon="eye", layout=WIDE,
+                                      tooltip="Check what would be sent, without sending anything")  # fmt: skip
         self.dry_run.add_class(CSS_CLASSES["dry_run"])
+        self.dry_run.on_click(self._on_dry_run)
         self.confirm = widgets.Checkbox(value=False, description="Confirm", indent=False, layout=WIDE)
         self.confirm.add_class(CSS_CLASSES["confirm"])
         self.button = widgets.Button(
@@ -233,117 +362,238 @@ class LaunchForm(widgets.VBox):
         self.results = ResultsView()
 
         self._build_fields(mapping)
-        self._build_subscriptions(mapping.subscriptions if mapping else ())
-        for w in (
-            self.trigger_id, self.matching, self.match_field, self.skip_triggers,
-            self.skip_invalid_subscriptions, self.detect_geo, self.content, self.custom_data,
-            self.attachments,
-        ):  # fmt: skip
+        for sub in mapping.subscriptions if mapping else ():
+            self._add_subscription_row(sub, replan=False)
+        for w in (self.matching, self.match_field, self.skip_triggers, self.skip_invalid_subscriptions,
+                  self.detect_geo, self.content, self.custom_data, self.attachments):  # fmt: skip
             w.observe(self._changed, names="value")
-        self.segment.observe(self._segment_changed, names="value")
+        self.trigger_id.observe(self._trigger_typed, names="value")
+        self.trigger_picker.observe(self._trigger_picked, names="value")
         self.confirm.observe(lambda _c: self._sync_button(), names="value")
-        self.dry_run.observe(lambda _c: self._sync_button(), names="value")
 
-        inputs = widgets.VBox(
-            [
-                heading("Segment and trigger"),
-                self.segment,
-                self.trigger_id,
-                wrapping_row([self.matching, self.match_field]),
-                heading("Columns -> profile fields (untick to leave a column out)"),
-                self.fields_box,
-                heading("Subscriptions (one per row each)"),
-                self.subscriptions_box,
-                self.add_subscription,
-                heading("Options"),
-                wrapping_row([self.skip_triggers, self.skip_invalid_subscriptions, self.detect_geo]),
-                self.content,
-                self.content_error,
-                self.custom_data,
-                self.custom_data_error,
-                self.attachments,
-                self.label,
-            ],
-            # half the width each, side by side; the preview goes below where both do not fit
-            layout=widgets.Layout(flex="1 1 28em", min_width="0"),
-        )
-        side = widgets.VBox(
-            [heading("Preview"), self.preview, self.records],
-            layout=widgets.Layout(flex="1 1 28em", min_width="0", padding="0 1em"),
-        )
-        actions = wrapping_row([self.confirm, self.dry_run, self.button])
-        columns = widgets.HBox([inputs, side], layout=widgets.Layout(flex_flow="row wrap"))
-        self.children = (columns, actions, self.status, self.progress, self.results)
+        advanced = widgets.Accordion(children=[widgets.VBox([
+            self.skip_triggers, help_line("The profiles are imported or updated; the trigger sends nothing."),
+            self.skip_invalid_subscriptions,
+            help_line("Without it, a profile with one wrong subscription is not imported at all."),
+            self.detect_geo, help_line("Needs a column mapped to the profile field _ip."),
+            self.content, help_line("Values the message template reads as content; leave empty if unsure."),
+            self.content_error,
+            self.custom_data, help_line("Extra values for the message template, as a JSON object {...}."),
+            self.custom_data_error,
+            self.attachments, help_line("Files sent with the message (each under the platform's size limit)."),
+        ])])  # fmt: skip
+        advanced.set_title(0, "Advanced: platform options")
+        advanced.selected_index = None
+        advanced.add_class(CSS_CLASSES["advanced"])
+        actions = widgets.VBox([
+            self.banner,
+            wrapping_row([self.confirm]),
+            wrapping_row([self.button, self.dry_run, self.label]),
+            help_line("Launch sends to the target above, once; Dry run only checks what would be sent."),
+            self.status,
+        ])  # fmt: skip
+        actions.add_class(CSS_CLASSES["actions"])
+        review = widgets.VBox([self.checks, self.preview, self.records])
+        self.children = (
+            widgets.HTML(STYLE_SHEET),
+            actions,
+            self.progress,
+            self.results,
+            heading("1. Your data"),
+            self.source,
+            heading("2. The trigger campaign"),
+            wrapping_row([self.trigger_picker, self.trigger_id]),
+            self.trigger_help,
+            self.trigger_error,
+            heading("3. Columns -> profile fields"),
+            help_line("Tick the columns to send and choose the profile field each one fills. "
+                      "Unticked columns are not sent."),
+            wrapping_row([self.matching, self.match_field]),
+            help_line("How the platform finds a profile that already exists (else it creates one)."),
+            self.fields_box,
+            heading("Subscriptions"),
+            help_line("Which channel each profile is subscribed to (email, sms, ...), from which column, "
+                      "in which of your platform's resources (its number in the platform)."),
+            self.subscriptions_box,
+            self.add_subscription,
+            advanced,
+            heading("4. Review: what would be sent"),
+            review,
+        )  # fmt: skip
+        self._load_triggers(trig.trigger_id if trig else None)
+        self._show_banner()
         self._changed()
+
+    # --- the catalog ----------------------------------------------------------------------------
+    def _catalog_client(self) -> Client | None:
+        """The client to read the platform's catalog with; None without one, or when the form was
+        told not to check with the platform (``launch_options={"preflight": False}``)."""
+        if not self._launch_options.get("preflight", True):
+            return None
+        try:
+            return self.client
+        except ToolkitError:
+            return None
+
+    def _load_triggers(self, current: int | None) -> None:
+        """The picker's triggers from the platform's catalog; without them, the id box alone."""
+        client = self._catalog_client()
+        listed: list[TriggerInfo] = []
+        if client is not None:
+            with contextlib.suppress(
+                Exception
+            ):  # a token that may not list triggers, a platform without the call
+                listed = list(client.triggers())
+        self._triggers = {t.id: t for t in listed if t.id}
+        if not self._triggers:
+            self.trigger_picker.options = [("(the platform did not list its triggers: type the id)", None)]
+            self.trigger_picker.disabled = True
+            return
+        options: list[tuple[str, int | None]] = [("Choose a trigger...", None)]
+        options += [
+            (self._trigger_words(t), t.id) for t in sorted(listed, key=lambda t: (t.name or "", t.id))
+        ]
+        with self._quiet():
+            self.trigger_picker.options = options
+            self.trigger_picker.value = current if current in self._triggers else None
+
+    @staticmethod
+    def _trigger_words(t: TriggerInfo) -> str:
+        state = {True: "active", False: "NOT active", None: "state unknown"}[t.is_active]
+        return f"{t.name or '(no name)'} · id {t.id} · {t.send_channel or 'channel ?'} · {state}"
+
+    def _trigger_fields(self, trigger_id: int | None) -> list[str]:
+        """The profile fields of the trigger's database (empty when the catalog does not say)."""
+        if trigger_id is None:
+            return []
+        if trigger_id not in self._catalog_fields:
+            names: list[str] = []
+            client = self._catalog_client()
+            if client is not None and self._triggers:
+                with contextlib.suppress(Exception):
+                    info = client.trigger(trigger_id)
+                    if info.list_id is not None:
+                        names = [f.name for f in client.database_fields(info.list_id)]
+            self._catalog_fields[trigger_id] = names
+        return self._catalog_fields[trigger_id]
+
+    def _trigger_typed(self, _change: Any = None) -> None:
+        trigger_id, _problem = parse_trigger_id(self.trigger_id.value)
+        with self._quiet():
+            if trigger_id in self._triggers and self.trigger_picker.value != trigger_id:
+                self.trigger_picker.value = trigger_id
+            elif trigger_id not in self._triggers and self._triggers:
+                self.trigger_picker.value = None
+        self._fields_offered()
+        self._changed()
+
+    def _trigger_picked(self, change: Any) -> None:
+        if self._building or change["new"] is None:
+            return
+        self.trigger_id.value = str(change["new"])  # _trigger_typed plans again
+
+    def _fields_offered(self) -> None:
+        """The platform's field names offered in every field box (typing another stays possible)."""
+        names = self._trigger_fields(parse_trigger_id(self.trigger_id.value)[0])
+        guessed = guess_fields(list(self._field_rows), names)
+        with self._quiet():
+            for column, (check, box, _row) in self._field_rows.items():
+                box.options = names
+                if names and column not in self._edited:  # a proposal nobody changed: propose again
+                    box.value = guessed[column]
+                    check.value = guessed[column] in names
 
     # --- building the form ---------------------------------------------------------------------
     @property
     def frame(self) -> Any:
         """The segment chosen now."""
-        return self._frames[self.segment.value]
+        return self.source.frame
 
     def _columns(self) -> list[str]:
-        return [str(c) for c in nw.from_native(self.frame, eager_only=True).columns]
+        return self.source.columns
 
     def _build_fields(self, mapping: Mapping | None) -> None:
+        """A row per column of the segment. Rows are kept by column name: a column met again (the
+        same column in another segment, or the segment chosen again) keeps its edits."""
         columns = self._columns()
-        guessed = guess_fields(columns)
-        chosen = dict(mapping.fields) if mapping else guessed
-        self.field_widgets = {}
-        rows = []
+        platform = self._trigger_fields(parse_trigger_id(self.trigger_id.value)[0])
+        guessed = guess_fields(columns, platform)
+        chosen = dict(mapping.fields) if mapping else None
         for column in columns:
-            check = widgets.Checkbox(value=column in chosen, description=column, indent=False,
-                                     layout=fit("14em"))  # fmt: skip
-            text = widgets.Text(value=chosen.get(column, guessed[column]), placeholder="profile field",
-                                continuous_update=False, layout=fit("14em"))  # fmt: skip
-            text.add_class(CSS_CLASSES["field"])
-            check.observe(self._changed, names="value")
-            text.observe(self._changed, names="value")
-            self.field_widgets[column] = (check, text)
-            rows.append(wrapping_row([check, widgets.HTML("&rarr;"), text]))
-        self.fields_box.children = tuple(rows)
+            if column in self._field_rows:
+                continue
+            if chosen is not None and all(c in columns for c in chosen):
+                send, field = column in chosen, chosen.get(column, guessed[column])
+                self._edited.add(column)  # the mapping given in code is kept as it is
+            else:  # proposed: ticked when the platform has the field (or, without its list, always)
+                send, field = (not platform or guessed[column] in platform), guessed[column]
+            check = widgets.Checkbox(value=send, description=column, indent=False, layout=fit("14em"))
+            box = widgets.Combobox(value=field, options=platform, placeholder="profile field", ensure_option=False,
+                                   continuous_update=False, layout=fit("14em"))  # fmt: skip
+            box.add_class(CSS_CLASSES["field"])
+            for w in (check, box):
+                w.observe(lambda _c, column=column: self._edited.add(column) if not self._building else None,
+                          names="value")  # fmt: skip
+                w.observe(self._changed, names="value")
+            self._field_rows[column] = (check, box, wrapping_row([check, widgets.HTML("&rarr;"), box]))
+        self.field_widgets = {c: self._field_rows[c][:2] for c in columns}
+        self.fields_box.children = tuple(self._field_rows[c][2] for c in columns)
 
-    def _build_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
-        self.subscriptions_box.children = ()
-        for sub in subscriptions:
-            self._add_subscription_row(sub)
-
-    def _add_subscription_row(self, sub: Subscription | None) -> None:
+    def _add_subscription_row(self, sub: Subscription | None, *, replan: bool = True) -> None:
         columns = self._columns()
+        if not columns:
+            return
         default_column = next((c for c in columns if "email" in c.lower()), columns[0])
         channel = widgets.Dropdown(options=list(CHANNELS), value=sub.channel if sub else Channel.EMAIL,
-                                   description="channel", layout=fit("14em"))  # fmt: skip
+                                   description="Channel", style=STYLE, layout=fit("14em"))  # fmt: skip
         column = widgets.Dropdown(
             options=columns, value=sub.column if sub and sub.column in columns else default_column,
-            description="column", layout=fit("16em"),
+            description="address from column", style=STYLE, layout=fit("22em"),
         )  # fmt: skip
-        resource = widgets.IntText(value=sub.resource_id if sub else 1, description="resource_id",
-                                   style=STYLE, layout=fit("12em"))  # fmt: skip
-        remove = widgets.Button(description="remove", icon="trash", layout=fit("7em"))
-        row = wrapping_row([channel, column, resource, remove])  # on two lines in a narrow notebook
+        resource = widgets.IntText(value=sub.resource_id if sub else 1, description="resource number",
+                                   style=STYLE, layout=fit("14em"))  # fmt: skip
+        remove = widgets.Button(description="Remove this subscription", icon="trash", layout=WIDE)
+        row = widgets.VBox([wrapping_row([channel, column, resource]), remove])  # one box per subscription
+        row.add_class(CSS_CLASSES["subscription"])
         row._toolkit_extra = dict(sub.extra) if sub else {}  # type: ignore[attr-defined]
+        row._toolkit_parts = (channel, column, resource)  # type: ignore[attr-defined]
 
         def drop(_b: Any) -> None:
-            self.subscriptions_box.children = tuple(
-                c for c in self.subscriptions_box.children if c is not row
-            )
+            self._subscription_rows = [r for r in self._subscription_rows if r is not row]
+            self._show_subscriptions()
             self._changed()
 
         remove.on_click(drop)
         for w in (channel, column, resource):
             w.observe(self._changed, names="value")
-        self.subscriptions_box.children = (*self.subscriptions_box.children, row)
-        self._changed()
+        self._subscription_rows.append(row)
+        self._show_subscriptions()
+        if replan:
+            self._changed()
 
-    def _segment_changed(self, _change: Any = None) -> None:
-        self._building = True
-        try:
-            mapping = self._initial_mapping
-            keep = mapping is not None and all(c in self._columns() for c in mapping.columns)
-            self._build_fields(mapping if keep else None)
-            self._build_subscriptions(mapping.subscriptions if keep and mapping else ())
-        finally:
-            self._building = False
+    def _show_subscriptions(self) -> None:
+        """The subscriptions whose column is in the segment; the others wait (kept, not sent)
+        until a segment with their column is chosen again."""
+        columns = self._columns()
+        shown = []
+        with self._quiet():
+            for row in self._subscription_rows:
+                _channel, column, _resource = row._toolkit_parts  # type: ignore[attr-defined]
+                if column.value not in columns:
+                    continue
+                if tuple(column.options) != tuple(columns):
+                    value = column.value
+                    column.options = columns
+                    column.value = value
+                shown.append(row)
+        self.subscriptions_box.children = tuple(shown)
+
+    def _segment_changed(self) -> None:
+        with self._quiet():
+            self._build_fields(self._initial_mapping)
+            self._show_subscriptions()
+            if not self._running:
+                self.label.value = self._fresh_label()
         self._changed()
 
     # --- validation and preview -------------------------------------------------------------
@@ -363,20 +613,26 @@ class LaunchForm(widgets.VBox):
             if isinstance(value, dict):
                 error.value = ""
                 return value, ""
-            problem = f"{name} must be a JSON object ({{...}}), not {type(value).__name__}"
+            problem = f"{name} must be a JSON object {{...}}, not a {type(value).__name__}"
         error.value = message("error", problem)
         return None, problem
 
     def _read(self) -> tuple[Mapping | None, Trigger | None, list[str]]:
         """The mapping and trigger the form says now, and what is wrong with it."""
         errors: list[str] = []
-        if self.trigger_id.value is None or self.trigger_id.value <= 0:
-            errors.append("Enter the trigger id (a positive whole number).")
+        if self.frame is None:
+            errors.append("The chosen file could not be read: see the message under 1. Your data.")
+            return None, None, errors
+        trigger_id, problem = parse_trigger_id(self.trigger_id.value)
+        self.trigger_error.value = (
+            message("error", problem) if problem and self.trigger_id.value.strip() else ""
+        )
+        errors += [problem] if problem else []
         fields = {c: t.value.strip() for c, (check, t) in self.field_widgets.items() if check.value}
         blank = [c for c, f in fields.items() if not f]
         if blank:
             errors.append(
-                f"Name the profile field of column(s) {', '.join(map(repr, blank))}, or untick them."
+                f"Choose the profile field of column(s) {', '.join(map(repr, blank))}, or untick them."
             )
         fields = {c: f for c, f in fields.items() if f}
         targets = list(fields.values())
@@ -389,24 +645,21 @@ class LaunchForm(widgets.VBox):
                 self.match_field.value = current
             elif targets:
                 self.match_field.value = targets[0]
-        self.match_field.disabled = not custom
-        content, problem = self._json_field(self.content, self.content_error, "content")
+        self.match_field.layout.display = "flex" if custom else "none"
+        content, problem = self._json_field(self.content, self.content_error, "Message content")
         errors += [problem] if problem else []
-        custom_data, problem = self._json_field(self.custom_data, self.custom_data_error, "custom_data")
+        custom_data, problem = self._json_field(
+            self.custom_data, self.custom_data_error, "Data for the message"
+        )
         errors += [problem] if problem else []
         mapping = trigger = None
         try:
             subs = [
-                Subscription(
-                    row.children[0].value,
-                    row.children[1].value,
-                    row.children[2].value,
-                    **getattr(row, "_toolkit_extra", {}),
-                )
+                Subscription(*(w.value for w in row._toolkit_parts), **row._toolkit_extra)  # type: ignore[attr-defined]
                 for row in self.subscriptions_box.children
             ]
             if not fields:
-                errors.append("Map at least one column to a profile field.")
+                errors.append("Tick at least one column to send.")
             else:
                 mapping = Mapping(
                     fields,
@@ -423,9 +676,9 @@ class LaunchForm(widgets.VBox):
                 Attachment.from_bytes(f["name"], bytes(f["content"]), f.get("type") or None)
                 for f in self.attachments.value
             ]
-            if self.trigger_id.value and self.trigger_id.value > 0:
+            if trigger_id is not None:
                 trigger = Trigger(
-                    self.trigger_id.value,
+                    trigger_id,
                     content=content,
                     custom_data=custom_data,
                     attach=attach,
@@ -446,7 +699,8 @@ class LaunchForm(widgets.VBox):
             self._building = building
 
     def _changed(self, _change: Any = None) -> None:
-        """Any input changed: read the form, plan again, refresh the preview."""
+        """Any input changed: read the form, plan again, check with the platform, refresh the
+        review; a message about the form as it was is cleared."""
         if self._building:
             return
         mapping, trigger, errors = self._read()
@@ -459,53 +713,101 @@ class LaunchForm(widgets.VBox):
             except Exception as exc:  # a frame the toolkit cannot read, ...: say so, never a traceback
                 errors.append(readable(exc))
         if new_plan is not None and new_plan.n_valid == 0:
-            errors.append("No row of this segment is valid: nothing to send (see the rejected rows).")
+            errors.append("No row of this segment is valid: nothing to send (see the rejected rows below).")
         old = self._plan
         self._plan, self._errors = (new_plan if not errors else None), errors
-        if old is None or self._plan is None or old.fingerprint != self._plan.fingerprint:
+        same = old is not None and self._plan is not None and old.fingerprint == self._plan.fingerprint
+        if not same:
             self.confirm.value = False  # a confirmation is for one exact plan
+            if not self._running:
+                self.status.value = ""  # it spoke of the form as it was
+        self._problems = self._preflight(self._plan)
         self._render_preview(new_plan, errors)
         self._sync_button()
 
-    def _render_preview(self, p: Plan | None, errors: list[str]) -> None:
-        problems = "".join(message("error", e) for e in errors)
+    def _preflight(self, p: Plan | None) -> list[Any]:
+        """The platform's catalog on this plan (cached per plan and trigger): problems in words."""
         if p is None:
-            self.preview.value = problems or message("info", "Fill in the form to see the plan.")
+            return []
+        client = self._catalog_client()
+        if client is None:
+            return []
+        key = (p.fingerprint, p.trigger.trigger_id)
+        if key not in self._checked:
+            problems: list[Any] = []
+            if not self._launch_options.get("allow_sample"):
+                with contextlib.suppress(Exception):
+                    found = sample_problem(p, client)
+                    if found is not None:
+                        problems.append(found)
+            if self._launch_options.get("preflight", True):
+                try:
+                    problems += client.preflight(p)
+                except Exception as exc:  # the check itself failed: launching will say why
+                    problems.append(_Note(f"the platform could not be asked ({readable(exc)})"))
+            self._checked[key] = problems
+        return self._checked[key]
+
+    def _render_preview(self, p: Plan | None, errors: list[str]) -> None:
+        blocking = [x for x in self._problems if getattr(x, "severity", "error") == "error"]
+        notes = [x for x in self._problems if getattr(x, "severity", "error") != "error"]
+        self.checks.value = "".join(
+            [message("error", e) for e in errors]
+            + [message("error", f"The platform says: {_plain(x)}") for x in blocking]
+            + [message("info", f"Not checked: {_plain(x)}") for x in notes]
+        )
+        if p is None:
+            self.preview.value = (
+                "" if errors else message("info", "Fill in the form to see what would be sent.")
+            )
             self.records.value = ""
             self.confirm.description = "Confirm"
             return
         s = p.summary()
-        rejected = nw.from_native(p.rejected, eager_only=True)
-        examples: dict[str, str] = {}
-        for rule, reason in zip(rejected.get_column("rule").to_list(), rejected.get_column("reason").to_list(),
-                                strict=True):  # fmt: skip
-            examples.setdefault(rule, reason)
+        by_rule = s["rejected_by_rule"]
         rules = "".join(
-            f"<tr><td>{esc(rule)}</td><td style='text-align:right'>{n:,}</td><td><i>{esc(examples.get(rule, ''))}</i></td></tr>"
-            for rule, n in s["rejected_by_rule"].items()
+            f"<tr><td>{esc(rule)}</td><td style='text-align:right'>{n:,}</td></tr>"
+            for rule, n in by_rule.items()
         )
         self.preview.value = (
-            problems + f"<div>Trigger <b>{s['trigger_id']}</b>, matching <b>{esc(s['matching'])}</b>: "
-            f"{s['rows']:,} rows, <b>{s['valid']:,} valid</b>, {s['rejected']:,} rejected; "
-            f"{s['batches']:,} batch(es), {s['bytes']:,} bytes (largest {s['largest_batch_rows']:,} rows / "
-            f"{s['largest_batch_bytes']:,} bytes).</div>"
-            f"<table class='toolkit-table'><thead><tr><th>rejected: rule</th><th>rows</th><th>for example</th>"
-            f"</tr></thead><tbody>{rules or '<tr><td colspan=3>none</td></tr>'}</tbody></table>"
+            f"<div>Trigger <b>{s['trigger_id']}</b>, profiles found {esc(_MATCHING_WORDS.get(s['matching'], s['matching']))} "
+            f"(matching {esc(s['matching'])}): {s['rows']:,} rows, <b>{s['valid']:,} to send</b>, "
+            f"{s['rejected']:,} left out; in {s['batches']:,} batch(es) of at most {s['largest_batch_rows']:,} rows.</div>"
+            f"<table class='toolkit-table'><thead><tr><th>left out because</th><th>rows</th></tr></thead>"
+            f"<tbody>{rules or '<tr><td colspan=2>no row left out</td></tr>'}</tbody></table>"
         )
         records = json.dumps(p.records(3), indent=2, sort_keys=True, ensure_ascii=False)
         self.records.value = (
-            f"<b>First records as sent</b><pre style='max-height:24em;overflow:auto'>{esc(records)}</pre>"
+            "<details><summary>The first 3 profiles exactly as they would be sent</summary>"
+            f"<pre class='toolkit-mono' style='max-height:24em;overflow:auto'>{esc(records)}</pre></details>"
         )
-        self.confirm.description = (
-            f"Send trigger {p.trigger.trigger_id} to {p.n_valid:,} profiles on {self.target}"
-        )
+        self.confirm.description = f"Send trigger {self._trigger_name(p.trigger.trigger_id)} to {p.n_valid:,} profiles on {self.target}"
+
+    def _trigger_name(self, trigger_id: int) -> str:
+        info = self._triggers.get(trigger_id)
+        return f"{trigger_id} {info.name!r}" if info and info.name else str(trigger_id)
+
+    def _show_banner(self) -> None:
+        target = self.target
+        if target.startswith("SANDBOX"):
+            self.banner.value = (
+                f"<div class='toolkit-banner-sandbox'>Practice: launches go to the <b>{esc(target)}</b>, a test "
+                "server on this computer. Nobody receives anything.</div>"
+            )
+        elif self._client is None and target == "no platform configured":
+            self.banner.value = "<div class='toolkit-banner-platform'>No platform to send to: ask for the app's link again.</div>"
+        else:
+            self.banner.value = (
+                f"<div class='toolkit-banner-platform'>REAL PLATFORM: launches go to <b>{esc(target)}</b>. "
+                "Real people receive the messages.</div>"
+            )
 
     def _sync_button(self) -> None:
-        dry = self.dry_run.value
-        self.button.description = "Dry run" if dry else ("Launching..." if self._running else "Launch")
-        self.button.button_style = "info" if dry else "danger"
-        ready = self._plan is not None and (dry or self.confirm.value)
+        blocked = any(getattr(x, "severity", "error") == "error" for x in self._problems)
+        self.button.description = "Launching..." if self._running else "Launch"
+        ready = self._plan is not None and not blocked and self.confirm.value
         self.button.disabled = self._running or not ready
+        self.dry_run.disabled = self._running or self._plan is None
 
     # --- public state ---------------------------------------------------------------------------
     @property
@@ -517,6 +819,11 @@ class LaunchForm(widgets.VBox):
     def errors(self) -> list[str]:
         """What keeps the form from being valid (empty when it is)."""
         return list(self._errors)
+
+    @property
+    def problems(self) -> list[str]:
+        """What the platform's catalog says about the plan, in words (errors keep Launch off)."""
+        return [_plain(x) for x in self._problems]
 
     @property
     def running(self) -> bool:
@@ -531,10 +838,10 @@ class LaunchForm(widgets.VBox):
 
             try:
                 self._client = Client.from_env()
-            except ConfigurationError as exc:
+            except ConfigurationError:
                 raise ConfigurationError(
-                    f"no platform to launch on: {exc}. In a notebook, toolkit.view.notebook.connect() "
-                    "starts a local sandbox; or pass LaunchForm(..., client=Client(url, token))."
+                    "this page has no platform to send to; open the app from the link you were given "
+                    "(ask whoever started it)"
                 ) from None
         return self._client
 
@@ -568,30 +875,70 @@ class LaunchForm(widgets.VBox):
     def _show(self, kind: MessageKind, text: str) -> None:
         self.status.value = message(kind, text)
 
+    def _on_dry_run(self, _button: Any = None) -> None:
+        """The Dry run button: what Launch would send, and where; nothing is sent."""
+        p = self._plan
+        if p is None:
+            self._show("error", "The form is not complete: " + " ".join(self._errors))
+            return
+        self.dry_run_plan = p
+        self._show(
+            "info",
+            f"Dry run: trigger {self._trigger_name(p.trigger.trigger_id)} would go to {p.n_valid:,} profiles on "
+            f"{self.target}, in {len(p.batches):,} batch(es); {p.n_rejected:,} rows left out. Nothing was sent.",
+        )
+
+    def _label_used(self, label: str) -> Any:
+        """The journal's launch of this label, or None (also when the journal cannot be read)."""
+        with contextlib.suppress(Exception):
+            used = self.client.journal.find(label)
+            if used.label == label:
+                return used
+        return None
+
+    def _fresh_label(self) -> str:
+        """The next launch's name: the segment (or the name given) and the date, numbered when
+        a launch of the same minute took it."""
+        base = _default_label(self._label_name or self.source.name)
+        label, n = base, 1
+        while self._label_used(label) is not None:
+            n += 1
+            label = f"{base} ({n})"
+        return label
+
+    def _label_problem(self, label: str) -> str | None:
+        """Why this launch name cannot be used (one name, one launch), or None."""
+        if not label:
+            return "Give the launch a name (the box beside the buttons)."
+        used = self._label_used(label)
+        if used is not None:
+            return (f"The launch name {label!r} is taken by the launch of {used.created[:16].replace('T', ' ')} "
+                    "UTC: choose another name.")  # fmt: skip
+        return None
+
     def _on_click(self, _button: Any = None) -> None:
-        """The button: a dry run, or one launch (a second click while it runs does nothing)."""
+        """The button: one launch (a second click while it runs does nothing)."""
         if not self._lock.acquire(blocking=False):
             return  # a launch is running: the flag, not only the disabled button, keeps this to one
         handed_over = False
         try:
             p = self._plan
             if p is None:
-                self._show("error", "The form is not valid: " + " ".join(self._errors))
-                return
-            if self.dry_run.value:
-                self.dry_run_plan = p
-                self._show(
-                    "info",
-                    f"Dry run: trigger {p.trigger.trigger_id} would go to {p.n_valid:,} profiles in "
-                    f"{len(p.batches):,} batch(es) ({p.n_rejected:,} rows rejected). Nothing was sent.",
-                )
+                self._show("error", "The form is not complete: " + " ".join(self._errors))
                 return
             if not self.confirm.value:
                 self._show("warning", "Tick the confirmation box first.")
                 return
+            label = self.label.value.strip()
+            try:
+                problem = self._label_problem(label)
+            except ToolkitError as exc:
+                problem = readable(exc)
+            if problem:
+                self._show("error", problem)
+                return
             self._running = True
             self._sync_button()
-            label = self.label.value.strip() or None
             if self._background:
                 self._thread = threading.Thread(
                     target=self._run, args=(p, label), name="toolkit-launch-form", daemon=True
@@ -611,19 +958,36 @@ class LaunchForm(widgets.VBox):
         self.confirm.value = False  # the next launch needs a new confirmation
         self._sync_button()
 
-    def _run(self, p: Plan, label: str | None) -> None:
+    def _run(self, p: Plan, label: str) -> None:
         try:
             self._launch(p, label)
         except AlreadyLaunched as exc:
-            self._show("warning", f"Already launched: {exc}")
+            self._show("warning", self._already_words(exc))
             self._show_previous(p, exc)
+        except PreflightError as exc:
+            self._show(
+                "error", f"Not launched: the platform's checks failed. {readable(exc)}. Nothing was sent."
+            )
+        except TransportError:
+            self._show("error", f"{self.target} did not answer. Nothing was sent. Launching again is safe: "
+                                "press Launch when the platform is back.")  # fmt: skip
         except BaseException as exc:  # every error becomes a message in the form
             self._show("error", f"The launch stopped: {readable(exc)}")
         finally:
             if self._background:
                 self._finish()
 
-    def _launch(self, p: Plan, label: str | None) -> None:
+    def _already_words(self, exc: AlreadyLaunched) -> str:
+        prev = exc.previous
+        name = getattr(prev, "label", None) or getattr(prev, "launch_id", "?")
+        when = str(getattr(prev, "created", ""))[:16].replace("T", " ")
+        return (
+            f"Already launched: exactly this was sent to trigger {getattr(prev, 'trigger_id', '?')} "
+            f"as the launch {name!r} on {when} UTC. Nothing was sent now; that launch's results are below. "
+            "To send to the same people again, change the segment or the trigger."
+        )
+
+    def _launch(self, p: Plan, label: str) -> None:
         """Send the plan and follow its tasks in this one thread; the bars and the status line
         are drawn by the launch's progress events, from whichever thread emits them."""
         self.results.clear()
@@ -638,14 +1002,17 @@ class LaunchForm(widgets.VBox):
         )
         self.launch = launch
         launch.wait(progress=False, on_progress=self._on_progress)
+        self.label.value = self._fresh_label()
+        batches = launch.batches
+        lost = outage_message(batches, self.target)
         try:
-            self.progress.show_batches(launch.launch_id, launch.batches)  # with each batch's counts
-            summary = self.results.show(launch)
+            self.progress.show_batches(launch.launch_id, batches)  # with each batch's counts
+            summary = self.results.show(launch, segment=self.frame)
         except Exception as exc:  # the launch went well: say so, whatever broke in showing it
-            self._show("warning", f"Launch {launch.label or launch.launch_id} finished, but its results "
-                                  f"could not be shown: {readable(exc)}")  # fmt: skip
+            self._show("warning", lost[1] if lost else f"Launch {launch.label or launch.launch_id} finished, "
+                                                       f"but its results could not be shown: {readable(exc)}")  # fmt: skip
             return
-        self._show(*outcome_message(launch, summary))
+        self._show(*(lost or outcome_message(launch, summary)))
 
     def _on_progress(self, event: LaunchProgress) -> None:
         """A launch's progress event: the bars, and the status line while it runs."""
@@ -667,7 +1034,30 @@ class LaunchForm(widgets.VBox):
         with contextlib.suppress(Exception):  # a nicety after the message: never a traceback
             try:
                 launch = client.resume(launch_id, plan=p)
-            except InvalidArgumentError:  # its batches went out in a launch of another plan
+            except ToolkitError:  # its batches went out in a launch of another plan
                 launch = client.resume(launch_id)
             self.launch = launch
-            self.results.show(launch, note="The earlier launch of this plan:")
+            self.results.show(
+                launch, note=f"The earlier launch of this plan, {getattr(previous, 'label', '')!r}:"
+            )
+
+
+class _Note:
+    """A check that could not be made (shown, but it keeps nothing from launching)."""
+
+    severity = "warning"
+
+    def __init__(self, text: str) -> None:
+        self.message = text
+
+
+def _plain(problem: Any) -> str:
+    """A preflight problem's sentence, with code words turned into the page's own."""
+    text = str(getattr(problem, "message", problem))
+    for code, words in (
+        ("allow_sample=True to client.launch()", "choose your own file (1. Your data)"),
+        ("pass allow_sample=True", "choose your own file"),
+        ("preflight=False", "nothing"),
+    ):
+        text = text.replace(code, words)
+    return text
