@@ -97,7 +97,8 @@ def test_form_prefills_mapping_and_previews_the_plan(
     assert form.plan is not None and form.errors == []
     host = sandbox.url.removeprefix("http://")
     assert (
-        form.confirm.description == f"Send trigger 96 to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
+        form.confirm.description
+        == f"Send trigger 96 'Registration welcome' to {form.plan.n_valid:,} profiles on SANDBOX at {host}"  # the catalog's name
     )
     assert "left out because" in form.preview.value
     for rule in form.plan.summary()["rejected_by_rule"]:

@@ -21,7 +21,7 @@ Example:
     >>> import toolkit
     >>> form = LaunchForm(toolkit.sample_customers(200), trigger=96)
     >>> form.confirm.description  # doctest: +ELLIPSIS
-    'Send trigger 96 to 193 profiles on SANDBOX at 127.0.0.1:...'
+    "Send trigger 96 'Registration welcome' to 193 profiles on SANDBOX at 127.0.0.1:..."
     >>> form.button.disabled  # not confirmed yet
     True
     >>> form.confirm.value = True
