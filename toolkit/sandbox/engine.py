@@ -32,7 +32,7 @@ from toolkit.core.contract import MATCHING_MODES
 
 from .envelope import ImportEnvelope
 from .knobs import IdSource
-from .profiles import ProfileError, check_profile, index_keys, merge
+from .profiles import FIELD_KIND_PREFIXES, ProfileError, check_profile, index_keys, merge
 from .store import Store
 
 __all__ = ["Engine"]
@@ -180,6 +180,7 @@ class Engine:
             else:
                 candidates = []
                 for kinds, value in checked.keys:
+                    self._index_fields(kinds)
                     candidates.extend(p for p in self.store.find(kinds, value) if p not in candidates)
             if len(candidates) > 1:
                 raise ProfileError(409, f"more than one profile matches ({len(candidates)} found)")
@@ -198,13 +199,31 @@ class Engine:
         except ProfileError as exc:
             return {"error": exc.code, "error_text": exc.text}
         self.store.put_profile(
-            profile_id, new_fields, new_subs, index_keys(new_fields, new_subs), created=not candidates
+            profile_id,
+            new_fields,
+            new_subs,
+            index_keys(new_fields, new_subs, self.store.field_kinds),
+            created=not candidates,
         )
         if not env.skip_triggers:
             self.store.add_send(
                 env.trigger_id, profile_id, task_id, env.content, env.custom_data, env.attachments
             )
         return {"profile_id": profile_id}
+
+    def _index_fields(self, kinds: tuple[str, ...]) -> None:
+        """Build the index of a custom field the first time a matching looks a profile up by it
+        (one pass over the stored profiles); from then on every import keeps it up to date."""
+        for kind in kinds:
+            if kind.startswith(FIELD_KIND_PREFIXES) and kind not in self.store.field_kinds:
+                with self.store.transaction():
+                    entries = [
+                        (value, profile_id)
+                        for profile_id, fields, subs in self.store.profiles_to_index()
+                        for found, value in index_keys(fields, subs, {kind})
+                        if found == kind
+                    ]
+                    self.store.add_field_index(kind, entries)
 
     def _work(self) -> None:
         while not self._stop.is_set():

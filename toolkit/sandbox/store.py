@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS sends (
     time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sends_by_trigger ON sends (trigger_id);
+CREATE TABLE IF NOT EXISTS indexed_fields (kind TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -117,7 +118,17 @@ class Store:
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+        had_field_table = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'indexed_fields'"
+        ).fetchone()
         self._db.executescript(_SCHEMA)
+        if not had_field_table:  # a --db file of an older sandbox indexed every field it saw
+            self._db.execute(
+                "INSERT OR IGNORE INTO indexed_fields SELECT DISTINCT kind FROM profile_keys "
+                "WHERE kind GLOB 'field:*' OR kind GLOB 'subfield:*'"
+            )
+        #: The custom-field index kinds kept in ``profile_keys`` (the others are built on demand).
+        self.field_kinds: set[str] = self._load_field_kinds()
         # Written at the next flush (see the module's docstring); only ever non-empty inside a
         # transaction, so only its owner (holding the lock) can observe them.
         self._new_profiles: list[tuple[str, bytes, bytes, float, float]] = []
@@ -150,11 +161,32 @@ class Store:
             except BaseException:
                 self._discard()
                 self._db.execute("ROLLBACK")
+                self.field_kinds = self._load_field_kinds()  # an index built inside is undone
                 raise
             else:
                 self._db.execute("COMMIT")
             finally:
                 self._depth = 0
+
+    def _load_field_kinds(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT kind FROM indexed_fields")}
+
+    def profiles_to_index(self) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+        """Every stored profile's id, fields and subscriptions (call inside a transaction)."""
+        self._flush()
+        for profile_id, fields, subs in self._db.execute("SELECT id, fields, subscriptions FROM profiles"):
+            yield profile_id, orjson.loads(fields), orjson.loads(subs)
+
+    def add_field_index(self, kind: str, entries: Iterable[tuple[str, str]]) -> None:
+        """Index every stored profile under custom-field ``kind``: ``entries`` are (value, id)."""
+        with self.transaction():
+            self._flush()
+            self._db.executemany(
+                "INSERT OR IGNORE INTO profile_keys (kind, value, profile_id) VALUES (?,?,?)",
+                [(kind, value, profile_id) for value, profile_id in entries],
+            )
+            self._db.execute("INSERT OR IGNORE INTO indexed_fields (kind) VALUES (?)", (kind,))
+            self.field_kinds.add(kind)
 
     def _flush(self) -> None:
         """Write the pending profiles, keys and sends, in the order they were made."""
@@ -438,5 +470,6 @@ class Store:
     def reset(self) -> None:
         """Forget everything: profiles, tasks, results and sends."""
         with self.transaction():
-            for table in ("profile_keys", "profiles", "task_results", "tasks", "sends"):
+            for table in ("profile_keys", "profiles", "task_results", "tasks", "sends", "indexed_fields"):
                 self._db.execute(f"DELETE FROM {table}")
+            self.field_kinds = set()
