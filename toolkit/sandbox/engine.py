@@ -32,16 +32,17 @@ from toolkit.core.contract import MATCHING_MODES
 
 from .envelope import ImportEnvelope
 from .knobs import IdSource
-from .profiles import ProfileError, check_profile, index_keys, merge
+from .profiles import FIELD_KIND_PREFIXES, ProfileError, check_profile, index_keys, merge
 from .store import Store
 
 __all__ = ["Engine"]
 
 log = logging.getLogger("toolkit.sandbox")
 
-#: Profiles per transaction when no processing rate is set: big enough to be fast, small
-#: enough that a status poll never waits long for the lock.
-CHUNK: Final = 200
+#: Profiles per transaction when no processing rate is set: big enough that a chunk's writes
+#: go to SQLite in a few bulk statements, small enough that a status poll never waits long
+#: for the lock (a chunk takes tens of milliseconds).
+CHUNK: Final = 1000
 
 
 class Engine:
@@ -54,6 +55,9 @@ class Engine:
         self.ids = ids
         self.processing_rate = processing_rate
         self._queue: collections.deque[str] = collections.deque()
+        # The envelopes of tasks submitted by this process, so a task starts without reading its
+        # 10 MB request back from SQLite (a task resumed after a restart reads it).
+        self._envelopes: dict[str, ImportEnvelope] = {}
         self._wake = threading.Condition()  # guards the queue and the gate below
         self._stop = threading.Event()
         self._generation = 0  # bumped by reset(): a task from before a reset is abandoned
@@ -88,6 +92,7 @@ class Engine:
         with self.store.transaction(), self._wake:
             self.store.reset()
             self._queue.clear()
+            self._envelopes.clear()
             self._generation += 1
 
     # --- the gate --------------------------------------------------------------------------
@@ -155,6 +160,7 @@ class Engine:
                 task_id = self.ids.task_id()
             self.store.create_task(task_id, env.to_dict())
         with self._wake:
+            self._envelopes[task_id] = env
             self._queue.append(task_id)
             self._wake.notify()
         return task_id
@@ -174,6 +180,7 @@ class Engine:
             else:
                 candidates = []
                 for kinds, value in checked.keys:
+                    self._index_fields(kinds)
                     candidates.extend(p for p in self.store.find(kinds, value) if p not in candidates)
             if len(candidates) > 1:
                 raise ProfileError(409, f"more than one profile matches ({len(candidates)} found)")
@@ -192,13 +199,31 @@ class Engine:
         except ProfileError as exc:
             return {"error": exc.code, "error_text": exc.text}
         self.store.put_profile(
-            profile_id, new_fields, new_subs, index_keys(new_fields, new_subs), created=not candidates
+            profile_id,
+            new_fields,
+            new_subs,
+            index_keys(new_fields, new_subs, self.store.field_kinds),
+            created=not candidates,
         )
         if not env.skip_triggers:
             self.store.add_send(
                 env.trigger_id, profile_id, task_id, env.content, env.custom_data, env.attachments
             )
         return {"profile_id": profile_id}
+
+    def _index_fields(self, kinds: tuple[str, ...]) -> None:
+        """Build the index of a custom field the first time a matching looks a profile up by it
+        (one pass over the stored profiles); from then on every import keeps it up to date."""
+        for kind in kinds:
+            if kind.startswith(FIELD_KIND_PREFIXES) and kind not in self.store.field_kinds:
+                with self.store.transaction():
+                    entries = [
+                        (value, profile_id)
+                        for profile_id, fields, subs in self.store.profiles_to_index()
+                        for found, value in index_keys(fields, subs, {kind})
+                        if found == kind
+                    ]
+                    self.store.add_field_index(kind, entries)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -221,11 +246,13 @@ class Engine:
                     self._wake.notify_all()
 
     def _run(self, task_id: str, generation: int) -> None:
-        started = self.store.start_task(task_id)
+        with self._wake:
+            held = self._envelopes.pop(task_id, None)
+        started = self.store.start_task(task_id, load_request=held is None)
         if started is None:
             return
         request, done = started
-        env = ImportEnvelope.from_dict(request)
+        env = held if held is not None else ImportEnvelope.from_dict(request or {})
         total = len(env.profiles)
         rate = self.processing_rate
         step = 1 if rate else CHUNK

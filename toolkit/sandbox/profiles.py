@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -27,7 +28,7 @@ from toolkit.core.contract import (
 from .envelope import ImportEnvelope
 from .validators import is_date, is_email, is_ipv4, normalize_phone
 
-__all__ = ["Checked", "ProfileError", "check_profile", "index_keys", "merge"]
+__all__ = ["FIELD_KIND_PREFIXES", "Checked", "ProfileError", "check_profile", "index_keys", "merge"]
 
 #: A lookup: the index kinds to search, and the normalized value to find.
 Lookup = tuple[tuple[str, ...], str]
@@ -36,6 +37,10 @@ Lookup = tuple[tuple[str, ...], str]
 # subscriptions. Stored in --db files: renaming one orphans the keys indexed under it.
 _PROFILE_INDEX: Final = {"email": "email", "phone": "phone"}
 _SUBSCRIPTION_INDEX: Final = {"email": "sub_email", "phone": "sub_phone", "id": "sub_push"}
+
+#: Index kinds of custom fields (``field:NAME``, ``subfield:NAME``): a profile holds one per
+#: field, so they are indexed only once a custom matching asks for that field (see the store).
+FIELD_KIND_PREFIXES: Final = ("field:", "subfield:")
 
 _DIGITS: Final = re.compile(r"^[+-]?\d{1,18}$")
 # Values longer than this are not indexed for custom matching: nobody matches on a novel.
@@ -237,8 +242,11 @@ def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
     return Checked(own, subs, keys=keys)
 
 
-def index_keys(fields: dict[str, Any], subs: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Every (kind, value) a stored profile can be found by, for all matching modes.
+def index_keys(
+    fields: dict[str, Any], subs: list[dict[str, Any]], field_kinds: Container[str] | None = None
+) -> set[tuple[str, str]]:
+    """Every (kind, value) a stored profile can be found by, for all matching modes; the custom
+    field kinds (:data:`FIELD_KIND_PREFIXES`) only when in ``field_kinds`` (None: all of them).
 
     Example:
         >>> sorted(index_keys({"email": "A@b.co", "CRM": 7}, [{"channel": "sms", "phone": "+79000000000"}]))
@@ -247,10 +255,15 @@ def index_keys(fields: dict[str, Any], subs: list[dict[str, Any]]) -> set[tuple[
     keys: set[tuple[str, str]] = {(_PROFILE_INDEX["email"], e) for e in _own_values(fields, "email")}
     with contextlib.suppress(ProfileError):  # an invalid phone is simply not findable
         keys.update((_PROFILE_INDEX["phone"], p) for p in _own_values(fields, "phone"))
-    for name, value in fields.items():
+    # No custom field indexed (the usual case): skip the per-field loop, a profile's largest cost here.
+    every_field = () if field_kinds is not None and not field_kinds else fields.items()
+    for name, value in every_field:
+        kind = f"field:{name}"
+        if field_kinds is not None and kind not in field_kinds:
+            continue
         key = _scalar_key(value)
         if key is not None:
-            keys.add((f"field:{name}", key))
+            keys.add((kind, key))
     for sub in subs:
         rule = CHANNELS.get(sub.get("channel", ""))
         if rule is None:
@@ -263,9 +276,12 @@ def index_keys(fields: dict[str, Any], subs: list[dict[str, Any]]) -> set[tuple[
         elif rule.kind == "id" and contact is not None:
             keys.add((_SUBSCRIPTION_INDEX["id"], str(contact).strip()))
         for name, value in (sub.get("custom_fields") or {}).items():
+            kind = f"subfield:{name}"
+            if field_kinds is not None and kind not in field_kinds:
+                continue
             key = _scalar_key(value)
             if key is not None:
-                keys.add((f"subfield:{name}", key))
+                keys.add((kind, key))
     return keys
 
 
