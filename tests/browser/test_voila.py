@@ -163,9 +163,6 @@ def test_own_cp1251_file_in_voila_at_1024x700(
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(
-    strict=True, reason="issue 14 item 7 not done: Voila's page loads Font Awesome from cdn.jsdelivr.net"
-)
 def test_app_page_makes_no_request_beyond_127_0_0_1(
     app_server: Any, page: Any, launch_form: Callable[..., Any]
 ) -> None:
@@ -174,6 +171,35 @@ def test_app_page_makes_no_request_beyond_127_0_0_1(
     page.on("request", lambda r: outside.append(r.url) if urlsplit(r.url).hostname not in ("127.0.0.1", None)
             and not r.url.startswith(("blob:http://127.0.0.1", "data:")) else None)  # fmt: skip
     page.goto(app_server.page_url)
-    launch_form(page)
+    form = launch_form(page)
     page.wait_for_load_state("networkidle")
     assert not outside, f"requests left 127.0.0.1: {outside}"
+    # the icons are not blank: the upload button's icon is drawn with Font Awesome, served locally
+    icon = form.part("upload").locator("i.fa")
+    expect(icon).to_have_count(1)
+    assert "Font Awesome 5" in icon.evaluate("i => getComputedStyle(i, '::before').fontFamily")
+    faces = page.evaluate("""async () => (await document.fonts.load('900 16px "Font Awesome 5 Free"'))
+        .map(f => f.status)""")
+    assert faces and set(faces) == {"loaded"}, f"Font Awesome's font: {faces}"
+
+
+@pytest.mark.browser
+def test_app_login_page_says_where_the_link_is(
+    app_server: Any, page: Any, launch_form: Callable[..., Any]
+) -> None:
+    """Opened without its token, the app says where its link comes from (not Jupyter's generic
+    page), refuses a wrong key in those words, and a pasted right key opens the form."""
+    page.goto(f"{app_server.base_url}/")
+    where = page.locator(".toolkit-login-where")
+    expect(where).to_contain_text("the link that toolkit app printed when it started")
+    body = page.locator("body")
+    for generic in ("jupyter server list", "Jupyter Server", "password"):
+        expect(body).not_to_contain_text(generic, ignore_case=True)
+
+    page.locator("#password_input").fill("not-the-key")
+    page.locator("#login_submit").click()
+    expect(page.locator(".toolkit-login-error")).to_contain_text("not this page's key")
+
+    page.locator("#password_input").fill(app_server.token)
+    page.locator("#login_submit").click()
+    launch_form(page)
