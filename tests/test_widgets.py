@@ -96,8 +96,9 @@ def test_form_prefills_mapping_and_previews_the_plan(
     assert check.value and text.value == "phones"
     assert form.plan is not None and form.errors == []
     host = sandbox.url.removeprefix("http://")
-    assert (
-        form.confirm.description == f"Send trigger 96 to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
+    name = client.trigger(96).name  # the sandbox's catalog names its triggers: the confirmation repeats it
+    assert form.confirm.description == (
+        f"Send trigger 96 {name!r} to {form.plan.n_valid:,} profiles on SANDBOX at {host}"
     )
     assert "left out because" in form.preview.value
     for rule in form.plan.summary()["rejected_by_rule"]:
