@@ -15,8 +15,10 @@ missing browser fails the run.
 
 Fixtures: ``chromium`` (session), ``page`` (per test), ``lab_server`` and ``app_server`` (per
 module, each with its own sandbox; ``.sandbox`` reads its send log; ``app_process`` is the same
-``toolkit app`` without chromium, for plain HTTP tests), ``launch_form(page)`` (the
-form, driven as a user would) and ``shoot(page, name)`` (``out/screenshots/<name>.png``). A
+``toolkit app`` without chromium, for plain HTTP tests; its kernels reach the sandbox through
+``.network``, a :class:`NetworkSwitch` a test turns ``down()`` for an outage), ``launch_form(page)``
+(the form, driven as a user would), ``offsite_requests(page)`` (every request the page makes
+beyond 127.0.0.1) and ``shoot(page, name)`` (``out/screenshots/<name>.png``). A
 failed test leaves ``out/screenshots/<test>-FAILED.png`` and gets the browser console and the
 server's log in its report.
 """
