@@ -15,8 +15,10 @@ missing browser fails the run.
 
 Fixtures: ``chromium`` (session), ``page`` (per test), ``lab_server`` and ``app_server`` (per
 module, each with its own sandbox; ``.sandbox`` reads its send log; ``app_process`` is the same
-``toolkit app`` without chromium, for plain HTTP tests), ``launch_form(page)`` (the
-form, driven as a user would) and ``shoot(page, name)`` (``out/screenshots/<name>.png``). A
+``toolkit app`` without chromium, for plain HTTP tests; its kernels reach the sandbox through
+``.network``, a :class:`NetworkSwitch` a test turns ``down()`` for an outage), ``launch_form(page)``
+(the form, driven as a user would), ``offsite_requests(page)`` (every request the page makes
+beyond 127.0.0.1) and ``shoot(page, name)`` (``out/screenshots/<name>.png``). A
 failed test leaves ``out/screenshots/<test>-FAILED.png`` and gets the browser console and the
 server's log in its report.
 """
@@ -34,6 +36,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -214,6 +217,71 @@ class SandboxLog:
         return sends
 
 
+class NetworkSwitch:
+    """A TCP relay between the kernels and their sandbox, as the network between an analyst and the
+    platform: ``down()`` makes the platform unreachable (new connections refused, open ones cut),
+    ``up()`` brings it back on the same address. ``url`` is what the kernels are given."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urllib.parse.urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._port = _free_port()
+        self.url = f"http://127.0.0.1:{self._port}"
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self.up()
+
+    def up(self) -> None:
+        """Listen again (the same port): the platform answers."""
+        with self._lock:
+            if self._listener is not None:
+                return
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self._port))
+            listener.listen(64)
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        """Stop listening and cut every open connection: a request now is refused, never sent."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            open_sockets, self._open = self._open, set()
+        for sock in ([listener] if listener else []) + list(open_sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed by down()
+                return
+            try:
+                server = socket.create_connection(self._upstream, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._open |= {client, server}
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self._open -= {source, target}
+
+
 # --- Jupyter servers ------------------------------------------------------------------------------
 @dataclass
 class JupyterServer:
@@ -227,6 +295,7 @@ class JupyterServer:
     notebook: str  # the notebook the test opens (Voila: the one it renders)
     log_path: Path
     sandbox: SandboxLog
+    network: NetworkSwitch | None = None  # Voila: between its kernels and the sandbox
 
     @property
     def page_url(self) -> str:
@@ -381,7 +450,10 @@ def run_app(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
     with contextlib.ExitStack() as stack:
         home, root = stack.enter_context(_served_copy(source))
         sandbox = stack.enter_context(serve(processing_rate=APP_PROCESSING_RATE))
+        network = NetworkSwitch(sandbox.url)
+        stack.callback(network.down)
         env = _isolated_env(home, sandbox)
+        env["TOOLKIT_API_URL"] = network.url  # the kernels reach the sandbox through the switch
         env.pop("TOOLKIT_APP_TOKEN", None)  # the default: a random token
         log_path = home / "toolkit-app.log"
         # toolkit app needs a given port (it never moves elsewhere): pick a free one (a tiny race:
@@ -399,7 +471,7 @@ def run_app(source: Path = NOTEBOOKS) -> Iterator[JupyterServer]:
 
         token = urllib.parse.unquote(_wait_ready(process, log_path, probe, "toolkit app (Voila)"))
         yield JupyterServer(
-            "voila", process, url, token, root, LAUNCH_NOTEBOOK, log_path, SandboxLog(sandbox)
+            "voila", process, url, token, root, LAUNCH_NOTEBOOK, log_path, SandboxLog(sandbox), network
         )
 
 
@@ -533,16 +605,24 @@ class LaunchFormPage:
             size = chart.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
             assert size[0] and size[1] > 100 and size[2] > 100, f"chart not drawn: {size}"
 
-    def launch_again(self) -> None:
-        """After a launch: the button is off until a new confirmation; confirm, click again, and
-        see the form refuse ("Already launched") and show the earlier launch instead."""
+    def label(self) -> str:
+        """The launch's name as the label box shows it now."""
+        return str(self.part("label").locator("input").input_value())
+
+    def launch_again(self, first_label: str) -> None:
+        """After a launch named ``first_label``: the button is off until a new confirmation;
+        confirm, click again, and see the form refuse by that launch's own name ("Already
+        launched ... as the launch 'NAME'") and show the earlier launch instead."""
         from playwright.sync_api import expect
 
         button = self.part("launch-button")
         expect(button).to_be_disabled()  # the confirmation was for the launch that just ran
+        assert self.label() != first_label, "the next launch gets a name of its own"
         self.confirm()
         button.click()
-        expect(self.part("status")).to_contain_text("Already launched", timeout=LAUNCH_TIMEOUT)
+        status = self.part("status")
+        expect(status).to_contain_text("Already launched", timeout=LAUNCH_TIMEOUT)
+        expect(status).to_contain_text(f"as the launch {first_label!r}")
         expect(self.part("results")).to_contain_text(
             "The earlier launch of this plan", timeout=LAUNCH_TIMEOUT
         )
@@ -598,6 +678,26 @@ def launch_form() -> Callable[..., LaunchFormPage]:
 def outside_view() -> Callable[[Any, Any], str | None]:
     """``outside_view(page, locator)``: why the element is not wholly on screen, or None."""
     return why_not_in_view
+
+
+def _offsite(url: str) -> bool:
+    """A request that leaves this machine (blob:/data: URLs of the page itself stay)."""
+    if url.startswith(("data:", "blob:http://127.0.0.1")):
+        return False
+    return urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", None)
+
+
+@pytest.fixture
+def offsite_requests() -> Callable[[Any], list[str]]:
+    """``offsite_requests(page)``: a list that fills with the URL of every request the page makes
+    beyond 127.0.0.1 from now on (assets from a CDN, news, fonts): it must stay empty offline."""
+
+    def record(page: Any) -> list[str]:
+        outside: list[str] = []
+        page.on("request", lambda request: outside.append(request.url) if _offsite(request.url) else None)
+        return outside
+
+    return record
 
 
 @pytest.fixture

@@ -43,8 +43,12 @@ def test_launch_form_in_jupyterlab(
     launch_form: Callable[..., Any],
     shoot: Callable[..., Path],
     outside_view: Callable[[Any, Any], str | None],
+    offsite_requests: Callable[[Any], list[str]],
 ) -> None:
+    """Notebook 03 in JupyterLab: the form fits 1024x700, launches each profile once, refuses the
+    repeat by the launch's name, and the page asks nothing of any host but 127.0.0.1."""
     sandbox = lab_server.sandbox
+    outside = offsite_requests(page)  # JupyterLab serves its own assets: nothing from a CDN
     open_and_run_all(page, lab_server)
     form = launch_form(page)
     # Run All queued every cell at once ("[*]"): wait for the cells after the form, as a user would,
@@ -72,6 +76,7 @@ def test_launch_form_in_jupyterlab(
     form.fill(trigger_id=TRIGGER_ID, matching=MATCHING)
     n_profiles = form.confirm()
     assert n_profiles > 0
+    label = form.label()
     form.form.scroll_into_view_if_needed()
     shoot(page, "jupyterlab-1-filled")
 
@@ -85,9 +90,10 @@ def test_launch_form_in_jupyterlab(
     sends = sandbox.assert_sent_once_each(TRIGGER_ID, outcome, n_profiles)
     n_tasks = len(sandbox.tasks())
 
-    form.launch_again()
+    form.launch_again(label)
     form.part("status").scroll_into_view_if_needed()
     form.expect_progress_complete(n_profiles)  # the launch that happened, not "planned" again
     shoot(page, "jupyterlab-3-second-click")
     assert sandbox.sends_per_profile(TRIGGER_ID) == sends, "the second click sent again"
     assert len(sandbox.tasks()) == n_tasks, "the second click started a task"
+    assert not outside, f"requests left 127.0.0.1: {outside}"

@@ -348,6 +348,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536 or not _port_free(args.port):
         print(f"port {args.port} is not free on 127.0.0.1: choose another with --port", file=sys.stderr)
         return 2
+    from toolkit.view import app_page
+
     token = app_token(args.token)
     base_url = f"http://127.0.0.1:{args.port}"
     page_url = f"{base_url}/?token={urllib.parse.quote(token, safe='')}"
@@ -360,9 +362,18 @@ def cmd_app(args: argparse.Namespace) -> int:
             # on and the token comes from JUPYTER_TOKEN, so it is not on the command line, which
             # every user of the machine can read (ps). port_retries=0: never move to another
             # port than the one printed.
+            # The app's template (no stylesheet from a CDN: the page works offline) and login page
+            # (says where the link comes from): see toolkit.view.app_page.
             command = [sys.executable, "-m", "voila", str(page), "--no-browser", f"--port={args.port}",
-                       "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--Voila.auto_token=True"]  # fmt: skip
-            env = {**os.environ, "JUPYTER_TOKEN": token}
+                       "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--Voila.auto_token=True",
+                       f"--template={app_page.TEMPLATE}",
+                       f"--Voila.identity_provider_class={app_page.IDENTITY_PROVIDER}"]  # fmt: skip
+            jupyter_path = [str(app_page.JUPYTER_DATA), os.environ.get("JUPYTER_PATH", "")]
+            env = {
+                **os.environ,
+                "JUPYTER_TOKEN": token,
+                "JUPYTER_PATH": os.pathsep.join(filter(None, jupyter_path)),
+            }
             env.pop("JUPYTER_TOKEN_FILE", None)
             env.pop(APP_TOKEN_ENV, None)
 

@@ -87,6 +87,9 @@ def progress_message(event: LaunchProgress) -> tuple[MessageKind, str] | None:
         ...                                 batches={0: BatchState.SENT, 1: BatchState.PLANNED},
         ...                                 batch_rows={0: 6, 1: 4}))
         ('info', 'Sending 10 profiles in 2 batch(es)... 6 on their way so far.')
+        >>> progress_message(LaunchProgress("l1", "processing", rows_total=10,  # never "Sent."
+        ...                                 batches={0: BatchState.FAILED}, batch_rows={0: 10})) is None
+        True
     """
     n_batches = len(event.batches)
     if event.phase == "retrying":
@@ -98,6 +101,8 @@ def progress_message(event: LaunchProgress) -> tuple[MessageKind, str] | None:
             f"{event.rows_sent:,} on their way so far."
         )
     if event.phase == "processing":
+        if not any(state in BATCH_SENT_STATES for state in event.batches.values()):
+            return None  # nothing went out (e.g. the platform never answered): the end says so
         waiting = sum(s == BatchState.SENT for s in event.batches.values())
         return (
             "info",
