@@ -102,7 +102,8 @@ def _area(path: Path) -> set[str]:
 
 
 def _third_party(path: Path) -> set[str]:
-    local = {p.stem for p in (ROOT / "tests").rglob("*.py")}  # helpers such as sandbox_helpers
+    # helpers such as sandbox_helpers, and bench scripts importing each other (launch_e2e -> plan_throughput)
+    local = {p.stem for folder in ("tests", "bench") for p in (ROOT / folder).rglob("*.py")}
     return {
         n for n in _imports(path) if n not in sys.stdlib_module_names and n != "toolkit" and n not in local
     }
