@@ -37,11 +37,14 @@ demo: $(STAMP_DEMO)
 test: $(STAMP_DEV) browser-deps java-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check toolkit tests bench notebooks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
+## lint: ruff (rules and format), then mypy on toolkit/ ([tool.mypy] in pyproject.toml)
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check toolkit tests bench notebooks
+	$(BIN)/mypy
 
 ## java-deps: Debian's Java 17 for the Spark tests (tests/test_spark.py; installed when we are root)
 java-deps:

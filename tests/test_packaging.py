@@ -28,6 +28,11 @@ NOT_IMPORTED = {
     "nbval": "a pytest plugin (make test runs the notebooks with it)",
     "pytest-timeout": "a pytest plugin (timeout = 300 in pyproject.toml)",
     "ruff": "the linter (make lint)",
+    "mypy": "the type checker (make lint, make test)",
+    "pandas-stubs": "pandas' types, read by mypy",
+    "types-requests": "requests' types, read by mypy",
+    "types-defusedxml": "defusedxml's types, read by mypy",
+    "types-tqdm": "tqdm's types, read by mypy",
 }
 # Where a file sits -> the groups of pyproject.toml its imports may come from (longest match).
 AREAS = {
