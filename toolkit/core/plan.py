@@ -255,7 +255,7 @@ class Batch:
         keys: Sequence[str] = (),
         format: Format = "json",
         *,
-        _bodies: _Bodies | None = None,
+        _bodies: _Bodies | _StreamBodies | None = None,
         _span: tuple[int, int] = (0, 0),
         _nbytes: int | None = None,
     ) -> None:
@@ -369,8 +369,8 @@ class Plan:
         if is_sample(self.source):
             return "it was built from toolkit.sample_customers(), whose people are made up (their phones may be real)"
         # a streamed plan's bodies are made at launch time: only its source can tell (is_sample)
-        bodies = getattr(self.batches[0], "_bodies", None) if self.batches else None
-        emails, reserved = bodies.email_domains() if hasattr(bodies, "email_domains") else (0, 0)
+        bodies = self.batches[0]._bodies if self.batches else None
+        emails, reserved = bodies.email_domains() if isinstance(bodies, _Bodies) else (0, 0)
         if emails and reserved == emails:
             return (
                 f"every e-mail address it sends ({emails:,}) is on a domain reserved for examples "
@@ -973,6 +973,7 @@ class _RejectedSink:
         """The rejected rows: a frame sorted by position, or a LazyFrame over the parquet file."""
         if self.spill:
             self._write()
+            assert self.path is not None  # spill is set only with a path (rejected_to, or a temp file)
             if self.writer is None:  # rejected_to given, nothing rejected: an empty file all the same
                 pl.DataFrame(schema=columns).write_parquet(self.path)
             else:
@@ -1094,7 +1095,7 @@ def _build_streamed(
     for index, (digest, nbytes, rows) in enumerate(made):
         batch = Batch(
             index, format=options.format, _bodies=bodies, _span=(start, start + len(rows)), _nbytes=nbytes
-        )  # type: ignore[arg-type]
+        )
         batch._digest = digest
         batches.append(batch)
         start += len(rows)

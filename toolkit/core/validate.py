@@ -838,6 +838,7 @@ def coerce_mixed(values: Sequence[object], *, text: bool) -> tuple[pl.Series, pl
             why.append(problem)
         return pl.Series(out, dtype=pl.String), pl.Series(why, dtype=pl.String)
     whole = True
+    numbers: list[float | int | None] = []
     for value in values:
         problem = None
         number: float | int | None = None
@@ -858,10 +859,10 @@ def coerce_mixed(values: Sequence[object], *, text: bool) -> tuple[pl.Series, pl
         else:
             problem = f"is a {type(value).__name__}, which a profile field cannot take"
         whole = whole and (number is None or (float(number).is_integer() and abs(number) < 2**53))
-        out.append(number)
+        numbers.append(number)
         why.append(problem)
-    dtype = pl.Int64 if whole else pl.Float64
-    return pl.Series([None if v is None else dtype.to_python()(v) for v in out], dtype=dtype), pl.Series(
+    dtype, to_number = (pl.Int64, int) if whole else (pl.Float64, float)
+    return pl.Series([None if v is None else to_number(v) for v in numbers], dtype=dtype), pl.Series(
         why, dtype=pl.String
     )
 
@@ -911,7 +912,7 @@ def prepare(
     builder.notes.extend(notes)
     for reason in reasons.values():
         flagged = builder._new("c", pl.col(reason).is_not_null())
-        builder.checks.append(_Check(pl.col(flagged), "invalid_value", lambda r=reason: pl.col(r)))
+        builder.checks.append(_Check(pl.col(flagged), "invalid_value", functools.partial(pl.col, reason)))
     pos = pl.Series(
         POS,
         np.arange(df.height, dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64),
@@ -1002,7 +1003,9 @@ def _coerce_mixed_columns(
     """Mapped mixed columns coerced for their fields; per column, the name of its reasons column."""
     wants_text = {c for c, f in mapping.fields.items() if f in text or f in DATE_FIELDS or f in IP_FIELDS}
     wants_text |= {s.column for s in mapping.subscriptions}
-    coerced, reasons, notes = [], {}, []
+    coerced: list[pl.Series] = []
+    reasons: dict[str, str] = {}
+    notes: list[str] = []
     for column in mapping.columns:
         if column not in mixed:
             continue

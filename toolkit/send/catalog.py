@@ -57,9 +57,10 @@ MAX_PAGES = 1000
 
 
 class Caller(Protocol):
-    """What the catalog needs of a client: its one call."""
+    """What the catalog needs of a client: its one call (``Client.call``; its other keywords
+    have defaults the catalog keeps)."""
 
-    def call(self, path: str, body: bytes, *, idempotent: bool, **kwargs: Any) -> dict[str, Any]: ...
+    def call(self, path: str, body: bytes, *, idempotent: bool) -> dict[str, Any]: ...
 
 
 def _int(value: Any) -> int | None:

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ Severity = Literal["error", "warning"]
 #: Error codes meaning "no such object" on a catalog call (docs: 404 no such database/resource).
 _NOT_FOUND = frozenset({400, 404})
 #: Channel names a resource may list for a subscription's channel (the seed's ``phone`` is SMS).
-_SAME_CHANNEL = {Channel.PHONE: {"sms", "phone"}, Channel.SMS: {"sms", "phone"}}
+_SAME_CHANNEL: dict[str, set[str]] = {Channel.PHONE: {"sms", "phone"}, Channel.SMS: {"sms", "phone"}}
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ def _check_resources(checks: _Checks, plan: Plan) -> None:
                            + (f" (resources there: {ids})" if ids else ""))  # fmt: skip
 
         info = checks.read(f"resource {resource_id}", f"resource {resource_id}",
-                           lambda resource_id=resource_id: get_resource(checks.client, resource_id), missing=missing)  # fmt: skip
+                           functools.partial(get_resource, checks.client, resource_id), missing=missing)  # fmt: skip
         if info is None or info.channels is None:
             continue
         offered = {c.lower() for c in info.channels}

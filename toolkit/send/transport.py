@@ -549,11 +549,9 @@ class Transport:
             debug = payload.get("error_debug")
             debug = self.scrub(str(debug)) if debug not in (None, "") else None
         else:
-            code, text, debug = (
-                status,
-                requests.status_codes._codes.get(status, ("",))[0].replace("_", " "),
-                None,
-            )
+            # requests' table of reason names ("not_found"); types-requests leaves private names out
+            names = requests.status_codes._codes  # type: ignore[attr-defined]
+            code, text, debug = status, names.get(status, ("",))[0].replace("_", " "), None
         response = ResponseInfo(status, excerpt)
         kwargs: dict[str, Any] = {"request": request, "response": response}
         blob = f"{text} {debug or ''}".lower()
@@ -576,8 +574,8 @@ class Transport:
         return err
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc)
+def _short(value: object) -> str:
+    text = str(value)
     return text if len(text) <= 200 else text[:200] + "..."
 
 
