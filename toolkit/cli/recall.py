@@ -59,7 +59,7 @@ def _connect(journal_path: str) -> sqlite3.Connection | None:
 
 def remember(journal_path: str, fingerprint: str, host: str, args: argparse.Namespace) -> None:
     """Keep the launch's plan options (before it sends anything: a crash mid-launch is the point)."""
-    options = {name: getattr(args, name, None) for name in PLAN_OPTIONS}
+    options: dict[str, Any] = {name: getattr(args, name, None) for name in PLAN_OPTIONS}
     options["segment"] = str(Path(options["segment"]).expanduser().resolve())
     connection = _connect(journal_path)
     if connection is None:

@@ -21,7 +21,7 @@ import functools
 import json
 import mimetypes
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,7 +167,7 @@ class Mapping:
     """
 
     fields: AbcMapping[str, str]
-    subscriptions: tuple[Subscription, ...] = ()
+    subscriptions: Sequence[Subscription] = ()  # a list or any sequence; kept as a tuple
     matching: str = MatchingMode.EMAIL.value
     match_field: str | None = None
     resource_id: int | None = None

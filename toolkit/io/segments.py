@@ -865,22 +865,23 @@ def _type_text_columns(
     # cast every candidate at once; then the checks that may send one back to text
     typed = frame.select(_cast(pl.col(c), kind, fmt).alias(c) for c, (kind, fmt) in candidates.items())
     checks = []
-    for column, (kind, _) in candidates.items():
+    for column, (target, _) in candidates.items():
         value = pl.col(column)
-        if kind in ("int", "float"):
+        refusal: pl.Expr
+        if target in ("int", "float"):
             leading_zero = value.str.starts_with("0") & ~value.str.contains(r"^0(?:[.,]|$)")
-            largest = typed.get_column(column).abs().max() if kind == "int" else 0
-            why = (
+            largest = typed.get_column(column).abs().max() if target == "int" else 0
+            refusal = (
                 pl.when(value.str.starts_with("+").any())
                 .then(pl.lit("a '+' sign"))
                 .when(leading_zero.any())
                 .then(pl.lit("leading zeros"))
-                .when(pl.lit(largest is not None and largest >= 10**9))  # type: ignore[operator]
+                .when(pl.lit(largest is not None and largest >= 10**9))  # type: ignore[operator]  # max() is typed as any literal; an int column gives an int
                 .then(pl.lit("ten or more digits"))
             )
         else:
-            why = pl.lit(None, pl.String)
-        checks.append(pl.struct(given=value.count(), why=why).alias(column))
+            refusal = pl.lit(None, pl.String)
+        checks.append(pl.struct(given=value.count(), why=refusal).alias(column))
     verdicts = frame.select(checks).row(0, named=True)
     typed_columns = []
     for column in candidates:

@@ -469,8 +469,11 @@ def create_app(
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not only those of the first route
             methods = {
-                m for r in app.routes if getattr(r, "path", None) == request.url.path for m in r.methods or ()
-            }  # type: ignore[attr-defined]
+                m
+                for r in app.routes
+                if getattr(r, "path", None) == request.url.path
+                for m in getattr(r, "methods", None) or ()  # a Mount has no methods
+            }
             response.headers["Allow"] = ", ".join(sorted(methods))
         return response
 

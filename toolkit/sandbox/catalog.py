@@ -93,7 +93,9 @@ class TriggerEntry(BaseModel):
     id: Id
     name: str
     is_active: Flag = True
-    trigger_type: str = Field(API_CALL, min_length=1, description="'api_call', or another event's type")
+    trigger_type: str = Field(
+        default=API_CALL, min_length=1, description="'api_call', or another event's type"
+    )
     list_id: Id = Field(description="the database the trigger works with")
     resource_id: Id
     send_channel: Channel = Channel.EMAIL

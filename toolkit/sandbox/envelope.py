@@ -255,7 +255,7 @@ def response_format(body: dict[str, Any], request_format: Format) -> Format:
         return request_format
     if value not in ("json", "xml"):
         raise ApiFailure(400, f"format must be 'json' or 'xml', not {value!r}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def read_int(

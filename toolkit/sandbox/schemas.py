@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonValue
 
 from toolkit.core.contract import MATCHING_MODES, Channel, MatchingMode, TaskState
 
@@ -105,7 +106,7 @@ class Attachment(BaseModel):
 
 
 #: The matching modes that name the custom field holding the key (``field_name`` is required).
-_NEEDS_FIELD = [str(m) for m, rule in MATCHING_MODES.items() if rule.needs_match_field]
+_NEEDS_FIELD: list[JsonValue] = [str(m) for m, rule in MATCHING_MODES.items() if rule.needs_match_field]
 
 
 class _ImportCommon(BaseModel):

@@ -90,7 +90,7 @@ KNOWN_FIELDS: Final = {
 }
 
 #: What each matching mode means, for people.
-_MATCHING_WORDS: Final = {
+_MATCHING_WORDS: Final[dict[str, str]] = {
     MatchingMode.EMAIL: "by email address",
     MatchingMode.EMAIL_PROFILE: "by email address, else by profile id",
     MatchingMode.PHONE: "by phone number",
@@ -555,8 +555,8 @@ class LaunchForm(widgets.VBox):
         remove = widgets.Button(description="Remove this subscription", icon="trash", layout=WIDE)
         row = widgets.VBox([wrapping_row([channel, column, resource]), remove])  # one box per subscription
         row.add_class(CSS_CLASSES["subscription"])
-        row._toolkit_extra = dict(sub.extra) if sub else {}  # type: ignore[attr-defined]
-        row._toolkit_parts = (channel, column, resource)  # type: ignore[attr-defined]
+        row._toolkit_extra = dict(sub.extra) if sub else {}
+        row._toolkit_parts = (channel, column, resource)
 
         def drop(_b: Any) -> None:
             self._subscription_rows = [r for r in self._subscription_rows if r is not row]
@@ -578,7 +578,7 @@ class LaunchForm(widgets.VBox):
         shown = []
         with self._quiet():
             for row in self._subscription_rows:
-                _channel, column, _resource = row._toolkit_parts  # type: ignore[attr-defined]
+                _channel, column, _resource = row._toolkit_parts
                 if column.value not in columns:
                     continue
                 if tuple(column.options) != tuple(columns):
@@ -655,7 +655,7 @@ class LaunchForm(widgets.VBox):
         mapping = trigger = None
         try:
             subs = [
-                Subscription(*(w.value for w in row._toolkit_parts), **row._toolkit_extra)  # type: ignore[attr-defined]
+                Subscription(*(w.value for w in row._toolkit_parts), **row._toolkit_extra)
                 for row in self.subscriptions_box.children
             ]
             if not fields:

@@ -116,7 +116,7 @@ class ResultsView(widgets.VBox):
         The downloads join each result to the segment's own columns when the launch has its plan
         (a launch of this session), else to ``segment`` when it has one row per result row."""
         summary = launch.summary()
-        counts = {status: summary[status] for status in _STATUSES if summary[status]}
+        counts: dict[str, int] = {status: summary[status] for status in _STATUSES if summary[status]}
         results = nw.from_native(launch.results(), eager_only=True)
         shown = results.rename({c: READABLE_COLUMNS.get(c, c) for c in results.columns})
         first = rows_table(shown.head(self.rows).rows(named=True), shown.columns, empty="no rows")
