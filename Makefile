@@ -87,4 +87,4 @@ sandbox: $(STAMP_DEMO)
 	$(BIN)/toolkit sandbox
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache

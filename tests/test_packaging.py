@@ -28,7 +28,6 @@ NOT_IMPORTED = {
     "nbval": "a pytest plugin (make test runs the notebooks with it)",
     "pytest-timeout": "a pytest plugin (timeout = 300 in pyproject.toml)",
     "ruff": "the linter (make lint)",
-    "mypy": "the type checker (make lint, make test)",
     "pandas-stubs": "pandas' types, read by mypy",
     "types-requests": "requests' types, read by mypy",
     "types-defusedxml": "defusedxml's types, read by mypy",

@@ -45,13 +45,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import polars as pl
 
 from toolkit.core.validate import is_identifier_name
 from toolkit.errors import SegmentFileError, did_you_mean
+
+if TYPE_CHECKING:  # pandas is imported on use: a polars-only script never pays for it
+    import pandas as pd
 
 __all__ = ["SEPARATORS", "SegmentFile", "load_segment", "read_segment"]
 
@@ -157,7 +160,7 @@ def read_segment(
     separator: str | None = None,
     sheet: str | int | None = None,
     text_columns: Iterable[str] | None = None,
-) -> Any: ...  # pandas.DataFrame
+) -> pd.DataFrame: ...
 @overload
 def read_segment(
     source: Source,
@@ -168,6 +171,16 @@ def read_segment(
     sheet: str | int | None = None,
     text_columns: Iterable[str] | None = None,
 ) -> pl.DataFrame: ...
+@overload
+def read_segment(
+    source: Source,
+    *,
+    kind: Literal["pandas", "polars"],
+    encoding: str | None = None,
+    separator: str | None = None,
+    sheet: str | int | None = None,
+    text_columns: Iterable[str] | None = None,
+) -> pd.DataFrame | pl.DataFrame: ...
 def read_segment(
     source: Source,
     *,
@@ -176,7 +189,7 @@ def read_segment(
     separator: str | None = None,
     sheet: str | int | None = None,
     text_columns: Iterable[str] | None = None,
-) -> Any:
+) -> pd.DataFrame | pl.DataFrame:
     """Read a segment file (or its bytes) into a typed pandas or polars frame.
 
     Args:
@@ -211,7 +224,7 @@ def read_segment(
     return loaded.frame if kind == "polars" else to_pandas(loaded.frame)
 
 
-def to_pandas(frame: pl.DataFrame) -> Any:
+def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
     """A polars frame as pandas, integers and booleans with blanks kept as nullable dtypes.
 
     (polars' own ``to_pandas`` turns an integer column with a null into float64, the very

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit
 
 import orjson
@@ -60,6 +60,9 @@ from toolkit.send.transport import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
     from toolkit.core.plan import Batch, Plan
     from toolkit.send.events import ProgressCallback
 
@@ -530,7 +533,13 @@ class Client:
         """
         return Launch.from_journal(self, label, plan=plan)
 
-    def history(self, *, kind: Literal["pandas", "polars"] = "pandas") -> Any:
+    @overload
+    def history(self, *, kind: Literal["pandas"] = ...) -> pd.DataFrame: ...
+    @overload
+    def history(self, *, kind: Literal["polars"]) -> pl.DataFrame: ...
+    @overload
+    def history(self, *, kind: Literal["pandas", "polars"]) -> pd.DataFrame | pl.DataFrame: ...
+    def history(self, *, kind: Literal["pandas", "polars"] = "pandas") -> pd.DataFrame | pl.DataFrame:
         """Past launches (newest first) as a frame: label, time, trigger, host, counts, task ids.
 
         Reads the journal only (no request is made).

@@ -59,6 +59,8 @@ from toolkit.send.target import target_label
 from toolkit.send.transport import TaskStatus
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from toolkit.core.plan import Plan
 
 __all__ = [
@@ -1033,7 +1035,9 @@ def _polars(frame: Any) -> pl.DataFrame | None:
     return SourceFrame.wrap(frame).polars
 
 
-def history_frame(journal: Journal, *, kind: Literal["pandas", "polars"] = "pandas") -> Any:
+def history_frame(
+    journal: Journal, *, kind: Literal["pandas", "polars"] = "pandas"
+) -> pd.DataFrame | pl.DataFrame:
     """The journal's launches, newest first, as a pandas (default) or polars frame."""
     if kind not in ("pandas", "polars"):
         raise InvalidArgumentError(f"kind must be 'pandas' or 'polars', got {kind!r}")
