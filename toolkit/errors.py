@@ -41,6 +41,7 @@ import difflib
 import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AlreadyLaunched",
@@ -274,8 +275,8 @@ class AuthError(ApiError):
 class RateLimited(ApiError):
     """The platform asked to slow down (429). ``retry_after`` is in seconds, if given."""
 
-    def __init__(self, *args: object, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.retry_after = retry_after
 
 

@@ -623,10 +623,11 @@ class _Builder:
         if dtype == pl.Null or column in self.empty:
             return pl.lit(None, dtype=pl.String)
         label = f"column {column!r}"
-        if field == EMAIL_FIELD:
-            return self.contact(column, "email", label, "invalid_email")[0]  # type: ignore[return-value]
-        if field == PHONE_FIELD and not isinstance(dtype, pl.List):
-            return self.contact(column, "phone", label, "invalid_phone")[0]  # type: ignore[return-value]
+        if field == EMAIL_FIELD or (field == PHONE_FIELD and not isinstance(dtype, pl.List)):
+            kind, rule = ("email", "invalid_email") if field == EMAIL_FIELD else ("phone", "invalid_phone")
+            working, _ = self.contact(column, kind, label, rule)
+            assert working is not None  # contact() says None only for an all-null column, answered above
+            return working
         if field in IP_FIELDS:
             text = self._text(column)
             self._flag(text.is_not_null() & ~text.str.contains(_IPV4), "invalid_ip", column,

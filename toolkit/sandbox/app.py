@@ -888,5 +888,5 @@ def create_app(
             app.openapi_schema = schemas.settle_validation_answers(doc)
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     return app

@@ -158,7 +158,7 @@ def default_catalog() -> CatalogData:
         >>> [(t.id, t.is_active, t.trigger_type) for t in default_catalog().triggers]
         [(96, True, 'api_call'), (101, False, 'api_call'), (102, True, 'subscription'), (103, True, 'api_call')]
     """
-    fields = [
+    fields: list[tuple[str, FieldType]] = [
         ("CRM_ID", "string"), ("orders", "int"), ("revenue", "float"), ("tags", "tags"),
         ("last_order", "date"), ("last_order_at", "date"), ("opt_in", "bool"), ("loyalty_tier", "enum"),
         # the practice data's columns as the launch form proposes them (guess_fields): crm_id, email_opt_in
@@ -166,7 +166,7 @@ def default_catalog() -> CatalogData:
     ]  # fmt: skip
     return CatalogData(
         databases=[
-            DatabaseEntry(id=1, name="Customers", fields=[FieldEntry(name=n, type=t) for n, t in fields]),  # type: ignore[arg-type]
+            DatabaseEntry(id=1, name="Customers", fields=[FieldEntry(name=n, type=t) for n, t in fields]),
             DatabaseEntry(id=2, name="Partners"),
         ],
         resources=[

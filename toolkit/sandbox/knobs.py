@@ -16,6 +16,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
@@ -132,18 +133,18 @@ class RateLimiter:
         (None, None, 1)
     """
 
-    def __init__(self, rate: float, clock: object = time.monotonic) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._rate = rate
         self._capacity = max(1.0, rate)
         self._tokens = self._capacity
         self._clock = clock
-        self._last = clock()  # type: ignore[operator]
+        self._last = clock()
         self._lock = threading.Lock()
 
     def acquire(self) -> int | None:
         """None when the request may go on, else the whole seconds to wait (``Retry-After``)."""
         with self._lock:
-            now = self._clock()  # type: ignore[operator]
+            now = self._clock()
             self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
             self._last = now
             if self._tokens >= 1.0:

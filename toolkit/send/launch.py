@@ -77,16 +77,18 @@ log = logging.getLogger("toolkit.send.launch")
 
 #: The results frame's columns, in order (docs/ARCHITECTURE.md).
 RESULT_COLUMNS = ("position", "match_key", "batch", "task_id", "status", "profile_id", "error", "error_text")
-RESULT_SCHEMA = {
-    "position": pl.Int64,
-    "match_key": pl.String,
-    "batch": pl.Int64,
-    "task_id": pl.String,
-    "status": pl.String,
-    "profile_id": pl.String,
-    "error": pl.String,
-    "error_text": pl.String,
-}
+RESULT_SCHEMA = pl.Schema(
+    {
+        "position": pl.Int64,
+        "match_key": pl.String,
+        "batch": pl.Int64,
+        "task_id": pl.String,
+        "status": pl.String,
+        "profile_id": pl.String,
+        "error": pl.String,
+        "error_text": pl.String,
+    }
+)
 #: Batches whose task exists (it may still be running): ``wait()`` reads them.
 _POLLED_STATES = frozenset({BatchState.SENT, BatchState.COMPLETED, BatchState.FAILED})
 UNKNOWN_TEXT = (
@@ -850,7 +852,7 @@ class Launch:
                     else pl.lit(None, pl.String),
                 )
                 frame = pl.concat([frame, rejected])
-        return frame.cast(RESULT_SCHEMA).sort("position")  # type: ignore[arg-type]
+        return frame.cast(RESULT_SCHEMA).sort("position")
 
     def results(self, join: bool = False) -> Any:
         """One row per input row: ``position, match_key, batch, task_id, status, profile_id,
