@@ -75,7 +75,7 @@ def login_page(*, next_url: str, xsrf_field: str, error: str | None, base_url: s
     )
 
 
-class AppLoginHandler(VoilaLoginHandler):  # type: ignore[misc]
+class AppLoginHandler(VoilaLoginHandler):
     """Voila's login handler with the app's page (the POST and its checks are unchanged)."""
 
     def _render(self, message: dict[str, str] | None = None) -> None:
@@ -92,7 +92,7 @@ class AppLoginHandler(VoilaLoginHandler):  # type: ignore[misc]
         )
 
 
-class AppIdentityProvider(PasswordIdentityProvider):  # type: ignore[misc]
+class AppIdentityProvider(PasswordIdentityProvider):
     """jupyter_server's token login, with :class:`AppLoginHandler` serving ``/login``.
 
     Voila passes its own login handler class when it builds the provider, so the route is
