@@ -79,9 +79,12 @@ def test_every_source_gives_the_eager_plans_bodies(
     options: dict[str, Any] = {"format": fmt, "duplicates": duplicates, "max_rows": 300}
     eager = plan(segment, MAPPING, TRIGGER, **options)
     glob = _parquet_parts(segment, tmp_path / "parts")
+    keeps_all = pl.col("crm_id").hash() >= 0  # a filter polars cannot see through
     sources = {
         "lazy": segment.lazy(),
         "glob": glob,
+        "scan": pl.scan_parquet(glob),  # read by slices
+        "filtered scan": pl.scan_parquet(glob).filter(keeps_all),  # read by collect_batches
         "duckdb": duckdb.connect()
         .sql(f"SELECT * FROM read_parquet('{glob}', file_row_number=true) ORDER BY filename, file_row_number")
         .select(*segment.columns),
@@ -101,6 +104,20 @@ def test_every_source_gives_the_eager_plans_bodies(
         assert streamed.rejected.sort("position").equals(expected_rejected), name
         assert streamed.records() == eager.records(), name
         assert streamed.summary() == eager.summary(), name
+
+
+def test_a_plain_parquet_scan_is_read_by_slices_a_filtered_one_whole(tmp_path: Path) -> None:
+    """A plain parquet scan is read slice by slice (memory bounded, rows in order); a query whose
+    slices would each run it over the whole segment (filter, sort, join) is read in one go."""
+    segment = sample_customers(2500, seed=3, kind="polars")
+    glob = _parquet_parts(segment, tmp_path / "parts")
+    scan = pl.scan_parquet(glob)
+    assert windows._slices_read_only_them(scan.select("email", "orders"))
+    for query in (scan.filter(pl.col("orders") > 1), scan.sort("orders"), scan.join(scan, on="crm_id")):
+        assert not windows._slices_read_only_them(query)
+    read = windows.Windows.of(scan, rows=1000)
+    assert [w.height for w in read.read()] == [1000, 1000, 500]
+    assert pl.concat(read.read()).equals(segment)
 
 
 def test_rejected_rows_go_to_the_parquet_file_asked_for(tmp_path: Path, small_windows: None) -> None:

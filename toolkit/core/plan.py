@@ -23,7 +23,7 @@ import tempfile
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -885,6 +885,69 @@ class _Stream:
         return pl.concat(parts) if parts else pl.Series(KEY, [], dtype=pl.String)
 
 
+class _Runs:
+    """Sorted input positions kept as runs of consecutive rows: a few bytes a batch, not 8 a row.
+
+    A streamed plan of 30M rows would hold 240 MB of positions as an int64 array; the rows a
+    plan sends are mostly consecutive (rejected rows cut a run), so runs make it near nothing.
+    Sliced like the array it stands for.
+
+    Example:
+        >>> runs = _Runs.of([np.array([3, 4, 5, 9]), np.array([10, 12])])
+        >>> len(runs), runs[1:5].tolist(), runs.n_runs
+        (6, [4, 5, 9, 10], 4)
+        >>> both = _Runs.joined([runs, _Runs.of([np.array([13, 14])])])
+        >>> both[4:].tolist(), both.n_runs
+        ([10, 12, 13, 14], 5)
+    """
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.starts = starts  # first position of each run
+        self.ends = ends  # rows in all runs up to and including this one
+
+    @classmethod
+    def of(cls, parts: Iterable[np.ndarray]) -> _Runs:
+        """Runs of these sorted position arrays, one after the other."""
+        starts, counts = [], []
+        for positions in parts:
+            if not len(positions):
+                continue
+            breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+            firsts = np.concatenate([[0], breaks])
+            starts.append(positions[firsts])
+            counts.append(np.diff(np.concatenate([firsts, [len(positions)]])))
+        if not starts:
+            return cls(_NO_ROWS, _NO_ROWS)
+        return cls(np.concatenate(starts).astype(np.int64), np.cumsum(np.concatenate(counts)))
+
+    @classmethod
+    def joined(cls, parts: Sequence[_Runs]) -> _Runs:
+        """These runs one after the other (the batches' rows, the plan's)."""
+        if not parts:
+            return cls(_NO_ROWS, _NO_ROWS)
+        before = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        return cls(
+            np.concatenate([p.starts for p in parts]),
+            np.concatenate([p.ends + offset for p, offset in zip(parts, before, strict=True)]),
+        )
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.starts)
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(len(self))
+        if stop <= start:
+            return _NO_ROWS
+        wanted = np.arange(start, stop, dtype=np.int64)
+        run = np.searchsorted(self.ends, wanted, side="right")
+        run_first_row = np.concatenate([[0], self.ends])[run]
+        return self.starts[run] + (wanted - run_first_row)
+
+
 class _StreamBodies:
     """The bodies of a streamed plan, encoded again in order as a launch asks for them.
 
@@ -896,9 +959,7 @@ class _StreamBodies:
     # bodies encoded ahead of the one asked for that are kept for their turn
     KEPT = 8
 
-    def __init__(
-        self, stream: _Stream, dropped: np.ndarray, positions: np.ndarray, digests: list[str]
-    ) -> None:
+    def __init__(self, stream: _Stream, dropped: np.ndarray, positions: _Runs, digests: list[str]) -> None:
         self.stream, self.dropped, self.positions, self.digests = stream, dropped, positions, digests
         self._made: Iterator[tuple[bytes, np.ndarray]] | None = None
         self._next = 0  # the index of the next body the pass makes
@@ -1069,25 +1130,19 @@ def _build_streamed(
         if len(preview) < 20:
             preview.extend(_preview(window, _NO_ROWS, mapping, options.format, 20 - len(preview)))
 
-    made = [
-        (hashlib.sha256(body).hexdigest(), len(body), rows)
-        for body, rows in stream.bodies(_NO_ROWS, first_pass)
-    ]
+    made = _digests(stream.bodies(_NO_ROWS, first_pass))
     dropped = _NO_ROWS
     if options.duplicates != "keep":
-        dropped, duplicates = _duplicates_across(stream, np.concatenate(hashes) if hashes else _NO_ROWS)
-        hashes.clear()
+        dropped, duplicates = _duplicates_across(stream, _one_array(hashes))
         if len(dropped):
             sink.add(duplicates)
-            made = [
-                (hashlib.sha256(body).hexdigest(), len(body), rows) for body, rows in stream.bodies(dropped)
-            ]
+            made = _digests(stream.bodies(dropped))
             preview = []
             for _, window in stream.validated():  # the first windows only: it stops once 20 are found
                 preview.extend(_preview(window, dropped, mapping, options.format, 20 - len(preview)))
                 if len(preview) >= 20:
                     break
-    positions = np.concatenate([rows for _, _, rows in made]) if made else _NO_ROWS
+    positions = _Runs.joined([rows for _, _, rows in made])
     digests = [digest for digest, _, _ in made]
     bodies = _StreamBodies(stream, dropped, positions, digests)
     batches, start = [], 0
@@ -1115,6 +1170,23 @@ def _build_streamed(
         rejected_counts=dict(sink.counts),
         _stream=stream,
     )
+
+
+def _digests(bodies: Iterator[tuple[bytes, np.ndarray]]) -> list[tuple[str, int, _Runs]]:
+    """Of each body only its sha256, size and rows (as runs): what a streamed plan keeps of it."""
+    return [(hashlib.sha256(body).hexdigest(), len(body), _Runs.of([rows])) for body, rows in bodies]
+
+
+def _one_array(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts end to end, each let go once copied: memory peaks at the result plus one part,
+    not twice the result (``np.concatenate`` holds every part until it returns)."""
+    whole = np.empty(sum(len(p) for p in parts), dtype=np.uint64)
+    filled = 0
+    while parts:
+        part = parts.pop(0)
+        whole[filled : filled + len(part)] = part
+        filled += len(part)
+    return whole
 
 
 def _preview(
