@@ -984,8 +984,8 @@ class _StreamBodies:
                     self._next += 1
         if len(body) != expected or hashlib.sha256(body).hexdigest() != self.digests[index]:
             raise SourceChangedError(
-                f"batch {index} is not the body that was planned: the segment ({self.stream.windows.kind}) "
-                "changed since plan() read it; plan it again, then launch the new plan"
+                f"batch {index} was never sent: its body is not the one planned, the segment "
+                f"({self.stream.windows.kind}) changed since plan() read it; plan it again, then launch the new plan"
             )
         return body
 
@@ -1119,12 +1119,18 @@ def _build_streamed(
     preview: list[dict[str, Any]] = []
     offsets = {"next": 0}
     schema: dict[str, pl.Schema] = {}
+    too_large: list[pl.DataFrame] = []
 
     def first_pass(frame: pl.DataFrame, window: _Window) -> None:
         offset = offsets["next"]
         offsets["next"] += frame.height
         schema.setdefault("rejected", _rejected_rows(frame.clear(), 0, window.rejected.clear()).schema)
-        sink.add(_rejected_rows(frame, offset, window.rejected))
+        rejected = _rejected_rows(frame, offset, window.rejected)
+        # a too-large row that repeats a key is a duplicate in the eager plan (duplicates are
+        # found first): held until the duplicates are known (such rows are rare)
+        is_too_large = pl.col("rule") == "too_large"
+        sink.add(rejected.filter(~is_too_large))
+        too_large.append(rejected.filter(is_too_large))
         hashes.append(window.hashes)
         notes.update(dict.fromkeys(window.prepared.notes))
         if len(preview) < 20:
@@ -1142,6 +1148,10 @@ def _build_streamed(
                 preview.extend(_preview(window, dropped, mapping, options.format, 20 - len(preview)))
                 if len(preview) >= 20:
                     break
+    for rows in too_large:
+        sink.add(
+            rows.filter(~np.isin(rows.get_column("position").to_numpy(), dropped)) if len(dropped) else rows
+        )
     positions = _Runs.joined([rows for _, _, rows in made])
     digests = [digest for digest, _, _ in made]
     bodies = _StreamBodies(stream, dropped, positions, digests)
