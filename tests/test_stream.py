@@ -79,9 +79,12 @@ def test_every_source_gives_the_eager_plans_bodies(
     options: dict[str, Any] = {"format": fmt, "duplicates": duplicates, "max_rows": 300}
     eager = plan(segment, MAPPING, TRIGGER, **options)
     glob = _parquet_parts(segment, tmp_path / "parts")
+    keeps_all = pl.col("crm_id").hash() >= 0  # a filter polars cannot see through
     sources = {
         "lazy": segment.lazy(),
         "glob": glob,
+        "scan": pl.scan_parquet(glob),  # read by slices
+        "filtered scan": pl.scan_parquet(glob).filter(keeps_all),  # read by collect_batches
         "duckdb": duckdb.connect()
         .sql(f"SELECT * FROM read_parquet('{glob}', file_row_number=true) ORDER BY filename, file_row_number")
         .select(*segment.columns),
@@ -101,6 +104,46 @@ def test_every_source_gives_the_eager_plans_bodies(
         assert streamed.rejected.sort("position").equals(expected_rejected), name
         assert streamed.records() == eager.records(), name
         assert streamed.summary() == eager.summary(), name
+
+
+def test_a_plain_parquet_scan_is_read_by_slices_a_filtered_one_whole(tmp_path: Path) -> None:
+    """A plain parquet scan is read slice by slice (memory bounded, rows in order); a query whose
+    slices would each run it over the whole segment (filter, sort, join) is read in one go."""
+    segment = sample_customers(2500, seed=3, kind="polars")
+    glob = _parquet_parts(segment, tmp_path / "parts")
+    scan = pl.scan_parquet(glob)
+    assert windows._slices_read_only_them(scan.select("email", "orders"))
+    for query in (scan.filter(pl.col("orders") > 1), scan.sort("orders"), scan.join(scan, on="crm_id")):
+        assert not windows._slices_read_only_them(query)
+    read = windows.Windows.of(scan, rows=1000)
+    assert [w.height for w in read.read()] == [1000, 1000, 500]
+    assert pl.concat(read.read()).equals(segment)
+
+
+@pytest.mark.parametrize("duplicates", ["first", "last"])
+def test_a_too_large_row_that_repeats_a_key_is_a_duplicate_as_in_the_eager_plan(
+    small_windows: None, duplicates: str
+) -> None:
+    """A row too large to send that also repeats a key is rejected once, for the same rule as
+    in the eager plan (duplicates are found first), whichever window holds it."""
+    segment = sample_customers(3000, seed=4, kind="polars").with_row_index("n")
+    email_100 = segment.filter(pl.col("n") == 100)["email"].item()
+    huge = "x" * 6000
+    segment = segment.with_columns(
+        email=pl.when(pl.col("n") == 2500).then(pl.lit(email_100)).otherwise(pl.col("email")),
+        # the later copy of the key is too large with "first", the earlier one with "last"
+        first_name=pl.when(pl.col("n") == (2500 if duplicates == "first" else 100))
+        .then(pl.lit(huge))
+        .otherwise(pl.col("first_name")),
+    ).drop("n")
+    options: dict[str, Any] = {"duplicates": duplicates, "max_bytes": 5000}
+    eager = plan(segment, MAPPING, TRIGGER, **options)
+    streamed = plan(segment.lazy(), MAPPING, TRIGGER, **options)
+    huge_row = eager.rejected.filter(pl.col("first_name") == huge)
+    assert huge_row["rule"].to_list() == ["duplicate"]
+    assert streamed.rejected.sort("position").equals(eager.rejected.sort("position"))
+    assert streamed.rejected_by_rule() == eager.rejected_by_rule()
+    assert streamed.fingerprint == eager.fingerprint
 
 
 def test_rejected_rows_go_to_the_parquet_file_asked_for(tmp_path: Path, small_windows: None) -> None:
@@ -134,6 +177,24 @@ def test_a_source_changed_after_planning_is_refused_not_sent() -> None:
     db.execute("UPDATE segment SET email = 'v' || email")
     with pytest.raises(SourceChangedError, match="plan it again"):
         streamed.batches[0].body  # noqa: B018
+
+
+def test_a_source_changed_before_the_send_is_journalled_failed_never_sent(
+    sb: Any, make_client: Callable[..., Client]
+) -> None:
+    """A launch of a streamed plan whose source changed stops; the batch reads failed (never
+    sent), not unknown, and the sandbox received nothing."""
+    db = duckdb.connect()
+    db.execute("CREATE TABLE segment AS SELECT 'c' || i || '@x.io' AS email FROM range(50) t(i)")
+    streamed = plan(db.sql("SELECT email FROM segment"), Mapping({"email": "email"}), TRIGGER)
+    db.execute("UPDATE segment SET email = 'v' || email")
+    client = make_client(sb)
+    with pytest.raises(SourceChangedError, match="never sent"):
+        client.launch(streamed, label="changed", progress=False)
+    record = client.journal.batch(client.journal.find("changed").launch_id, 0)
+    assert record.state == "failed" and "never sent" in (record.error or "")
+    assert not _sends_by_email(sb)
+    client.close()
 
 
 def test_a_streamed_launch_sends_each_profile_once_and_again_is_already_launched(

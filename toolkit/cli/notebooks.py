@@ -60,7 +60,13 @@ __all__ = [
 ]
 
 #: The guided notebooks, in the order they are meant to be read (and executed).
-NOTEBOOKS = ("01_build_segment.ipynb", "02_payloads.ipynb", "03_launch.ipynb", "04_results.ipynb")
+NOTEBOOKS = (
+    "01_build_segment.ipynb",
+    "02_payloads.ipynb",
+    "03_launch.ipynb",
+    "04_results.ipynb",
+    "05_any_size.ipynb",
+)
 #: Cells of 03_launch.ipynb with this tag make up the stand-alone form (``toolkit app``).
 APP_TAG = "app"
 #: The app's notebook file: Voila names the page (the browser tab) after it.

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -742,8 +742,12 @@ def _rejected_frame(source: SourceFrame, rejected: pl.DataFrame, positions: np.n
 #    whole segment alike (what the eager plan decides over the whole frame).
 # 2. The first full pass validates and encodes each window, cuts batches greedily as the rows
 #    come (a batch is final once a row did not fit it, so the cuts are the eager plan's),
-#    and keeps of each body only its sha256, size and rows' positions. It also keeps each
-#    valid row's match-key hash (8 bytes a row); rejected rows go to the sink.
+#    and keeps of each body only its sha256, size and rows' positions (as runs of consecutive
+#    rows: bytes a batch). It also keeps each valid row's match-key hash (8 bytes a row, the
+#    one per-row cost: 240 MB at 30M rows, in one array sorted in place); rejected rows go to
+#    the sink, but a too-large row waits for the duplicates (a duplicate first, as eagerly).
+#    A plain parquet scan is read slice by slice (see windows._slices_read_only_them): peak
+#    memory measured 578 MB over baseline at 10M rows, 878 MB at 30M (bench/plan_scale.py).
 # 3. If some key hashes repeat (and duplicates are not kept), the windows holding them are
 #    read again and those rows' keys compared as text, exactly as the eager plan does; then
 #    the bodies' digests are made again with the duplicates left out.
@@ -885,6 +889,69 @@ class _Stream:
         return pl.concat(parts) if parts else pl.Series(KEY, [], dtype=pl.String)
 
 
+class _Runs:
+    """Sorted input positions kept as runs of consecutive rows: a few bytes a batch, not 8 a row.
+
+    A streamed plan of 30M rows would hold 240 MB of positions as an int64 array; the rows a
+    plan sends are mostly consecutive (rejected rows cut a run), so runs make it near nothing.
+    Sliced like the array it stands for.
+
+    Example:
+        >>> runs = _Runs.of([np.array([3, 4, 5, 9]), np.array([10, 12])])
+        >>> len(runs), runs[1:5].tolist(), runs.n_runs
+        (6, [4, 5, 9, 10], 4)
+        >>> both = _Runs.joined([runs, _Runs.of([np.array([13, 14])])])
+        >>> both[4:].tolist(), both.n_runs
+        ([10, 12, 13, 14], 5)
+    """
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.starts = starts  # first position of each run
+        self.ends = ends  # rows in all runs up to and including this one
+
+    @classmethod
+    def of(cls, parts: Iterable[np.ndarray]) -> _Runs:
+        """Runs of these sorted position arrays, one after the other."""
+        starts, counts = [], []
+        for positions in parts:
+            if not len(positions):
+                continue
+            breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+            firsts = np.concatenate([[0], breaks])
+            starts.append(positions[firsts])
+            counts.append(np.diff(np.concatenate([firsts, [len(positions)]])))
+        if not starts:
+            return cls(_NO_ROWS, _NO_ROWS)
+        return cls(np.concatenate(starts).astype(np.int64), np.cumsum(np.concatenate(counts)))
+
+    @classmethod
+    def joined(cls, parts: Sequence[_Runs]) -> _Runs:
+        """These runs one after the other (the batches' rows, the plan's)."""
+        if not parts:
+            return cls(_NO_ROWS, _NO_ROWS)
+        before = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        return cls(
+            np.concatenate([p.starts for p in parts]),
+            np.concatenate([p.ends + offset for p, offset in zip(parts, before, strict=True)]),
+        )
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.starts)
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(len(self))
+        if stop <= start:
+            return _NO_ROWS
+        wanted = np.arange(start, stop, dtype=np.int64)
+        run = np.searchsorted(self.ends, wanted, side="right")
+        run_first_row = np.concatenate([[0], self.ends])[run]
+        return self.starts[run] + (wanted - run_first_row)
+
+
 class _StreamBodies:
     """The bodies of a streamed plan, encoded again in order as a launch asks for them.
 
@@ -896,9 +963,7 @@ class _StreamBodies:
     # bodies encoded ahead of the one asked for that are kept for their turn
     KEPT = 8
 
-    def __init__(
-        self, stream: _Stream, dropped: np.ndarray, positions: np.ndarray, digests: list[str]
-    ) -> None:
+    def __init__(self, stream: _Stream, dropped: np.ndarray, positions: _Runs, digests: list[str]) -> None:
         self.stream, self.dropped, self.positions, self.digests = stream, dropped, positions, digests
         self._made: Iterator[tuple[bytes, np.ndarray]] | None = None
         self._next = 0  # the index of the next body the pass makes
@@ -923,8 +988,8 @@ class _StreamBodies:
                     self._next += 1
         if len(body) != expected or hashlib.sha256(body).hexdigest() != self.digests[index]:
             raise SourceChangedError(
-                f"batch {index} is not the body that was planned: the segment ({self.stream.windows.kind}) "
-                "changed since plan() read it; plan it again, then launch the new plan"
+                f"batch {index} was never sent: its body is not the one planned, the segment "
+                f"({self.stream.windows.kind}) changed since plan() read it; plan it again, then launch the new plan"
             )
         return body
 
@@ -1059,36 +1124,40 @@ def _build_streamed(
     preview: list[dict[str, Any]] = []
     offsets = {"next": 0}
     schema: dict[str, pl.Schema] = {}
+    too_large: list[pl.DataFrame] = []
 
     def first_pass(frame: pl.DataFrame, window: _Window) -> None:
         offset = offsets["next"]
         offsets["next"] += frame.height
         schema.setdefault("rejected", _rejected_rows(frame.clear(), 0, window.rejected.clear()).schema)
-        sink.add(_rejected_rows(frame, offset, window.rejected))
+        rejected = _rejected_rows(frame, offset, window.rejected)
+        # a too-large row that repeats a key is a duplicate in the eager plan (duplicates are
+        # found first): held until the duplicates are known (such rows are rare)
+        is_too_large = pl.col("rule") == "too_large"
+        sink.add(rejected.filter(~is_too_large))
+        too_large.append(rejected.filter(is_too_large))
         hashes.append(window.hashes)
         notes.update(dict.fromkeys(window.prepared.notes))
         if len(preview) < 20:
             preview.extend(_preview(window, _NO_ROWS, mapping, options.format, 20 - len(preview)))
 
-    made = [
-        (hashlib.sha256(body).hexdigest(), len(body), rows)
-        for body, rows in stream.bodies(_NO_ROWS, first_pass)
-    ]
+    made = _digests(stream.bodies(_NO_ROWS, first_pass))
     dropped = _NO_ROWS
     if options.duplicates != "keep":
-        dropped, duplicates = _duplicates_across(stream, np.concatenate(hashes) if hashes else _NO_ROWS)
-        hashes.clear()
+        dropped, duplicates = _duplicates_across(stream, _one_array(hashes))
         if len(dropped):
             sink.add(duplicates)
-            made = [
-                (hashlib.sha256(body).hexdigest(), len(body), rows) for body, rows in stream.bodies(dropped)
-            ]
+            made = _digests(stream.bodies(dropped))
             preview = []
             for _, window in stream.validated():  # the first windows only: it stops once 20 are found
                 preview.extend(_preview(window, dropped, mapping, options.format, 20 - len(preview)))
                 if len(preview) >= 20:
                     break
-    positions = np.concatenate([rows for _, _, rows in made]) if made else _NO_ROWS
+    for rows in too_large:
+        sink.add(
+            rows.filter(~np.isin(rows.get_column("position").to_numpy(), dropped)) if len(dropped) else rows
+        )
+    positions = _Runs.joined([rows for _, _, rows in made])
     digests = [digest for digest, _, _ in made]
     bodies = _StreamBodies(stream, dropped, positions, digests)
     batches, start = [], 0
@@ -1116,6 +1185,23 @@ def _build_streamed(
         rejected_counts=dict(sink.counts),
         _stream=stream,
     )
+
+
+def _digests(bodies: Iterator[tuple[bytes, np.ndarray]]) -> list[tuple[str, int, _Runs]]:
+    """Of each body only its sha256, size and rows (as runs): what a streamed plan keeps of it."""
+    return [(hashlib.sha256(body).hexdigest(), len(body), _Runs.of([rows])) for body, rows in bodies]
+
+
+def _one_array(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts end to end, each let go once copied: memory peaks at the result plus one part,
+    not twice the result (``np.concatenate`` holds every part until it returns)."""
+    whole = np.empty(sum(len(p) for p in parts), dtype=np.uint64)
+    filled = 0
+    while parts:
+        part = parts.pop(0)
+        whole[filled : filled + len(part)] = part
+        filled += len(part)
+    return whole
 
 
 def _preview(

@@ -12,15 +12,16 @@ lost" is written once:
    says a retry cannot send twice).
 3. **record** what happened, mapped once from the exception (:func:`_deliver`):
 
-   =========================================  ===========  ==============================
-   the send                                   journalled   why
-   =========================================  ===========  ==============================
-   answered                                   ``sent``     the platform has it
-   :class:`~toolkit.errors.OutcomeUnknown`    ``unknown``  it went out, the answer is lost
-   :class:`~toolkit.errors.ApiError`          ``failed``   refused: safe to send again
-   :class:`~toolkit.errors.TransportError`    ``failed``   never delivered: safe to send again
-   anything else (Ctrl-C, a bug)              ``unknown``  it may have gone out; re-raised
-   =========================================  ===========  ==============================
+   ============================================  ============  ===================================
+   the send                                      journalled    why
+   ============================================  ============  ===================================
+   answered                                      ``sent``      the platform has it
+   :class:`~toolkit.errors.OutcomeUnknown`       ``unknown``   it went out, the answer is lost
+   :class:`~toolkit.errors.ApiError`             ``failed``    refused: safe to send again
+   :class:`~toolkit.errors.TransportError`       ``failed``    never delivered: safe to send again
+   :class:`~toolkit.errors.SourceChangedError`   ``failed``    the body was never made: re-raised
+   anything else (Ctrl-C, a bug)                 ``unknown``   it may have gone out; re-raised
+   ============================================  ============  ===================================
 
 :class:`Sender` is what the protocol and :class:`~toolkit.send.launch.Launch` need of a
 client (a :class:`typing.Protocol`), so neither imports :mod:`toolkit.send.client`.
@@ -52,6 +53,7 @@ from toolkit.errors import (
     JournalError,
     OutcomeUnknown,
     RequestInfo,
+    SourceChangedError,
     ToolkitError,
     TransportError,
 )
@@ -109,7 +111,7 @@ class _Slot(Protocol):
 
     def unknown(self, exc: BaseException) -> None: ...
 
-    def failed(self, exc: ApiError | TransportError) -> None: ...
+    def failed(self, exc: ApiError | TransportError | SourceChangedError) -> None: ...
 
 
 def _deliver(slot: _Slot, send: Callable[[], T]) -> tuple[BatchState, T | None, ToolkitError | None]:
@@ -126,6 +128,9 @@ def _deliver(slot: _Slot, send: Callable[[], T]) -> tuple[BatchState, T | None, 
     except (ApiError, TransportError) as exc:  # refused, or never delivered (OutcomeUnknown is above)
         slot.failed(exc)
         return BatchState.FAILED, None, exc
+    except SourceChangedError as exc:  # raised making the body, before a byte went out: the launch stops
+        slot.failed(exc)
+        raise
     except BaseException as exc:
         slot.unknown(exc)
         raise
@@ -157,7 +162,7 @@ class _BatchSlot:
         reason = str(exc) if isinstance(exc, OutcomeUnknown) else f"{type(exc).__name__}: {exc}"
         self.journal.mark_unknown(self.launch_id, self.index, reason, keys=self.keys)
 
-    def failed(self, exc: ApiError | TransportError) -> None:
+    def failed(self, exc: ApiError | TransportError | SourceChangedError) -> None:
         self.journal.mark_failed(
             self.launch_id, self.index, str(exc), code=getattr(exc, "code", None), keys=self.keys
         )
@@ -246,7 +251,7 @@ class _SingleSlot:
                 self.send_id, f"interrupted while sending ({type(exc).__name__})"
             )
 
-    def failed(self, exc: ApiError | TransportError) -> None:
+    def failed(self, exc: ApiError | TransportError | SourceChangedError) -> None:
         # the journal keeps the toolkit's words, never the platform's text
         if isinstance(exc, ApiError):
             self.journal.mark_single_failed(
