@@ -1161,13 +1161,13 @@ def _build_streamed(
     digests = [digest for digest, _, _ in made]
     bodies = _StreamBodies(stream, dropped, positions, digests)
     batches, start = [], 0
-    for index, (digest, nbytes, rows) in enumerate(made):
+    for index, (digest, nbytes, runs) in enumerate(made):
         batch = Batch(
-            index, format=options.format, _bodies=bodies, _span=(start, start + len(rows)), _nbytes=nbytes
+            index, format=options.format, _bodies=bodies, _span=(start, start + len(runs)), _nbytes=nbytes
         )
         batch._digest = digest
         batches.append(batch)
-        start += len(rows)
+        start += len(runs)
     empty = pl.DataFrame(schema=windows.schema())
     return StreamedPlan(
         batches=tuple(batches),
