@@ -275,3 +275,22 @@ def test_a_column_of_few_distinct_names_reads_the_same_in_cp1251_and_utf8() -> N
     cp1251, utf8 = load_segment(text.encode("cp1251")), load_segment(text.encode())
     assert cp1251.encoding == "cp1251" and cp1251.frame.equals(utf8.frame)
     assert cp1251.frame["name"].to_list()[:5] == ["Анна", "Иван", None, "Пётр «Ёж»", "Мария-Елена"]
+
+
+def test_a_large_file_with_several_cyrillic_columns_reads_the_same_in_cp1251_and_utf8() -> None:
+    """Past ``_PARALLEL_DECODE_ROWS`` the Cyrillic columns are decoded side by side: each keeps
+    its own values, in order (a name column, a column of distinct values, a city column)."""
+    rows = segments._PARALLEL_DECODE_ROWS + 10_000
+    frame = pl.DataFrame({"n": range(rows)}).select(
+        pl.col("n"),
+        pl.format("Имя{}", pl.col("n") % 7).alias("имя"),
+        pl.format("Улица {} дом {}", pl.col("n"), pl.col("n") % 13).alias("адрес"),
+        pl.when(pl.col("n") % 3 == 0)
+        .then(None)
+        .otherwise(pl.format("Город{}", pl.col("n") % 5))
+        .alias("город"),
+    )
+    text = frame.write_csv(separator=";")
+    cp1251, utf8 = load_segment(text.encode("cp1251")), load_segment(text.encode())
+    assert cp1251.encoding == "cp1251"
+    assert cp1251.frame.equals(utf8.frame) and cp1251.frame.equals(frame)
