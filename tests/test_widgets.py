@@ -656,6 +656,26 @@ def test_outage_says_nothing_was_sent_and_a_new_click_is_safe(sandbox: Any, tmp_
     assert _sends(sandbox, 88) == []
 
 
+def test_a_name_the_form_chose_is_renumbered_when_another_launch_took_it(
+    sandbox: Any, client: Client
+) -> None:
+    """Two forms opened in the same minute on one journal (two tabs of the app) propose the same
+    launch name; the second to launch is not refused for a name its user never typed: it takes
+    the next number, and both segments go out."""
+    first = LaunchForm(toolkit.sample_customers(30, seed=11), client=client, trigger=86, label="twin tabs")
+    second = LaunchForm(toolkit.sample_customers(30, seed=12), client=client, trigger=86, label="twin tabs")
+    proposed = second.label.value
+    if first.label.value != proposed:  # the minute turned between the two: give them the same start
+        first.label.value = first._auto_label = proposed
+    for form in (first, second):
+        form.confirm.value = True
+        form.button.click()
+        assert form.join(timeout=60)
+    assert first.launch.label == proposed
+    assert second.launch.label == f"{proposed} (2)", _status_text(second)
+    assert len(_sends(sandbox, 86)) == first.plan.n_valid + second.plan.n_valid
+
+
 def test_repeat_is_refused_naming_that_launch(sandbox: Any, client: Client) -> None:
     """A second launch of the same plan is refused by the name of the launch that went, and a
     taken name is refused before anything is sent."""

@@ -335,6 +335,7 @@ class LaunchForm(widgets.VBox):
         self.label = widgets.Text(value=_default_label(label or self.source.name), description="Launch name",
                                   style=STYLE, layout=fit("30em"))  # fmt: skip
         self.label.add_class(CSS_CLASSES["label"])
+        self._auto_label = self.label.value  # the name the form chose (not typed by the user)
 
         # --- the action bar, the review, progress and results -----------------------------------
         self.banner = widgets.HTML()
@@ -593,7 +594,7 @@ class LaunchForm(widgets.VBox):
             self._build_fields(self._initial_mapping)
             self._show_subscriptions()
             if not self._running:
-                self.label.value = self._fresh_label()
+                self._new_auto_label()
         self._changed()
 
     # --- validation and preview -------------------------------------------------------------
@@ -906,6 +907,12 @@ class LaunchForm(widgets.VBox):
             label = f"{base} ({n})"
         return label
 
+    def _new_auto_label(self) -> str:
+        """Give the launch a fresh name of the form's choosing (see :meth:`_fresh_label`)."""
+        self._auto_label = self._fresh_label()
+        self.label.value = self._auto_label
+        return self._auto_label
+
     def _label_problem(self, label: str) -> str | None:
         """Why this launch name cannot be used (one name, one launch), or None."""
         if not label:
@@ -930,6 +937,10 @@ class LaunchForm(widgets.VBox):
                 self._show("warning", "Tick the confirmation box first.")
                 return
             label = self.label.value.strip()
+            if label == self._auto_label and self._label_used(label) is not None:
+                # a name the form chose, taken since (another tab, a launch of the same
+                # minute): the form picks the next one; only a name the user typed is theirs to change
+                label = self._new_auto_label()
             try:
                 problem = self._label_problem(label)
             except ToolkitError as exc:
@@ -1002,7 +1013,7 @@ class LaunchForm(widgets.VBox):
         )
         self.launch = launch
         launch.wait(progress=False, on_progress=self._on_progress)
-        self.label.value = self._fresh_label()
+        self._new_auto_label()
         batches = launch.batches
         lost = outage_message(batches, self.target)
         try:
