@@ -151,6 +151,8 @@ def test_a_page_without_widget_state_gets_no_renderer() -> None:
     page = export_html(nb)
     assert "<script src=" not in page and "Font Awesome" not in page
     assert len(page) < 1_000_000  # the 2.5 MB bundle is not there
+    # its widget output is not left blank: nbconvert shows its text form when there is no state
+    assert "<pre>LaunchForm(segment='opted-in customers" in page
 
 
 def test_vendored_files_match_their_readme() -> None:

@@ -76,8 +76,9 @@ def test_exported_page_draws_its_widgets_with_the_network_off(
     icon = form.part("upload").locator("i.fa")
     expect(icon).to_have_count(1)
     assert "Font Awesome 5 Free" in icon.evaluate("i => getComputedStyle(i, '::before').fontFamily")
-    solid = page.evaluate("""() => Array.from(document.fonts)
-        .filter(f => f.family.includes('Font Awesome 5 Free') && f.weight === '900').map(f => f.status)""")
+    solid = page.evaluate("""async () => { await document.fonts.ready;  // every font load settled
+        return Array.from(document.fonts)
+            .filter(f => f.family.includes('Font Awesome 5 Free') && f.weight === '900').map(f => f.status); }""")
     assert "loaded" in solid, f"Font Awesome's solid font: {solid}"
 
     page.wait_for_load_state("networkidle")
