@@ -39,6 +39,13 @@ def test_demo_runs_the_notebooks_and_writes_the_report(
         if path.suffix in (".ipynb", ".html"):
             text = path.read_text().lower()
             assert "bearer " not in text and "authorization:" not in text
+    # the pages work offline: nothing from a CDN; the widgets' pages carry their renderer
+    # (tests/test_html_export.py reads a page's fetches, tests/browser/test_exported_html.py opens one)
+    for name in NOTEBOOKS:
+        text = (out / name).with_suffix(".html").read_text()
+        assert "cdnjs.cloudflare.com" not in text and "cdn.jsdelivr.net" not in text, name
+    for name in ("03_launch.html", "04_results.html"):
+        assert '<script src="data:text/javascript;base64,' in (out / name).read_text(), name
 
 
 def test_committed_notebooks_are_executed_and_clean() -> None:

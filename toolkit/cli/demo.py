@@ -1,8 +1,9 @@
 """``toolkit demo``: the whole journey, end to end, on a local sandbox, into ``out/``.
 
 It starts a sandbox (and a fresh temporary journal), executes the four guided notebooks
-headless (nbclient) into ``out/``, exports them to HTML (nbconvert), saves the charts of the
-main launch as PNG, writes ``out/index.html`` (the report), prints a short summary and
+headless (nbclient) into ``out/``, exports each to one self-contained HTML page that works
+offline, its widgets included (:func:`toolkit.view.html_export.export_html`), saves the charts of
+the main launch as PNG, writes ``out/index.html`` (the report), prints a short summary and
 stops the sandbox. The notebooks in ``notebooks/`` are read, never rewritten.
 
 Exit codes: 0 done; 1 a notebook failed (its partial output is still written); 2 the
@@ -63,13 +64,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--timeout", type=int, default=300, help="seconds a notebook cell may run (default 300)")
     p.set_defaults(func=run)
-
-
-def _html(nb: Any) -> str:
-    from nbconvert import HTMLExporter
-
-    body, _resources = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return body
 
 
 def _save_charts(nb: Any, out: Path) -> list[Path]:
@@ -171,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     from nbclient.exceptions import CellExecutionError
 
+    from toolkit.view.html_export import export_html
+
     folder = notebooks_dir(args.notebooks)
     sources = [folder / name for name in NOTEBOOKS]
     missing = [str(p) for p in sources if not p.is_file()]
@@ -197,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                 status = 1
                 break
             page = target.with_suffix(".html")
-            page.write_text(_html(nb), encoding="utf-8")
+            page.write_text(export_html(nb), encoding="utf-8")
             for written in (target, page):
                 if token in written.read_text(encoding="utf-8"):
                     raise RuntimeError(f"{written} holds the API token")  # never expected: stop loudly
