@@ -360,13 +360,15 @@ class MemoryStore:
         """Every stored profile, oldest first."""
         with self.lock:
             rows = list(zip(self._ids, self._fields, self._subs, self._created, self._updated, strict=True))
+        # A chunk's profiles share one time: each distinct time is formatted once.
+        times: dict[float, str | None] = {}
         return [
             {
                 "profile_id": profile_id,
                 "fields": fields,
                 "subscriptions": subs,
-                "created_at": iso(created),
-                "updated_at": iso(updated),
+                "created_at": times[created] if created in times else times.setdefault(created, iso(created)),
+                "updated_at": times[updated] if updated in times else times.setdefault(updated, iso(updated)),
             }
             for profile_id, fields, subs, created, updated in rows
         ]
