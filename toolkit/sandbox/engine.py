@@ -237,8 +237,13 @@ class Engine:
         else:
             candidates = []
             for kinds, value in checked.keys:
-                self._index_fields(kinds)
-                candidates.extend(p for p in self.store.find(kinds, value) if p not in candidates)
+                if kinds[0].startswith(FIELD_KIND_PREFIXES):  # contact kinds are always indexed
+                    self._index_fields(kinds)
+                found = self.store.find(kinds, value)
+                if candidates:
+                    candidates.extend(p for p in found if p not in candidates)
+                else:
+                    candidates = found
         if len(candidates) > 1:
             raise ProfileError(409, f"more than one profile matches ({len(candidates)} found)")
         if candidates:

@@ -273,9 +273,10 @@ def run_forever(
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     thresholds = gc.get_threshold()
     # The process is the sandbox's: what is loaded by now (FastAPI, pydantic, polars: ~10^5
-    # objects) lives for ever, so the collector stops walking it, and it runs once per 50,000
-    # new containers instead of 700. An import keeps hundreds of thousands of acyclic dicts and
-    # lists alive (gc_pause.py); at the default pace the collector took ~30% of the CPU.
+    # objects) lives for ever, so the collector stops walking it; it runs once per 50,000 new
+    # containers instead of 700, and walks everything once per 100 of those rounds instead of
+    # 10. Queued bodies are hundreds of thousands of acyclic dicts and lists (gc_pause.py); at
+    # the default pace the collector took ~30% of the CPU.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     try:
