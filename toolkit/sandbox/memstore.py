@@ -202,8 +202,13 @@ class MemoryStore:
                     self._drop_key(kind, value, profile_id)
                 self._fields[row], self._subs[row] = fields_blob, subs_blob
                 self._updated[row] = now
-            for kind, value in keys:
-                self._add_key(kind, value, profile_id)
+            index = self._index
+            for kind, value in keys:  # _add_key, its usual case inlined (a new value)
+                values = index.get(kind)
+                if values is not None and value not in values:
+                    values[value] = profile_id
+                else:
+                    self._add_key(kind, value, profile_id)
 
     def profiles_to_index(self) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
         """Every stored profile's id, fields and subscriptions (call holding the lock)."""

@@ -48,6 +48,8 @@ Lookup = tuple[tuple[str, ...], str]
 # subscriptions. Stored in --db files: renaming one orphans the keys indexed under it.
 _PROFILE_INDEX: Final = {"email": "email", "phone": "phone"}
 _SUBSCRIPTION_INDEX: Final = {"email": "sub_email", "phone": "sub_phone", "id": "sub_push"}
+_EMAIL_KIND, _PHONE_KIND = _PROFILE_INDEX["email"], _PROFILE_INDEX["phone"]
+_SUB_EMAIL_KIND, _SUB_PHONE_KIND, _SUB_PUSH_KIND = (_SUBSCRIPTION_INDEX[k] for k in ("email", "phone", "id"))
 
 #: Index kinds of custom fields (``field:NAME``, ``subfield:NAME``): a profile holds one per
 #: field, so they are indexed only once a custom matching asks for that field (see the store).
@@ -290,12 +292,16 @@ def index_keys(
         >>> sorted(index_keys({"email": "A@b.co", "CRM": 7}, [{"channel": "sms", "phone": "+79000000000"}]))
         [('email', 'a@b.co'), ('field:CRM', '7'), ('field:email', 'A@b.co'), ('sub_phone', '+79000000000')]
     """
-    keys: set[tuple[str, str]] = {(_PROFILE_INDEX["email"], e) for e in _own_values(fields, "email")}
+    keys: set[tuple[str, str]] = set()
+    email = fields.get(EMAIL_FIELD)
+    if isinstance(email, str) and (email := email.strip().lower()):  # as _own_values(fields, "email")
+        keys.add((_EMAIL_KIND, email))
     try:
-        phones = _own_values(fields, "phone", checks)
+        phones = _phones(fields.get(PHONE_FIELD), checks)
     except ProfileError:  # an invalid phone is simply not findable
         phones = []
-    keys.update((_PROFILE_INDEX["phone"], p) for p in phones)
+    for phone in phones:
+        keys.add((_PHONE_KIND, phone))
     # No custom field indexed (the usual case): skip the per-field loops, a profile's largest cost here.
     every_kind = field_kinds is None or bool(field_kinds)
     if every_kind:
@@ -311,12 +317,13 @@ def index_keys(
         if rule is None:
             continue
         contact = sub.get(rule.contact_field)
-        if rule.kind == "email" and isinstance(contact, str):
-            keys.add((_SUBSCRIPTION_INDEX["email"], contact.strip().lower()))
-        elif rule.kind == "phone" and isinstance(contact, str):
-            keys.add((_SUBSCRIPTION_INDEX["phone"], contact))
-        elif rule.kind == "id" and contact is not None:
-            keys.add((_SUBSCRIPTION_INDEX["id"], str(contact).strip()))
+        contact_kind = rule.kind
+        if contact_kind == "email" and isinstance(contact, str):
+            keys.add((_SUB_EMAIL_KIND, contact.strip().lower()))
+        elif contact_kind == "phone" and isinstance(contact, str):
+            keys.add((_SUB_PHONE_KIND, contact))
+        elif contact_kind == "id" and contact is not None:
+            keys.add((_SUB_PUSH_KIND, str(contact).strip()))
         if not every_kind:
             continue
         for name, value in (sub.get("custom_fields") or {}).items():
