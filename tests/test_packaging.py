@@ -32,6 +32,7 @@ NOT_IMPORTED = {
     "types-requests": "requests' types, read by mypy",
     "types-defusedxml": "defusedxml's types, read by mypy",
     "types-tqdm": "tqdm's types, read by mypy",
+    "py-spy": "a sampling profiler run on a sandbox's process (bench/README.md)",
 }
 # Where a file sits -> the groups of pyproject.toml its imports may come from (longest match).
 AREAS = {

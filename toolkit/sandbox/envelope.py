@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final
 from xml.parsers import expat
 
+import numpy as np
 import orjson
 from defusedxml import DefusedXmlException
 
@@ -108,17 +109,57 @@ def detect_format(content_type: str | None, body: bytes) -> Format:
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
-    # Iterative on purpose: a recursive walk is exactly what a deep body would break.
-    # Only containers are pushed (scalars cannot nest): a profile's many scalar fields cost a type
-    # test each, not a stack entry each.
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        children = item.values() if type(item) is dict else item
-        stack.extend((v, depth + 1) for v in children if type(v) is dict or type(v) is list)
-    return True
+    # Iterative on purpose: a recursive walk is exactly what a deep body would break. Level by
+    # level, each level one comprehension over the containers of the one above (scalars cannot
+    # nest): a 10,000-profile body costs ~1 us a profile instead of a stack push per container.
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if type(item) is dict else item)
+            if type(child) is dict or type(child) is list
+        ]
+        if not level:
+            return True
+    return False
+
+
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_OPENS, _CLOSES = (ord("{"), ord("[")), (ord("}"), ord("]"))
+
+
+def _escaped(raw: bytes, quote: int) -> bool:
+    """True when an odd number of backslashes stands right before ``raw[quote]``."""
+    count = 0
+    while quote - count > 0 and raw[quote - count - 1] == _BACKSLASH:
+        count += 1
+    return count % 2 == 1
+
+
+def _json_depth_ok(raw: bytes, limit: int) -> bool:
+    """:func:`_depth_ok` of a body read from ``raw``, a JSON document ``orjson`` has just parsed,
+    counted on its bytes: the deepest nesting of brackets outside strings. Vectorized (a 10 MB
+    body in milliseconds) where walking its parsed containers costs a few microseconds a profile.
+
+    Example:
+        >>> _json_depth_ok(orjson.dumps({"a": [{"b": '[[[["]]'}]}), 3), _json_depth_ok(b'{"a": [[[]]]}', 3)
+        (True, False)
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    quotes = np.flatnonzero(data == _QUOTE)
+    # A quote after a backslash may be escaped (a quote inside a string): rare, so those are
+    # told apart one by one (each backslash is looked at once at most: runs end at a quote).
+    after_backslash = quotes[(quotes > 0) & (data[np.maximum(quotes - 1, 0)] == _BACKSLASH)]
+    escaped = [q for q in after_backslash.tolist() if _escaped(raw, q)]
+    if escaped:
+        quotes = np.setdiff1d(quotes, np.array(escaped, dtype=quotes.dtype), assume_unique=True)
+    opens = (data == _OPENS[0]) | (data == _OPENS[1])
+    brackets = np.flatnonzero(opens | (data == _CLOSES[0]) | (data == _CLOSES[1]))
+    # Outside strings: an even number of (unescaped) quotes stands before the bracket.
+    brackets = brackets[np.searchsorted(quotes, brackets) % 2 == 0]
+    steps = np.where(opens[brackets], 1, -1)
+    return int(np.cumsum(steps).max(initial=0)) <= limit
 
 
 def decode(raw: bytes, fmt: Format, list_paths: frozenset[tuple[str, ...]]) -> dict[str, Any]:
@@ -153,7 +194,7 @@ def decode(raw: bytes, fmt: Format, list_paths: frozenset[tuple[str, ...]]) -> d
         raise ApiFailure(400, f"malformed {fmt.upper()}: {exc}"[:300]) from None
     if not isinstance(body, dict):
         raise ApiFailure(400, f"the JSON body must be an object, not {_kind(body)}")
-    if not _depth_ok(body, MAX_DEPTH):
+    if not (_json_depth_ok(raw, MAX_DEPTH) if fmt == "json" else _depth_ok(body, MAX_DEPTH)):
         raise ApiFailure(400, f"the body nests deeper than {MAX_DEPTH} levels")
     return body
 

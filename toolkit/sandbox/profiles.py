@@ -9,11 +9,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import polars as pl
 
 from toolkit.core.contract import (
     CHANNELS,
@@ -28,7 +29,17 @@ from toolkit.core.contract import (
 from .envelope import ImportEnvelope
 from .validators import is_date, is_email, is_ipv4, normalize_phone
 
-__all__ = ["FIELD_KIND_PREFIXES", "Checked", "ProfileError", "check_profile", "index_keys", "merge"]
+__all__ = [
+    "EXACT",
+    "FIELD_KIND_PREFIXES",
+    "Checked",
+    "Checks",
+    "ProfileError",
+    "check_profile",
+    "check_profiles",
+    "index_keys",
+    "merge",
+]
 
 #: A lookup: the index kinds to search, and the normalized value to find.
 Lookup = tuple[tuple[str, ...], str]
@@ -37,12 +48,17 @@ Lookup = tuple[tuple[str, ...], str]
 # subscriptions. Stored in --db files: renaming one orphans the keys indexed under it.
 _PROFILE_INDEX: Final = {"email": "email", "phone": "phone"}
 _SUBSCRIPTION_INDEX: Final = {"email": "sub_email", "phone": "sub_phone", "id": "sub_push"}
+_EMAIL_KIND, _PHONE_KIND = _PROFILE_INDEX["email"], _PROFILE_INDEX["phone"]
+_SUB_EMAIL_KIND, _SUB_PHONE_KIND, _SUB_PUSH_KIND = (_SUBSCRIPTION_INDEX[k] for k in ("email", "phone", "id"))
 
 #: Index kinds of custom fields (``field:NAME``, ``subfield:NAME``): a profile holds one per
 #: field, so they are indexed only once a custom matching asks for that field (see the store).
 FIELD_KIND_PREFIXES: Final = ("field:", "subfield:")
 
 _DIGITS: Final = re.compile(r"^[+-]?\d{1,18}$")
+# Checked in this order, so the first failed field named in an error never varies.
+_IP_NAMES: Final = tuple(sorted(IP_FIELDS))
+_DATE_NAMES: Final = tuple(sorted(DATE_FIELDS))
 # Values longer than this are not indexed for custom matching: nobody matches on a novel.
 _MAX_INDEXED: Final = 512
 
@@ -56,7 +72,7 @@ class ProfileError(Exception):
         self.text = text
 
 
-@dataclass
+@dataclass(slots=True)
 class Checked:
     """A valid profile, split into what is stored and what it is matched by."""
 
@@ -80,13 +96,26 @@ def _scalar_key(value: Any) -> str | None:
     return None
 
 
-def _phones(value: Any) -> list[str]:
+@dataclass(frozen=True)
+class Checks:
+    """The two value checks a profile's validation makes most: the exact ones (:data:`EXACT`), or
+    the same answers read from tables computed over a whole chunk at once (:func:`check_profiles`)."""
+
+    is_email: Callable[[object], bool] = is_email
+    normalize_phone: Callable[[object], str | None] = normalize_phone
+
+
+#: The validators themselves, one value at a time.
+EXACT: Final = Checks()
+
+
+def _phones(value: Any, checks: Checks = EXACT) -> list[str]:
     items = value if isinstance(value, list) else [value]
     phones = []
     for item in items:
         if item is None or item == "":
             continue
-        phone = normalize_phone(item)
+        phone = checks.normalize_phone(item)
         if phone is None:
             raise ProfileError(
                 400, f"invalid phone {_short(item)}: must be international, '+' then 8 to 15 digits"
@@ -95,7 +124,7 @@ def _phones(value: Any) -> list[str]:
     return phones
 
 
-def _subscription(sub: Any, i: int) -> dict[str, Any]:
+def _subscription(sub: Any, i: int, checks: Checks = EXACT) -> dict[str, Any]:
     if not isinstance(sub, dict):
         raise ValueError(f"subscriptions[{i}] must be an object")
     channel = sub.get("channel")
@@ -107,11 +136,11 @@ def _subscription(sub: Any, i: int) -> dict[str, Any]:
     contact = sub.get(rule.contact_field)
     clean = dict(sub)
     if rule.kind == "email":
-        if not isinstance(contact, str) or not is_email(contact):
+        if not isinstance(contact, str) or not checks.is_email(contact):
             raise ValueError(f"subscriptions[{i}] ({channel}) has an invalid email {_short(contact)}")
         clean["email"] = contact.strip()
     elif rule.kind == "phone":
-        phone = normalize_phone(contact)
+        phone = checks.normalize_phone(contact)
         if phone is None:
             raise ValueError(
                 f"subscriptions[{i}] ({channel}) has an invalid phone {_short(contact)}: "
@@ -135,16 +164,16 @@ def _subscription(sub: Any, i: int) -> dict[str, Any]:
     return clean
 
 
-def _check_fields(fields: dict[str, Any]) -> None:
+def _check_fields(fields: dict[str, Any], checks: Checks = EXACT) -> None:
     email = fields.get(EMAIL_FIELD)
-    if email not in (None, "") and not is_email(email):
+    if email not in (None, "") and not checks.is_email(email):
         raise ProfileError(400, f"invalid email {_short(email)}")
-    _phones(fields.get(PHONE_FIELD))
-    for name in sorted(IP_FIELDS):
+    _phones(fields.get(PHONE_FIELD), checks)
+    for name in _IP_NAMES:
         value = fields.get(name)
         if value not in (None, "") and not is_ipv4(value):
             raise ProfileError(400, f"invalid {name} {_short(value)}: must be an IPv4 address")
-    for name in sorted(DATE_FIELDS):
+    for name in _DATE_NAMES:
         value = fields.get(name)
         if value not in (None, "") and not is_date(value):
             raise ProfileError(
@@ -162,17 +191,19 @@ def _sub_values(subs: list[dict[str, Any]], kind: str) -> list[str]:
     return out
 
 
-def _own_values(fields: dict[str, Any], kind: str) -> list[str]:
+def _own_values(fields: dict[str, Any], kind: str, checks: Checks = EXACT) -> list[str]:
     """The profile's own contacts of one kind, normalized as the index holds them."""
     if kind == "email":
         email = fields.get(EMAIL_FIELD)
         return [email.strip().lower()] if isinstance(email, str) and email.strip() else []
     if kind == "phone":
-        return _phones(fields.get(PHONE_FIELD))
+        return _phones(fields.get(PHONE_FIELD), checks)
     return []
 
 
-def _lookups(fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnvelope) -> list[Lookup]:
+def _lookups(
+    fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnvelope, checks: Checks = EXACT
+) -> list[Lookup]:
     """What a profile is looked up by, as :data:`~toolkit.core.contract.MATCHING_MODES` says.
 
     A key from the profile's own data is looked for in profile data (and, when the mode falls
@@ -190,11 +221,12 @@ def _lookups(fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnve
         return [((f"field:{name}",), key)] if key else []
     lookups: list[Lookup] = []
     for kind in rule.contact_kinds:
-        from_subs = _sub_values(subs, kind) if rule.from_subscriptions else []
         if rule.in_subscription:
-            lookups += [((_SUBSCRIPTION_INDEX[kind],), value) for value in from_subs]
+            lookups += [((_SUBSCRIPTION_INDEX[kind],), value) for value in _sub_values(subs, kind)]
             continue
-        found = _own_values(fields, kind) + from_subs  # the profile's own value first
+        found = _own_values(fields, kind, checks)  # the profile's own value first
+        if not found and rule.from_subscriptions:
+            found = _sub_values(subs, kind)
         kinds: tuple[str, ...] = (_PROFILE_INDEX[kind],)
         if rule.subscription_fallback:
             kinds += (_SUBSCRIPTION_INDEX[kind],)
@@ -203,7 +235,7 @@ def _lookups(fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnve
     return lookups
 
 
-def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
+def check_profile(fields: dict[str, Any], env: ImportEnvelope, checks: Checks = EXACT) -> Checked:
     """Validate one profile and find what it is matched by; raises :class:`ProfileError`.
 
     Example:
@@ -213,9 +245,9 @@ def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
         ...
         toolkit.sandbox.profiles.ProfileError: no key to match on: matching 'phone' needs a 'phones' field or a phone subscription (sms, viber, whatsapp)
     """
-    own = {k: v for k, v in fields.items() if k != "subscriptions"}
-    _check_fields(own)
-    raw_subs = fields.get("subscriptions")
+    own = dict(fields)
+    raw_subs = own.pop("subscriptions", None)
+    _check_fields(own, checks)
     if raw_subs in (None, ""):
         raw_subs = []
     if isinstance(raw_subs, dict):  # one XML <subscriptions> element
@@ -225,25 +257,33 @@ def check_profile(fields: dict[str, Any], env: ImportEnvelope) -> Checked:
     subs = []
     for i, sub in enumerate(raw_subs):
         try:
-            subs.append(_subscription(sub, i))
+            subs.append(_subscription(sub, i, checks))
         except ValueError as exc:
             if not env.skip_invalid_subscriptions:
                 raise ProfileError(400, str(exc)) from None
     rule = MATCHING_MODES[env.matching]
-    missing = f"no key to match on: matching {env.matching!r} needs {rule.requirement}"
     if rule.needs == "profile_id":
         pid = own.pop(PROFILE_ID_FIELD, None)
         if not isinstance(pid, str) or not pid.strip():
-            raise ProfileError(400, missing)
+            raise _no_key(env)
         return Checked(own, subs, profile_id=pid.strip())
-    keys = _lookups(own, subs, env)
+    keys = _lookups(own, subs, env, checks)
     if not keys:
-        raise ProfileError(400, missing)
+        raise _no_key(env)
     return Checked(own, subs, keys=keys)
 
 
+def _no_key(env: ImportEnvelope) -> ProfileError:
+    # Built only when needed: the phrase is composed anew each time.
+    needs = MATCHING_MODES[env.matching].requirement
+    return ProfileError(400, f"no key to match on: matching {env.matching!r} needs {needs}")
+
+
 def index_keys(
-    fields: dict[str, Any], subs: list[dict[str, Any]], field_kinds: Container[str] | None = None
+    fields: dict[str, Any],
+    subs: list[dict[str, Any]],
+    field_kinds: Container[str] | None = None,
+    checks: Checks = EXACT,
 ) -> set[tuple[str, str]]:
     """Every (kind, value) a stored profile can be found by, for all matching modes; the custom
     field kinds (:data:`FIELD_KIND_PREFIXES`) only when in ``field_kinds`` (None: all of them).
@@ -252,29 +292,40 @@ def index_keys(
         >>> sorted(index_keys({"email": "A@b.co", "CRM": 7}, [{"channel": "sms", "phone": "+79000000000"}]))
         [('email', 'a@b.co'), ('field:CRM', '7'), ('field:email', 'A@b.co'), ('sub_phone', '+79000000000')]
     """
-    keys: set[tuple[str, str]] = {(_PROFILE_INDEX["email"], e) for e in _own_values(fields, "email")}
-    with contextlib.suppress(ProfileError):  # an invalid phone is simply not findable
-        keys.update((_PROFILE_INDEX["phone"], p) for p in _own_values(fields, "phone"))
-    # No custom field indexed (the usual case): skip the per-field loop, a profile's largest cost here.
-    every_field = () if field_kinds is not None and not field_kinds else fields.items()
-    for name, value in every_field:
-        kind = f"field:{name}"
-        if field_kinds is not None and kind not in field_kinds:
-            continue
-        key = _scalar_key(value)
-        if key is not None:
-            keys.add((kind, key))
+    keys: set[tuple[str, str]] = set()
+    email = fields.get(EMAIL_FIELD)
+    if isinstance(email, str) and (email := email.strip().lower()):  # as _own_values(fields, "email")
+        keys.add((_EMAIL_KIND, email))
+    try:
+        phones = _phones(fields.get(PHONE_FIELD), checks)
+    except ProfileError:  # an invalid phone is simply not findable
+        phones = []
+    for phone in phones:
+        keys.add((_PHONE_KIND, phone))
+    # No custom field indexed (the usual case): skip the per-field loops, a profile's largest cost here.
+    every_kind = field_kinds is None or bool(field_kinds)
+    if every_kind:
+        for name, value in fields.items():
+            kind = f"field:{name}"
+            if field_kinds is not None and kind not in field_kinds:
+                continue
+            key = _scalar_key(value)
+            if key is not None:
+                keys.add((kind, key))
     for sub in subs:
         rule = CHANNELS.get(sub.get("channel", ""))
         if rule is None:
             continue
         contact = sub.get(rule.contact_field)
-        if rule.kind == "email" and isinstance(contact, str):
-            keys.add((_SUBSCRIPTION_INDEX["email"], contact.strip().lower()))
-        elif rule.kind == "phone" and isinstance(contact, str):
-            keys.add((_SUBSCRIPTION_INDEX["phone"], contact))
-        elif rule.kind == "id" and contact is not None:
-            keys.add((_SUBSCRIPTION_INDEX["id"], str(contact).strip()))
+        contact_kind = rule.kind
+        if contact_kind == "email" and isinstance(contact, str):
+            keys.add((_SUB_EMAIL_KIND, contact.strip().lower()))
+        elif contact_kind == "phone" and isinstance(contact, str):
+            keys.add((_SUB_PHONE_KIND, contact))
+        elif contact_kind == "id" and contact is not None:
+            keys.add((_SUB_PUSH_KIND, str(contact).strip()))
+        if not every_kind:
+            continue
         for name, value in (sub.get("custom_fields") or {}).items():
             kind = f"subfield:{name}"
             if field_kinds is not None and kind not in field_kinds:
@@ -313,3 +364,132 @@ def merge(
             where[ident] = len(subs)
             subs.append(sub)
     return fields, subs
+
+
+# --- a chunk at once -------------------------------------------------------------------------
+# ASCII-only forms of the validators' patterns (validators.py). An ASCII value they accept is one
+# the exact check accepts too (each class here is the ASCII part of the Unicode class there, and
+# nothing here matches whitespace, so ``strip()`` changes nothing); every other value is sent to
+# the exact check. So the tables answer exactly as the validators do, at vectorized speed.
+_ATOM_ASCII = r"[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+"
+_LABEL_ASCII = r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_EMAIL_ASCII: Final = rf"^{_ATOM_ASCII}(?:\.{_ATOM_ASCII})*@(?:{_LABEL_ASCII}\.)+(?:[A-Za-z]{{2,63}}|xn--[A-Za-z0-9_-]{{1,59}})$"
+# A phone written with digits, '+' and the separators the validator removes, and nothing else
+# (no tab, no Unicode space or digit: those go to the exact check).
+_PHONE_PLAIN: Final = r"^[0-9+ ().\-]*$"
+_PHONE_SEPARATORS_ASCII: Final = r"[ ().\-]"
+_PHONE_ASCII: Final = r"^\+[1-9][0-9]{7,14}$"
+
+
+def email_table(values: list[str]) -> dict[str, bool]:
+    """:func:`~toolkit.sandbox.validators.is_email` of each (distinct) value, checked in one
+    vectorized pass; values the fast pattern does not accept are checked exactly.
+
+    Example:
+        >>> email_table(["a@b.co", "bad@", "ünï@exämple.org"])
+        {'a@b.co': True, 'bad@': False, 'ünï@exämple.org': True}
+    """
+    if not values:
+        return {}
+    value = pl.col("value")
+    fast = (
+        pl.DataFrame({"value": values}, schema={"value": pl.String})
+        .select(value.str.contains(_EMAIL_ASCII) & (value.str.len_chars() <= 254))
+        .to_series()
+        .to_list()
+    )
+    return {value: ok or is_email(value) for value, ok in zip(values, fast, strict=True)}
+
+
+def phone_table(values: list[str]) -> dict[str, str | None]:
+    """:func:`~toolkit.sandbox.validators.normalize_phone` of each (distinct) value, vectorized;
+    a value holding anything but digits, '+' and ASCII separators is normalized exactly.
+
+    Example:
+        >>> phone_table(["+7 (900) 000-00-00", "12345", "+7\\t9000000000"])
+        {'+7 (900) 000-00-00': '+79000000000', '12345': None, '+7\\t9000000000': '+79000000000'}
+    """
+    if not values:
+        return {}
+    value = pl.col("value")
+    compact = value.str.replace_all(_PHONE_SEPARATORS_ASCII, "")
+    frame = pl.DataFrame({"value": values}, schema={"value": pl.String}).select(
+        plain=value.str.contains(_PHONE_PLAIN),
+        phone=pl.when(compact.str.contains(_PHONE_ASCII)).then(compact),
+    )
+    return {
+        value: phone if plain else normalize_phone(value)
+        for value, plain, phone in zip(
+            values, frame["plain"].to_list(), frame["phone"].to_list(), strict=True
+        )
+    }
+
+
+def _table_check(table: dict[str, Any], exact: Callable[[object], Any]) -> Callable[[object], Any]:
+    missing = object()
+
+    def check(value: object) -> Any:
+        if type(value) is str:
+            found = table.get(value, missing)
+            if found is not missing:
+                return found
+        return exact(value)
+
+    return check
+
+
+def chunk_checks(profiles: list[dict[str, Any]]) -> Checks:
+    """:class:`Checks` whose answers for every email and phone in ``profiles`` (own fields and
+    subscriptions) were computed in one vectorized pass each; any other value is checked exactly.
+
+    Example:
+        >>> checks = chunk_checks([{"email": "a@b.co", "phones": ["+7 900 000 00 00"]}])
+        >>> checks.is_email("a@b.co"), checks.normalize_phone("+7 900 000 00 00"), checks.is_email("x@")
+        (True, '+79000000000', False)
+    """
+    emails: set[str] = set()
+    phones: set[str] = set()
+    for fields in profiles:
+        value = fields.get(EMAIL_FIELD)
+        if type(value) is str:
+            emails.add(value)
+        value = fields.get(PHONE_FIELD)
+        if type(value) is str:
+            phones.add(value)
+        elif type(value) is list:
+            phones.update(item for item in value if type(item) is str)
+        subs = fields.get("subscriptions")
+        if type(subs) is list:
+            for sub in subs:
+                if type(sub) is dict:
+                    value = sub.get("email")
+                    if type(value) is str:
+                        emails.add(value)
+                    value = sub.get("phone")
+                    if type(value) is str:
+                        phones.add(value)
+    return Checks(
+        is_email=_table_check(email_table(list(emails)), is_email),
+        normalize_phone=_table_check(phone_table(list(phones)), normalize_phone),
+    )
+
+
+def check_profiles(
+    profiles: list[dict[str, Any]], env: ImportEnvelope, checks: Checks | None = None
+) -> list[Checked | ProfileError]:
+    """:func:`check_profile` of every profile of a chunk, in order: the same answers, the emails
+    and phones checked column-wise (:func:`chunk_checks`) instead of one regex call at a time.
+
+    Example:
+        >>> env = ImportEnvelope(trigger_id=1, matching="email", profiles=[])
+        >>> [type(r).__name__ for r in check_profiles([{"email": "a@b.co"}, {"email": "x@"}], env)]
+        ['Checked', 'ProfileError']
+    """
+    checks = checks or chunk_checks(profiles)
+    out: list[Checked | ProfileError] = []
+    for fields in profiles:
+        try:
+            out.append(check_profile(fields, env, checks))
+        except ProfileError as exc:
+            out.append(exc)
+    return out

@@ -34,7 +34,10 @@ import orjson
 
 from toolkit.core.contract import TaskState
 
-__all__ = ["Store", "iso"]
+__all__ = ["Result", "Store", "iso"]
+
+#: One profile's result in a task: its profile id, or ``(error, error_text)``.
+Result = str | tuple[int, str]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -253,9 +256,10 @@ class Store:
         keys: set[tuple[str, str]],
         *,
         created: bool,
+        now: float | None = None,
     ) -> None:
         """Insert (at the next flush) or replace (now) a profile and its match keys."""
-        now = time.time()
+        now = time.time() if now is None else now
         with self.transaction():
             if created:
                 self._new_profiles.append(
@@ -300,6 +304,25 @@ class Store:
                 ),
             )
 
+    def add_sends(
+        self,
+        trigger_id: int,
+        profile_ids: list[str],
+        task_id: str | None,
+        content: dict[str, Any] | None,
+        custom_data: dict[str, Any] | None,
+        attachments: list[dict[str, Any]],
+    ) -> None:
+        """Log one trigger send per profile, in order (the envelope serialized once)."""
+        shared = (
+            _json(content),
+            _json(custom_data),
+            orjson.dumps([{"name": a["name"], "size": a["size"]} for a in attachments]),
+            time.time(),
+        )
+        with self.transaction():
+            self._new_sends.extend((trigger_id, p, task_id, *shared) for p in profile_ids)
+
     # --- tasks -----------------------------------------------------------------------------
     def has_task(self, task_id: str) -> bool:
         """True when a task with this id exists."""
@@ -338,8 +361,9 @@ class Store:
             )
             return _load(rows[0]["request"]), rows[0]["done"]
 
-    def record_results(self, task_id: str, start: int, results: list[dict[str, Any]], *, last: bool) -> bool:
-        """Store results ``start..`` and advance the task; False when the task is gone (reset)."""
+    def record_results(self, task_id: str, start: int, results: list[Result], *, last: bool) -> bool:
+        """Store results ``start..`` (a profile id, or ``(error, error_text)``) and advance the
+        task; False when the task is gone (reset)."""
         with self.transaction():
             cur = self._db.execute(
                 "UPDATE tasks SET done = ?, status = ?, finished_at = ? WHERE id = ? AND done = ?",
@@ -356,7 +380,7 @@ class Store:
             self._db.executemany(
                 "INSERT INTO task_results (task_id, idx, profile_id, error, error_text) VALUES (?,?,?,?,?)",
                 [
-                    (task_id, start + i, r.get("profile_id"), r.get("error"), r.get("error_text"))
+                    (task_id, start + i, r, None, None) if type(r) is str else (task_id, start + i, None, *r)
                     for i, r in enumerate(results)
                 ],
             )

@@ -1,0 +1,193 @@
+"""The sandbox's fast paths answer exactly as the plain ones they stand for.
+
+- the column-wise email and phone checks of a chunk (``profiles.email_table`` / ``phone_table``)
+  against the validators, one value at a time;
+- the JSON depth counted on a body's bytes against the walk over its parsed containers;
+- the in-memory store against the SQLite store, the same imports through the same engine;
+- the collector pause, entered from many threads at once, leaves the collector as it found it.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolkit.sandbox.engine import Engine
+from toolkit.sandbox.envelope import MAX_DEPTH, ImportEnvelope, _depth_ok, _json_depth_ok
+from toolkit.sandbox.gc_pause import paused_gc
+from toolkit.sandbox.knobs import IdSource
+from toolkit.sandbox.memstore import MemoryStore
+from toolkit.sandbox.profiles import email_table, phone_table
+from toolkit.sandbox.store import Store
+from toolkit.sandbox.validators import is_email, normalize_phone
+
+# Values near the patterns' edges: ASCII and not, whitespace of every kind, digits of other scripts.
+_EMAIL_PARTS = st.sampled_from(
+    [
+        "a",
+        "Z",
+        "0",
+        ".",
+        "..",
+        "@",
+        "-",
+        "_",
+        "+",
+        "xn--",
+        "co",
+        "é",
+        "ß",
+        "٣",
+        " ",
+        "\t",
+        "\n",
+        "\u00a0",
+        "'",
+        "`",
+    ]
+)
+_PHONE_PARTS = st.sampled_from(
+    ["+", "7", "0", "9", "1", " ", "-", "(", ")", ".", "\t", "\n", "\u00a0", "\u2007", "٣", "x", "+7900"]
+)
+
+
+def _joined(parts: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.lists(parts, max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_joined(_EMAIL_PARTS) | st.emails().map(str) | st.text(max_size=40), max_size=40))
+def test_the_chunk_email_check_answers_as_is_email(values: list[str]) -> None:
+    distinct = list(dict.fromkeys(values))
+    assert email_table(distinct) == {v: is_email(v) for v in distinct}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_joined(_PHONE_PARTS) | st.text(max_size=30), max_size=40))
+def test_the_chunk_phone_check_answers_as_normalize_phone(values: list[str]) -> None:
+    distinct = list(dict.fromkeys(values))
+    assert phone_table(distinct) == {v: normalize_phone(v) for v in distinct}
+
+
+def test_the_usual_values_are_settled_column_wise() -> None:
+    """Long emails and 254-character limits and padded values: the exact answers, both ways."""
+    values = ["a@b.co", "a" * 250 + "@b.co", " a@b.co ", "a@b.c", "ä@b.co", "a@localhost"]
+    assert email_table(values) == {v: is_email(v) for v in values}
+    phones = ["+7 (900) 000-00-00", "+0 900 000 00 00", "+7900", "+7\u00a0900\u00a0000\u00a00000", ""]
+    assert phone_table(phones) == {v: normalize_phone(v) for v in phones}
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(alphabet='ab"\\[]{}é ', max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='k"\\[{', max_size=4), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON, st.integers(1, 8), st.booleans())
+def test_json_depth_on_the_bytes_agrees_with_the_walk(value: Any, limit: int, indent: bool) -> None:
+    body = {"x": value}
+    raw = orjson.dumps(body, option=orjson.OPT_INDENT_2 if indent else 0)
+    assert _json_depth_ok(raw, limit) == _depth_ok(body, limit)
+
+
+def test_json_depth_at_the_limit() -> None:
+    inside = orjson.dumps({"a": '"[[[' * 100}).decode()  # brackets and escaped quotes in a string
+    at_limit = "[" * (MAX_DEPTH - 1) + inside + "]" * (MAX_DEPTH - 1)
+    over = "[" * MAX_DEPTH + inside + "]" * MAX_DEPTH
+    assert _json_depth_ok(at_limit.encode(), MAX_DEPTH)
+    assert not _json_depth_ok(over.encode(), MAX_DEPTH)
+
+
+def _profiles() -> list[dict[str, Any]]:
+    people: list[dict[str, Any]] = []
+    for i in range(300):
+        person: dict[str, Any] = {"email": f"p{i % 250}@example.com", "_fname": f"N{i}", "CRM": i % 7}
+        if i % 3 == 0:
+            person["subscriptions"] = [{"channel": "sms", "phone": f"+7 900 000 {i % 100:04d}"}]
+        if i % 50 == 7:
+            person["email"] = "broken@"
+        if i % 40 == 9:
+            person["phones"] = ["+7 900 111 22 33", "12"]
+        people.append(person)
+    return people
+
+
+def _state(store: Store | MemoryStore) -> tuple[Any, ...]:
+    def timeless(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if not k.endswith(("_at", "time"))} for r in rows]
+
+    def listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return timeless(orjson.loads(orjson.dumps(rows)))  # as the route answers them
+
+    return listed(store.list_profiles()), listed(store.list_sends()), listed(store.list_tasks())
+
+
+@pytest.mark.parametrize("matching", ["email", "phone", "custom"])
+def test_the_memory_store_and_sqlite_agree(matching: str) -> None:
+    """The same chunks (new profiles, updates, in-chunk duplicates, failures, a late custom index)
+    through one engine each: the same results, profiles, sends and task counts."""
+    seen = []
+    for store in (MemoryStore(), Store()):
+        engine = Engine(store, IdSource(5))
+        profiles = _profiles()
+        env = ImportEnvelope(
+            trigger_id=9,
+            matching=matching,
+            profiles=profiles,
+            field_name="CRM" if matching == "custom" else None,
+        )
+        store.create_task("t", env.to_dict())
+        results = []
+        for start in range(0, len(profiles), 100):
+            with store.transaction():
+                chunk = engine.import_chunk(env, profiles[start : start + 100], "t")
+                store.record_results("t", start, chunk, last=start + 100 >= len(profiles))
+            results += chunk
+        task = store.task("t")
+        seen.append((results, task, _state(store)))
+        store.close()
+    assert seen[0] == seen[1]
+    results = seen[0][0]
+    assert any(isinstance(r, tuple) for r in results) and any(isinstance(r, str) for r in results)
+
+
+def test_the_collector_pause_is_counted_across_threads() -> None:
+    assert gc.isenabled()
+    barrier = threading.Barrier(8)
+    seen: list[bool] = []
+
+    def hold() -> None:
+        with paused_gc():
+            barrier.wait(timeout=10)  # all eight inside at once
+            with paused_gc():
+                seen.append(gc.isenabled())
+            seen.append(gc.isenabled())
+
+    threads = [threading.Thread(target=hold) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [False] * 16
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()  # a collector that was off stays off
+    finally:
+        gc.enable()
