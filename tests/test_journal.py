@@ -54,7 +54,7 @@ def test_a_new_file_keeps_every_write_in_the_main_file(tmp_path: Path) -> None:
     shutil.copyfile(path, copy)  # journal.sqlite alone, j still open
     check = sqlite3.connect(copy)
     assert check.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
     assert check.execute("SELECT state FROM batches ORDER BY batch_index").fetchall() == [
         ("sent",),
         ("sending",),
@@ -172,6 +172,9 @@ def test_was_sent_by_key_hash(journal: Journal) -> None:
     journal.mark_sent(lid, 0, "t0", keys=["ann@x.io", "bob@x.io"])
     assert journal.was_sent("ann@x.io") and journal.was_sent("bob@x.io", trigger_id=96)
     assert not journal.was_sent("ann@x.io", trigger_id=1) and not journal.was_sent("eve@x.io")
+    journal.claim(lid, 1)
+    journal.mark_sent(lid, 1, "t1", keys=["eve@x.io"])  # the key index is per batch: every batch is searched
+    assert journal.was_sent("eve@x.io", trigger_id=96) and not journal.was_sent("eve@x.io", trigger_id=1)
 
 
 def test_no_profile_data_in_the_file(tmp_path: Path) -> None:
@@ -392,7 +395,8 @@ def _v2_file(path: Path) -> None:
 
 
 def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
-    """v1 and v2 (WAL) journals become v3: leases, canonical hosts, redacted row texts, rollback mode; launches match."""
+    """v1 and v2 (WAL) journals become v4: leases, canonical hosts, redacted row texts, rollback mode, key hashes
+    indexed per batch; launches match."""
     from toolkit.send import journal as journal_module
 
     v1 = tmp_path / "v1.sqlite"
@@ -423,9 +427,13 @@ def test_journal_of_an_older_version_is_migrated(tmp_path: Path) -> None:
     lid = j.open_launch(owner="o", label=None, trigger_id=96, host="http://localhost:5000", fingerprint="f" * 64,
                         format="json", n_rows=2, summary={}, batches=[(0, "a" * 64, (0, 1))])  # fmt: skip
     assert (lid.kind, lid.record.launch_id) == ("resume", "abc123")  # the v2 launch, not a twin
+    assert j.was_sent("ok@x.io", trigger_id=96) and not j.was_sent("ok@x.io", trigger_id=1)
     j.close()
     check = sqlite3.connect(v2)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 4
+    indexes = check.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sent_rows'")
+    # the whole-file key index (each sent batch rewrote most of it) is gone
+    assert {r[0] for r in indexes} == {"sent_rows_batch_key"}
     assert check.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert b"nope-1" not in v2.read_bytes()
     check.close()

@@ -275,7 +275,12 @@ class Batch:
         if self._body is not None:
             return self._body
         assert self._bodies is not None
-        return self._bodies.body(self.index, expected=self.nbytes)
+        body = self._bodies.body(self.index, expected=self.nbytes)
+        if self._digest is None:
+            # hashed while it is at hand: the plan's fingerprint (a launch's first step) then
+            # needs no second encoding of a body already built (a preview, a first send)
+            self._digest = hashlib.sha256(body).hexdigest()
+        return body
 
     @property
     def rows(self) -> tuple[int, ...]:

@@ -39,7 +39,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -148,7 +148,16 @@ def row_outcomes(
                 "matched to rows by position"
             )
             return every(RowStatus.UNKNOWN, None, text), text
-        return [_one(pos, batch_index, item) for pos, item in zip(rows, items, strict=True)], None
+        imported = RowStatus.IMPORTED
+        outcomes = []
+        for pos, item in zip(rows, items, strict=True):
+            # the usual row inline (a task holds up to 10,000): no error and a profile id
+            profile_id = item.get("profile_id")
+            if item.get("error") in _NO_ERROR and profile_id not in (None, ""):
+                outcomes.append(RowResult(pos, batch_index, imported, str(profile_id)))
+            else:
+                outcomes.append(_one(pos, batch_index, item))
+        return outcomes, None
     short = _short_form(status.result)
     if short is not None:
         captured, errors, result_status = short
@@ -167,10 +176,14 @@ def row_outcomes(
     return every(RowStatus.UNKNOWN, None, text), text
 
 
+#: The per-profile ``error`` values that mean "no error".
+_NO_ERROR: Final = (None, 0, "0", "")
+
+
 def _one(position: int, batch_index: int, item: Mapping[str, Any]) -> RowResult:
     """One row from its own per-profile result: imported only with a profile id."""
     code = item.get("error")
-    if code not in (None, 0, "0", ""):
+    if code not in _NO_ERROR:
         return RowResult(
             position, batch_index, RowStatus.FAILED, None, _int(code), str(item.get("error_text") or "")
         )

@@ -252,10 +252,14 @@ def _profile_result(item: Any) -> dict[str, Any]:
     """One per-profile outcome with its error code as an int (XML gives strings)."""
     if not isinstance(item, Mapping):
         return {"profile_id": str(item)} if item not in (None, "") else {}
+    code = item.get("error")
+    if code is None or type(code) is int:
+        # the usual JSON answer: nothing to convert, and the dict is this answer's own (just
+        # parsed): kept as it is, not copied (a task's 10,000 results are read in one go)
+        return item if type(item) is dict else dict(item)
     out = dict(item)
-    if "error" in out:
-        with contextlib.suppress(TypeError, ValueError):
-            out["error"] = int(out["error"])
+    with contextlib.suppress(TypeError, ValueError):
+        out["error"] = int(code)
     return out
 
 
