@@ -145,7 +145,10 @@ def _config(token: str, db: str | Path | None, knobs: Knobs, log_level: str, set
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on a connection only when its socket says
+    # proto 6 (a plain socket says 0); without it every small answer (a task id, a status
+    # "processing", a catalog read) waited ~40 ms for the client's delayed ACK (Nagle)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     # Listen now: a client told the URL before uvicorn is up waits in the backlog instead of
