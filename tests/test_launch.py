@@ -295,6 +295,24 @@ def test_wait_timeout_returns_the_state_so_far(make_client: Callable[..., Client
         client.close()
 
 
+def test_wait_reads_the_tasks_in_line_and_sweeps_the_queue_rarely(make_client: Callable[..., Client]) -> None:
+    """Between sweeps (every poll_max s), a round of wait() reads only the next tasks in the queue; the queue is
+    still followed to its end, each queued task becoming next in line in turn."""
+    pace = RetryPolicy(poll_start=0.02, poll_min=0.02, poll_max=600.0)  # no second sweep in this test
+    with serve(paused=True) as server:  # the sandbox's worker starts nothing until resumed
+        client = make_client(server, retry=pace)
+        launch = client.launch(toolkit.plan(_segment(60), MAPPING, TRIGGER, max_rows=10), progress=False)
+        assert launch.wait(timeout=1, progress=False).timed_out
+        reads = Counter(h["batch"] for h in launch.progress_history())
+        assert reads[0] == reads[1] > 1  # read every round: next in line
+        assert [reads[b] for b in range(2, 6)] == [1, 1, 1, 1]  # the first round's sweep only
+        requests.post(f"{server.url}/_sandbox/resume", headers={"Authorization": f"Bearer {server.token}"},
+                      timeout=10).raise_for_status()  # fmt: skip
+        assert not launch.wait(timeout=60, progress=False).timed_out  # no sweep before 600 s: the line moved
+        assert launch.summary()["imported"] == 60
+        client.close()
+
+
 def test_wait_gives_up_on_unreadable_tasks_without_losing_them(sb: object,
                                                                make_client: Callable[..., Client],
                                                                caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip

@@ -281,7 +281,9 @@ class RetryPolicy:
         retry_after_failures: the failures whose wait is the server's ``Retry-After``.
         poll_start, poll_min, poll_max: ``Launch.wait()`` polls task status every
             ``poll_start`` seconds at first, faster (down to ``poll_min``) while tasks
-            progress, slower (up to ``poll_max``) while they stand still.
+            progress, slower (up to ``poll_max``) while they stand still. A round reads
+            the tasks seen moving and the next two in the queue; every task is read at least
+            every ``poll_max`` seconds (the platform documents no rate for ``tasks/status``).
         poll_give_up: a task whose status could not be read this many times in a row (each
             read already retried) is left for a later ``wait()``.
 
