@@ -1161,6 +1161,24 @@ class Journal:
             _batch, "SELECT * FROM batches WHERE launch_id = ? ORDER BY batch_index", (launch_id,)
         )
 
+    def batch_states(self, launch_id: str) -> dict[int, tuple[BatchState, str | None]]:
+        """Each batch's state and task id, without its rows: what ``wait()`` reads every round
+        (the full records parse every row position: 190,000 for a 19-batch launch).
+
+        Example:
+            >>> j = Journal(":memory:")
+            >>> lid = j.create_launch(label=None, trigger_id=1, host="http://h", fingerprint="f" * 64,
+            ...                       format="json", n_rows=1, summary={}, batches=[(0, "d" * 64, (0,))])
+            >>> j.batch_states(lid)
+            {0: (<BatchState.PLANNED: 'planned'>, None)}
+        """
+        rows = self._query(
+            "SELECT batch_index, state, task_id FROM batches WHERE launch_id = ? ORDER BY batch_index",
+            (launch_id,),
+        )
+        with self._guard("reading it"):
+            return {r["batch_index"]: (_state(r["state"]), r["task_id"]) for r in rows}
+
     def batch(self, launch_id: str, index: int) -> BatchRecord:
         rows = self._read(
             _batch, "SELECT * FROM batches WHERE launch_id = ? AND batch_index = ?", (launch_id, int(index))

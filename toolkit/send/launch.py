@@ -710,11 +710,15 @@ class Launch:
         workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="toolkit-poll")
         polled = False
         swept = -math.inf  # when every pending task was last read
+        known = {b.index: b for b in self.batches}  # full records (rows), re-read when a batch changes
         try:
             while True:
+                for index, (state, task_id) in self._journal.batch_states(self.launch_id).items():
+                    if index not in known or (known[index].state, known[index].task_id) != (state, task_id):
+                        known[index] = self._journal.batch(self.launch_id, index)
                 pending = [
                     b
-                    for b in self.batches
+                    for b in known.values()
                     if b.state == BatchState.SENT
                     and b.task_id
                     and self._poll_errors[b.index] < policy.poll_give_up
