@@ -25,7 +25,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -54,7 +54,7 @@ from toolkit.core.validate import (
     prepare,
     whole_floats_of,
 )
-from toolkit.core.windows import Windows, is_lazy_source
+from toolkit.core.windows import Windows, ahead, is_lazy_source
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, SourceChangedError, did_you_mean
 
 __all__ = ["Batch", "Plan", "PlanOptions", "StreamedPlan", "plan"]
@@ -801,7 +801,7 @@ class _Window:
 
     prepared: Prepared
     encoder: RowEncoder
-    sizes: np.ndarray  # per valid row that fits
+    sizes: np.ndarray | None  # per valid row that fits (None: not sized yet, see _Stream.validate)
     rejected: pl.DataFrame  # POS, RULE, REASON (too_large included)
     checked: np.ndarray  # row numbers that passed validation, too large ones included
     hashes: np.ndarray  # match-key hash of each ``checked`` row, uint64
@@ -824,13 +824,20 @@ class _Stream:
         self.budget = options.max_bytes - self.env.overhead - self.env.extra(1) - TOKEN_ROOM
 
     def validated(self) -> Iterator[tuple[pl.DataFrame, _Window]]:
-        """Each window of the source as read, and validated (duplicates not looked for yet)."""
+        """Each window of the source as read, and validated (duplicates not looked for yet);
+        the next window is read and validated on a thread meanwhile (see :func:`ahead`)."""
+        return ahead(lambda: self._each_checked(sized=True), name="toolkit-read")
+
+    def _each_checked(self, *, sized: bool) -> Iterator[tuple[pl.DataFrame, _Window]]:
         offset = 0
         for frame in self.windows.read():
-            yield frame, self.validate(frame, offset)
+            yield frame, self.validate(frame, offset, sized=sized)
             offset += frame.height
 
-    def validate(self, frame: pl.DataFrame, offset: int) -> _Window:
+    def validate(self, frame: pl.DataFrame, offset: int, *, sized: bool = True) -> _Window:
+        """A window validated. ``sized``: the rows' encoded sizes, added up from the columns
+        (the too-large rows left out); else ``sizes`` is None and every valid row is kept,
+        for :meth:`fitted` to size once the rows are encoded."""
         options = self.options
         prepared = prepare(
             frame,
@@ -845,34 +852,51 @@ class _Stream:
         checked = prepared.valid
         hashes = prepared.frame.get_column(KEY).gather(checked).hash().to_numpy()
         encoder = RowEncoder(prepared, self.mapping, options.format)
-        sizes = encoder.sizes(prepared.frame, prepared.valid)
-        prepared, sizes, too_large = _drop_too_large(prepared, sizes, self.budget, options)
-        rejected = prepared.rejected
+        window = _Window(prepared, encoder, None, prepared.rejected, checked, hashes)
+        if not sized:
+            return window
+        return self.fitted(window, encoder.sizes(prepared.frame, prepared.valid))
+
+    def fitted(self, window: _Window, sizes: np.ndarray) -> _Window:
+        """The window with its valid rows' sizes, the rows too large for a body left out (rejected)."""
+        prepared, sizes, too_large = _drop_too_large(window.prepared, sizes, self.budget, self.options)
+        rejected = window.rejected
         if too_large.height:
             rejected = pl.concat([rejected, too_large], how="vertical_relaxed").sort(POS)
-        return _Window(prepared, encoder, sizes, rejected, checked, hashes)
+        return replace(window, prepared=prepared, sizes=sizes, rejected=rejected)
 
     def bodies(
         self, dropped: np.ndarray, on_window: Callable[[pl.DataFrame, _Window], None] | None = None
     ) -> Iterator[tuple[bytes, np.ndarray]]:
         """Every body, in order, with its rows' input positions; ``dropped``: positions left out
-        (sorted: the duplicates found across windows)."""
+        (sorted: the duplicates found across windows).
+
+        The next window is read and validated on a thread while this one is encoded, cut and
+        digested. A window's rows are encoded once: their sizes are the fragments' lengths
+        (the same figures :meth:`RowEncoder.sizes` adds up, which the eager plan checks every
+        body against).
+        """
         cutter = _Cutter(self.env, self.budget, self.options.max_rows)
-        stream = self.validated()
-        current = next(stream, None)
-        while current is not None:
-            frame, window = current
+        for frame, checked in ahead(lambda: self._each_checked(sized=False), name="toolkit-read"):
+            prepared = checked.prepared
+            fragments = checked.encoder.rows(take_sorted(prepared.frame, prepared.valid), parallel=True)
+            sizes = fragments.str.len_bytes().to_numpy().astype(np.int64)
+            fits = sizes <= self.budget
+            window = self.fitted(checked, sizes)
             if on_window is not None:
                 on_window(frame, window)
-            following = next(stream, None)
+            if not fits.all():
+                fragments = fragments.filter(pl.Series(fits))
             prepared, sizes = window.prepared, window.sizes
+            assert sizes is not None
             positions = prepared.frame.get_column(POS).to_numpy()[prepared.valid]
             if len(dropped):
-                keep = ~np.isin(positions, dropped, assume_unique=True)
-                prepared, sizes, positions = prepared.keep(keep), sizes[keep], positions[keep]
-            fragments = window.encoder.rows(take_sorted(prepared.frame, prepared.valid), parallel=True)
-            yield from cutter.feed(sizes, fragments, positions, last=following is None)
-            current = following
+                kept = ~np.isin(positions, dropped, assume_unique=True)
+                sizes, positions = sizes[kept], positions[kept]
+                fragments = fragments.filter(pl.Series(kept))
+            del frame, checked, window, prepared  # only the fragments are needed now
+            yield from cutter.feed(sizes, fragments, positions, last=False)
+        yield from cutter.feed(_NO_ROWS, pl.Series("row", [], dtype=pl.String), _NO_ROWS, last=True)
 
     def keys(self, dropped: np.ndarray) -> pl.Series:
         """Every sent row's match key, in order (for a launch's results)."""
