@@ -885,10 +885,9 @@ class _Stream:
             window = self.fitted(checked, sizes)
             if on_window is not None:
                 on_window(frame, window)
-            if not fits.all():
-                fragments = fragments.filter(pl.Series(fits))
-            prepared, sizes = window.prepared, window.sizes
-            assert sizes is not None
+            if not fits.all():  # too-large rows: rejected by fitted(), not sent
+                fragments, sizes = fragments.filter(pl.Series(fits)), sizes[fits]
+            prepared = window.prepared
             positions = prepared.frame.get_column(POS).to_numpy()[prepared.valid]
             if len(dropped):
                 kept = ~np.isin(positions, dropped, assume_unique=True)
@@ -1250,6 +1249,7 @@ def _duplicates_across(stream: _Stream, hashes: np.ndarray) -> tuple[np.ndarray,
         return _NO_ROWS, pl.DataFrame()
     hashes.sort()  # in place: the plan does not need them in order any more
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes  # 8 bytes a row: let go before the windows are read again
     if not len(repeated):
         return _NO_ROWS, pl.DataFrame()
     keys, originals, offset = [], [], 0

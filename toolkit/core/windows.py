@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob as globbing
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -233,7 +234,7 @@ def ahead(items: Callable[[], Iterator[T]], *, name: str = "toolkit-ahead") -> I
                 if close is not None:
                     close()
             handed.put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+        except BaseException as exc:  # raised again in the caller's thread
             handed.put(("error", exc))
 
     worker = threading.Thread(target=work, name=name, daemon=True)
@@ -251,7 +252,8 @@ def ahead(items: Callable[[], Iterator[T]], *, name: str = "toolkit-ahead") -> I
     finally:
         stop.set()
         permits.release()  # wake the thread if it waits, so it sees the stop and ends
-        worker.join()  # the source is let go (closed) before the caller reads it again
+        if not sys.is_finalizing():  # at exit a daemon thread is frozen: joining it would hang
+            worker.join()  # the source is let go (closed) before the caller reads it again
 
 
 _DONE = object()
