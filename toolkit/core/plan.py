@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from toolkit.core.contract import EMAIL_FIELD, MATCHING_MODES, MAX_BODY_BYTES, Format
-from toolkit.core.encode import Envelope, RowEncoder, envelope, take_sorted
+from toolkit.core.encode import Envelope, Fragments, RowEncoder, envelope, take_sorted
 from toolkit.core.frames import SourceFrame
 from toolkit.core.mapping import Mapping, Trigger
 from toolkit.core.sample import RESERVED_EMAIL_DOMAINS, is_sample
@@ -128,12 +128,11 @@ class _Bodies:
         cuts = self.cuts
         last = _window_end(cuts, first)
         start, stop = cuts[first], cuts[last]
-        fragments = self.encoder.rows(self._gather(start, stop), parallel=True)
-        separator, env = self.env.separator.decode(), self.env
+        fragments = self.encoder.fragments(self._gather(start, stop), self.env.separator)
         bodies = {}
         for index in range(first, last):
-            rows = fragments.slice(cuts[index] - start, cuts[index + 1] - cuts[index])
-            bodies[index] = env.body(rows.str.join(separator).cast(pl.Binary).item(), rows=len(rows))
+            rows = fragments.span(cuts[index] - start, cuts[index + 1] - start)
+            bodies[index] = self.env.assemble([rows], rows=cuts[index + 1] - cuts[index])
         return bodies
 
     def _gather(self, start: int, stop: int) -> pl.DataFrame:
@@ -771,28 +770,37 @@ class _Cutter:
     def __init__(self, env: Envelope, budget: int, max_rows: int) -> None:
         self.env, self.budget, self.max_rows = env, budget, max_rows
         self.sizes, self.positions = _NO_ROWS, _NO_ROWS
-        self.fragments = pl.Series("row", [], dtype=pl.String)
+        self.pending: list[tuple[Fragments, int]] = []  # rows not in a body yet: (fragments, from row)
 
     def feed(
-        self, sizes: np.ndarray, fragments: pl.Series, positions: np.ndarray, *, last: bool
+        self, sizes: np.ndarray, fragments: Fragments | None, positions: np.ndarray, *, last: bool
     ) -> Iterator[tuple[bytes, np.ndarray]]:
         """The batches that are final once these rows are added: (body, input positions)."""
         self.sizes = np.concatenate([self.sizes, sizes])
         self.positions = np.concatenate([self.positions, positions])
-        self.fragments = pl.concat([self.fragments, fragments.rename("row")])
+        if fragments is not None and len(fragments):
+            self.pending.append((fragments, 0))
         cuts = _cut_points(self.sizes, len(self.env.separator), self.budget, self.max_rows)
         final = len(cuts) - 1 if last else len(cuts) - 2
-        separator, env = self.env.separator.decode(), self.env
         for start, stop in itertools.pairwise(cuts[: final + 1]):
-            rows = self.fragments.slice(start, stop - start)
-            yield (
-                # env.body: a one-profile XML body marks its lone <data> array='true', as the eager plan does
-                env.body(rows.str.join(separator).cast(pl.Binary).item(), rows=stop - start),
-                self.positions[start:stop],
-            )
+            # env.assemble: a one-profile XML body marks its lone <data> array='true', as the eager plan does
+            yield self.env.assemble(self._take(stop - start), rows=stop - start), self.positions[start:stop]
         keep = cuts[max(final, 0)]
         self.sizes, self.positions = self.sizes[keep:], self.positions[keep:]
-        self.fragments = self.fragments.slice(keep)
+
+    def _take(self, rows: int) -> list[memoryview]:
+        """The next ``rows`` pending rows, as stretches of their windows' buffers (no copy)."""
+        pieces = []
+        while rows:
+            fragments, first = self.pending[0]
+            taken = min(rows, len(fragments) - first)
+            pieces.append(fragments.span(first, first + taken))
+            rows -= taken
+            if first + taken == len(fragments):
+                self.pending.pop(0)
+            else:
+                self.pending[0] = (fragments, first + taken)
+        return pieces
 
 
 @dataclass
@@ -879,23 +887,26 @@ class _Stream:
         cutter = _Cutter(self.env, self.budget, self.options.max_rows)
         for frame, checked in ahead(lambda: self._each_checked(sized=False), name="toolkit-read"):
             prepared = checked.prepared
-            fragments = checked.encoder.rows(take_sorted(prepared.frame, prepared.valid), parallel=True)
-            sizes = fragments.str.len_bytes().to_numpy().astype(np.int64)
+            separator = self.env.separator
+            rows = checked.encoder.rows(
+                take_sorted(prepared.frame, prepared.valid), parallel=True, end=separator.decode()
+            )
+            sizes = rows.str.len_bytes().to_numpy().astype(np.int64) - len(separator)
             fits = sizes <= self.budget
             window = self.fitted(checked, sizes)
             if on_window is not None:
                 on_window(frame, window)
-            if not fits.all():  # too-large rows: rejected by fitted(), not sent
-                fragments, sizes = fragments.filter(pl.Series(fits)), sizes[fits]
-            prepared = window.prepared
-            positions = prepared.frame.get_column(POS).to_numpy()[prepared.valid]
+            positions = window.prepared.frame.get_column(POS).to_numpy()[window.prepared.valid]
+            sent = np.flatnonzero(fits)  # too-large rows: rejected by fitted(), not sent
+            sizes = sizes[sent]
             if len(dropped):
                 kept = ~np.isin(positions, dropped, assume_unique=True)
-                sizes, positions = sizes[kept], positions[kept]
-                fragments = fragments.filter(pl.Series(kept))
-            del frame, checked, window, prepared  # only the fragments are needed now
-            yield from cutter.feed(sizes, fragments, positions, last=False)
-        yield from cutter.feed(_NO_ROWS, pl.Series("row", [], dtype=pl.String), _NO_ROWS, last=True)
+                sizes, positions, sent = sizes[kept], positions[kept], sent[kept]
+            if len(sent) < len(fits):
+                rows = rows.gather(sent)
+            del frame, checked, window, prepared  # only the encoded rows are needed now
+            yield from cutter.feed(sizes, Fragments.of(rows, separator), positions, last=False)
+        yield from cutter.feed(_NO_ROWS, None, _NO_ROWS, last=True)
 
     def keys(self, dropped: np.ndarray) -> pl.Series:
         """Every sent row's match key, in order (for a launch's results)."""
