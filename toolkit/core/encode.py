@@ -451,6 +451,13 @@ class Fragments:
         """Rows ``start..stop``, each with its separator (no copy)."""
         return self.data[int(self.offsets[start]) : int(self.offsets[stop])]
 
+    def tail(self, start: int) -> Fragments:
+        """Rows ``start..`` in a buffer of their own (a copy), so this one's memory can go."""
+        if start == 0:
+            return self
+        offsets = self.offsets[start:] - self.offsets[start]
+        return Fragments(offsets, memoryview(bytes(self.span(start, len(self)))), self.separator)
+
 
 def take_sorted(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     """The rows of ``frame`` at ``rows`` (ascending row numbers).

@@ -787,6 +787,8 @@ class _Cutter:
             yield self.env.assemble(self._take(stop - start), rows=stop - start), self.positions[start:stop]
         keep = cuts[max(final, 0)]
         self.sizes, self.positions = self.sizes[keep:], self.positions[keep:]
+        # the rows carried over (less than a body) are copied out: their window's buffer goes
+        self.pending = [(fragments.tail(first), 0) for fragments, first in self.pending]
 
     def _take(self, rows: int) -> list[memoryview]:
         """The next ``rows`` pending rows, as stretches of their windows' buffers (no copy)."""
@@ -904,8 +906,9 @@ class _Stream:
                 sizes, positions, sent = sizes[kept], positions[kept], sent[kept]
             if len(sent) < len(fits):
                 rows = rows.gather(sent)
-            del frame, checked, window, prepared  # only the encoded rows are needed now
-            yield from cutter.feed(sizes, Fragments.of(rows, separator), positions, last=False)
+            fragments = Fragments.of(rows, separator)
+            del frame, checked, window, prepared, rows  # only the encoded rows' buffer is needed now
+            yield from cutter.feed(sizes, fragments, positions, last=False)
         yield from cutter.feed(_NO_ROWS, None, _NO_ROWS, last=True)
 
     def keys(self, dropped: np.ndarray) -> pl.Series:
