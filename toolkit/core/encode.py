@@ -379,6 +379,11 @@ class RowEncoder:
         return pl.when(present > 0).then(len("<data>\n</data>") + total).otherwise(len("<data/>"))
 
     # -- use --------------------------------------------------------------------------------------
+    @property
+    def columns(self) -> list[str]:
+        """The prepared frame's columns a row is encoded from (gather only these: less to copy)."""
+        return [c for _, c in self._fields] + [c for _, c in self._subscriptions]
+
     def rows(self, frame: pl.DataFrame, *, parallel: bool = False, end: str = "") -> pl.Series:
         """One fragment per row of ``frame`` (rows of the prepared frame), ``end`` after each.
 

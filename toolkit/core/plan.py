@@ -128,7 +128,8 @@ class _Bodies:
         cuts = self.cuts
         last = _window_end(cuts, first)
         start, stop = cuts[first], cuts[last]
-        fragments = self.encoder.fragments(self._gather(start, stop), self.env.separator)
+        gathered = take_sorted(self.frame.select(self.encoder.columns), self.valid[start:stop])
+        fragments = self.encoder.fragments(gathered, self.env.separator)
         bodies = {}
         for index in range(first, last):
             rows = fragments.span(cuts[index] - start, cuts[index + 1] - start)
@@ -890,8 +891,11 @@ class _Stream:
         for frame, checked in ahead(lambda: self._each_checked(sized=False), name="toolkit-read"):
             prepared = checked.prepared
             separator = self.env.separator
-            rows = checked.encoder.rows(
-                take_sorted(prepared.frame, prepared.valid), parallel=True, end=separator.decode()
+            encoder = checked.encoder
+            rows = encoder.rows(
+                take_sorted(prepared.frame.select(encoder.columns), prepared.valid),
+                parallel=True,
+                end=separator.decode(),
             )
             sizes = rows.str.len_bytes().to_numpy().astype(np.int64) - len(separator)
             fits = sizes <= self.budget
