@@ -746,8 +746,12 @@ def _rejected_frame(source: SourceFrame, rejected: pl.DataFrame, positions: np.n
 #    rows: bytes a batch). It also keeps each valid row's match-key hash (8 bytes a row, the
 #    one per-row cost: 240 MB at 30M rows, in one array sorted in place); rejected rows go to
 #    the sink, but a too-large row waits for the duplicates (a duplicate first, as eagerly).
-#    A plain parquet scan is read slice by slice (see windows._slices_read_only_them): peak
-#    memory measured 578 MB over baseline at 10M rows, 878 MB at 30M (bench/plan_scale.py).
+#    Every pass reads and validates the next window on a thread of its own while this one is
+#    encoded, cut and digested (windows.ahead: one window ahead, two alive at most); a window's
+#    rows are encoded once, their sizes the encoded lengths. A plain parquet scan is read slice
+#    by slice (see windows._slices_read_only_them). Measured (bench/plan_scale.py, 2 busy
+#    cores): peak 658 MB over baseline at 10M rows, 895 MB at 30M; 0.84x and 0.73x the eager
+#    plan's rows/s at 1M.
 # 3. If some key hashes repeat (and duplicates are not kept), the windows holding them are
 #    read again and those rows' keys compared as text, exactly as the eager plan does; then
 #    the bodies' digests are made again with the duplicates left out.
