@@ -502,7 +502,8 @@ class Envelope:
     Example:
         >>> from toolkit.core.mapping import Mapping, Trigger
         >>> env = envelope(Mapping({"email": "email"}), Trigger(96), "xml")
-        >>> env.body("<data>\\n<email>a@x.io</email>\\n</data>", rows=1).count(b"<data array='true'>")
+        >>> row = memoryview(b"<data>\\n<email>a@x.io</email>\\n</data>\\n")  # ends with the separator
+        >>> env.assemble([row], rows=1).count(b"<data array='true'>")
         1
         >>> env.extra(1), env.extra(2)
         (13, 0)
@@ -533,15 +534,6 @@ class Envelope:
             assert bytes(only[: len(opening)]) == opening, "a profile fragment starts with its element"
             parts[1:2] = [marked, only[len(opening) :]]
         return b"".join(parts)
-
-    def body(self, joined_rows: str | bytes, *, rows: int) -> bytes:
-        """The body of ``rows`` profiles whose fragments, joined, are ``joined_rows``."""
-        inner = joined_rows.encode("utf-8") if isinstance(joined_rows, str) else joined_rows
-        if self.lone and rows == 1:
-            opening, marked = self.lone
-            assert inner.startswith(opening), "a profile fragment starts with its element"
-            inner = marked + inner[len(opening) :]
-        return self.prefix + inner + self.suffix
 
 
 def request_options(mapping: Mapping, trigger: Trigger, format: Format) -> dict[str, Any]:
