@@ -903,7 +903,12 @@ def _type_text_columns(
         value = pl.col(column)
         refusal: pl.Expr
         if target in ("int", "float"):
-            leading_zero = value.str.starts_with("0") & ~value.str.contains(r"^0(?:[.,]|$)")
+            leading_zero = (  # "007", not "0", "0.5" or "0,5" (prefix tests: no regex over every value)
+                value.str.starts_with("0")
+                & (value != "0")
+                & ~value.str.starts_with("0.")
+                & ~value.str.starts_with("0,")
+            )
             largest = typed.get_column(column).abs().max() if target == "int" else 0
             refusal = (
                 pl.when(value.str.starts_with("+").any())
