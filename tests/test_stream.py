@@ -3,15 +3,18 @@ into the same bodies as the eager plan of the same rows, and launched exactly on
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +121,67 @@ def test_a_plain_parquet_scan_is_read_by_slices_a_filtered_one_whole(tmp_path: P
     read = windows.Windows.of(scan, rows=1000)
     assert [w.height for w in read.read()] == [1000, 1000, 500]
     assert pl.concat(read.read()).equals(segment)
+
+
+class _Made:
+    """An item of a test source (weakly referenced, so the test sees which are still held)."""
+
+
+def _reader_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+def test_the_next_window_is_made_one_ahead_on_a_thread_that_ends_with_its_caller() -> None:
+    """windows.ahead: the next item is made while the caller holds one, never further ahead
+    (memory of two windows); the source is closed and the thread gone when the caller stops
+    early; an error on the thread is raised in the caller."""
+    alive: weakref.WeakSet[_Made] = weakref.WeakSet()
+    most_alive, closed = 0, threading.Event()
+
+    def source() -> Iterator[_Made]:
+        nonlocal most_alive
+        try:
+            for _ in range(200):
+                most_alive = max(most_alive, len(alive))  # held when the next one is made
+                item = _Made()
+                alive.add(item)
+                yield item
+                del item
+        finally:
+            closed.set()
+
+    made = windows.ahead(source, name="test-ahead")
+    for taken, _item in enumerate(made, start=1):
+        time.sleep(0.001)  # a slow caller: a thread not held back would run far ahead
+        if taken == 40:
+            break
+    made.close()
+    assert closed.is_set() and not _reader_threads("test-ahead")
+    assert 1 <= most_alive <= 2  # the caller's item, and the one it just let go of
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise InvalidArgumentError("reading the segment (parquet) failed: part-0003 is damaged")
+
+    failing = windows.ahead(broken, name="test-ahead")
+    assert next(failing) == 1
+    with pytest.raises(InvalidArgumentError, match="part-0003 is damaged"):
+        next(failing)
+    assert not _reader_threads("test-ahead")
+
+
+def test_a_streamed_plan_leaves_no_thread_behind(tmp_path: Path, small_windows: None) -> None:
+    """The reading thread of each pass (plan, duplicates, a send's bodies, a resend from the
+    start) ends with its pass, or when the pass is left half-way."""
+    segment = sample_customers(3000, seed=6, kind="polars")
+    streamed = plan(_parquet_parts(segment, tmp_path / "parts"), MAPPING, TRIGGER, max_rows=200)
+    assert not _reader_threads("toolkit-read")
+    first, later = streamed.batches[0].body, streamed.batches[5].body
+    assert _reader_threads("toolkit-read")  # the send's pass is under way, one window ahead
+    assert streamed.batches[0].body == first and streamed.batches[5].body == later  # a pass again
+    del streamed, first, later
+    gc.collect()
+    assert not _reader_threads("toolkit-read")
 
 
 @pytest.mark.parametrize("duplicates", ["first", "last"])

@@ -45,7 +45,7 @@ from toolkit.core.mapping import Mapping, Trigger
 from toolkit.core.validate import Prepared
 from toolkit.errors import InvalidArgumentError
 
-__all__ = ["Envelope", "RowEncoder", "envelope", "json_rows", "take_sorted", "xml_rows"]
+__all__ = ["Envelope", "Fragments", "RowEncoder", "envelope", "json_rows", "take_sorted", "xml_rows"]
 
 _JSON_ESCAPES = (
     ["\\", '"'] + [chr(i) for i in range(32)],
@@ -255,13 +255,13 @@ class RowEncoder:
             out.append((head, column, tail, self._schema[column]))
         return out
 
-    def _json_row(self, nullable: frozenset[str] | None = None) -> pl.Expr:
+    def _json_row(self, nullable: frozenset[str] | None = None, end: str = "") -> pl.Expr:
         """The fragment of a row, as one string concatenation.
 
         Each value is written between literals in a single ``concat_str``, so a column without
         nulls costs no intermediate string column. A column that has nulls (``nullable``, by
         default all) becomes one piece, null where the value is null, which the outer
-        concatenation leaves out with its comma.
+        concatenation leaves out with its comma. ``end`` is written after every row.
         """
         pieces = self._json_subscription_pieces(nullable) if self._subscriptions else []
         fields: list[Piece] = []
@@ -274,10 +274,10 @@ class RowEncoder:
         everything = fields + pieces
         first = everything[0] if everything else None
         if isinstance(first, str):  # a column without nulls comes first: it carries no comma
-            return _concat(['{"data":{' + first[1:], *everything[1:], "}}"])
+            return _concat(['{"data":{' + first[1:], *everything[1:], "}}" + end])
         # a column with nulls comes first: the first comma is cut after joining
         inner = _concat(everything).str.strip_prefix(",") if everything else pl.lit("")
-        return _concat(['{"data":{', inner, "}}"])
+        return _concat(['{"data":{', inner, "}}" + end])
 
     def _json_subscription_pieces(self, nullable: frozenset[str] | None) -> list[Piece]:
         items = []
@@ -349,11 +349,11 @@ class RowEncoder:
         present = pl.sum_horizontal(pl.col(c).is_not_null().cast(pl.Int64) for c in contacts)
         return pl.when(present == 1).then(pl.lit(marked)).otherwise(pl.lit(plain))
 
-    def _xml_row(self, nullable: frozenset[str] | None = None) -> pl.Expr:
+    def _xml_row(self, nullable: frozenset[str] | None = None, end: str = "") -> pl.Expr:
         """The fragment of a row, built like :meth:`_json_row`: one concatenation, nulls left out.
 
         ``<data>``, then each element on its own line, then ``</data>``; ``<data/>`` for a row
-        with nothing to say.
+        with nothing to say; ``end`` after every row.
         """
         columns = [c for _, c in self._fields] + [c for _, c in self._subscriptions]
         pieces: list[Piece] = []
@@ -361,12 +361,12 @@ class RowEncoder:
             always = nullable is not None and c not in nullable
             pieces.extend(group if always else [_concat(group, ignore_nulls=False)])
         if any(isinstance(p, str) for p in pieces):  # something is always there
-            return _concat(["<data>", *pieces, "\n</data>"])
+            return _concat(["<data>", *pieces, "\n</data>" + end])
         inner = _concat(pieces)
         return (
             pl.when(inner.str.len_bytes() > 0)
-            .then(_concat(["<data>", inner, "\n</data>"]))
-            .otherwise(pl.lit("<data/>"))
+            .then(_concat(["<data>", inner, "\n</data>" + end]))
+            .otherwise(pl.lit("<data/>" + end))
         )
 
     def _xml_size(self) -> pl.Expr:
@@ -379,8 +379,13 @@ class RowEncoder:
         return pl.when(present > 0).then(len("<data>\n</data>") + total).otherwise(len("<data/>"))
 
     # -- use --------------------------------------------------------------------------------------
-    def rows(self, frame: pl.DataFrame, *, parallel: bool = False) -> pl.Series:
-        """One fragment per row of ``frame`` (rows of the prepared frame).
+    @property
+    def columns(self) -> list[str]:
+        """The prepared frame's columns a row is encoded from (gather only these: less to copy)."""
+        return [c for _, c in self._fields] + [c for _, c in self._subscriptions]
+
+    def rows(self, frame: pl.DataFrame, *, parallel: bool = False, end: str = "") -> pl.Series:
+        """One fragment per row of ``frame`` (rows of the prepared frame), ``end`` after each.
 
         ``parallel`` runs the streaming engine, which encodes slices of the rows on every core:
         worth it from some ten thousand rows.
@@ -388,11 +393,15 @@ class RowEncoder:
         # the expression is fitted to these rows: columns without nulls are written inline
         nullable = frozenset(c for c in frame.columns if frame.get_column(c).has_nulls())
         if self.format == "json":
-            row = self._json_row(nullable)
+            row = self._json_row(nullable, end)
         else:
-            row = self._xml_row(nullable)
+            row = self._xml_row(nullable, end)
         query = frame.lazy().select(row.alias("row"))
         return query.collect(engine="streaming" if parallel else "in-memory").to_series()
+
+    def fragments(self, frame: pl.DataFrame, separator: bytes) -> Fragments:
+        """The rows of ``frame`` encoded in parallel, each followed by ``separator``, in one buffer."""
+        return Fragments.of(self.rows(frame, parallel=True, end=separator.decode()), separator)
 
     def sizes(self, frame: pl.DataFrame, rows: np.ndarray) -> np.ndarray:
         """The byte size of the fragment of each of ``frame``'s rows at ``rows``.
@@ -403,6 +412,56 @@ class RowEncoder:
         size = self._json_size() if self.format == "json" else self._xml_size()
         every = frame.lazy().select(size.alias("size")).collect(engine="streaming").to_series().to_numpy()
         return every[rows].astype(np.int64)
+
+
+class Fragments:
+    """Encoded rows, each followed by the body separator, one after the other in one buffer.
+
+    Why: a body is its envelope around one stretch of the buffer, made with a single copy
+    (:meth:`Envelope.assemble`); joining the rows as a string, then taking it out as bytes and
+    wrapping it, copied every byte three or four times, and bodies are most of the bytes a
+    plan moves. Sized like a sequence of rows.
+
+    Example:
+        >>> rows = Fragments.of(pl.Series(['{"a":1},', '{"b":22},', '{"c":3},']), b",")
+        >>> len(rows), rows.sizes().tolist(), bytes(rows.span(1, 3))
+        (3, [7, 8, 7], b'{"b":22},{"c":3},')
+    """
+
+    def __init__(self, offsets: np.ndarray, data: memoryview, separator: bytes) -> None:
+        self.offsets = offsets  # row i is data[offsets[i]:offsets[i + 1]], its separator last
+        self.data = data
+        self.separator = separator
+
+    @classmethod
+    def of(cls, rows: pl.Series, separator: bytes) -> Fragments:
+        """Rows already ending with ``separator`` (``RowEncoder.rows(..., end=)``), copied once
+        into Arrow's contiguous layout (the polars series may be let go)."""
+        array = rows.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: int64 offsets
+        if array.null_count:
+            raise AssertionError("an encoded row is never null")
+        _, offsets, data = array.buffers()
+        start = array.offset
+        every = np.frombuffer(offsets, dtype=np.int64)[start : start + len(array) + 1]
+        return cls(every, memoryview(data) if data is not None else memoryview(b""), separator)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def sizes(self) -> np.ndarray:
+        """Each row's encoded size, without its separator."""
+        return np.diff(self.offsets) - len(self.separator)
+
+    def span(self, start: int, stop: int) -> memoryview:
+        """Rows ``start..stop``, each with its separator (no copy)."""
+        return self.data[int(self.offsets[start]) : int(self.offsets[stop])]
+
+    def tail(self, start: int) -> Fragments:
+        """Rows ``start..`` in a buffer of their own (a copy), so this one's memory can go."""
+        if start == 0:
+            return self
+        offsets = self.offsets[start:] - self.offsets[start]
+        return Fragments(offsets, memoryview(bytes(self.span(start, len(self)))), self.separator)
 
 
 def take_sorted(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
@@ -443,7 +502,8 @@ class Envelope:
     Example:
         >>> from toolkit.core.mapping import Mapping, Trigger
         >>> env = envelope(Mapping({"email": "email"}), Trigger(96), "xml")
-        >>> env.body("<data>\\n<email>a@x.io</email>\\n</data>", rows=1).count(b"<data array='true'>")
+        >>> row = memoryview(b"<data>\\n<email>a@x.io</email>\\n</data>\\n")  # ends with the separator
+        >>> env.assemble([row], rows=1).count(b"<data array='true'>")
         1
         >>> env.extra(1), env.extra(2)
         (13, 0)
@@ -463,14 +523,17 @@ class Envelope:
         """Bytes a body of ``rows`` profiles has beyond its envelope, fragments and separators."""
         return len(self.lone[1]) - len(self.lone[0]) if self.lone and rows == 1 else 0
 
-    def body(self, joined_rows: str | bytes, *, rows: int) -> bytes:
-        """The body of ``rows`` profiles whose fragments, joined, are ``joined_rows``."""
-        inner = joined_rows.encode("utf-8") if isinstance(joined_rows, str) else joined_rows
+    def assemble(self, pieces: list[memoryview], *, rows: int) -> bytes:
+        """The body of ``rows`` profiles from stretches of :class:`Fragments`, in order (each row
+        followed by the separator; the last one's is left out): the bytes are copied once."""
+        cut = len(pieces[-1]) - len(self.separator)
+        parts: list[bytes | memoryview] = [self.prefix, *pieces[:-1], pieces[-1][:cut], self.suffix]
         if self.lone and rows == 1:
             opening, marked = self.lone
-            assert inner.startswith(opening), "a profile fragment starts with its element"
-            inner = marked + inner[len(opening) :]
-        return self.prefix + inner + self.suffix
+            only = parts[1]
+            assert bytes(only[: len(opening)]) == opening, "a profile fragment starts with its element"
+            parts[1:2] = [marked, only[len(opening) :]]
+        return b"".join(parts)
 
 
 def request_options(mapping: Mapping, trigger: Trigger, format: Format) -> dict[str, Any]:

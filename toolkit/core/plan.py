@@ -25,7 +25,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from toolkit.core.contract import EMAIL_FIELD, MATCHING_MODES, MAX_BODY_BYTES, Format
-from toolkit.core.encode import Envelope, RowEncoder, envelope, take_sorted
+from toolkit.core.encode import Envelope, Fragments, RowEncoder, envelope, take_sorted
 from toolkit.core.frames import SourceFrame
 from toolkit.core.mapping import Mapping, Trigger
 from toolkit.core.sample import RESERVED_EMAIL_DOMAINS, is_sample
@@ -54,7 +54,7 @@ from toolkit.core.validate import (
     prepare,
     whole_floats_of,
 )
-from toolkit.core.windows import Windows, is_lazy_source
+from toolkit.core.windows import Windows, ahead, is_lazy_source
 from toolkit.errors import ColumnNotFoundError, InvalidArgumentError, SourceChangedError, did_you_mean
 
 __all__ = ["Batch", "Plan", "PlanOptions", "StreamedPlan", "plan"]
@@ -128,12 +128,12 @@ class _Bodies:
         cuts = self.cuts
         last = _window_end(cuts, first)
         start, stop = cuts[first], cuts[last]
-        fragments = self.encoder.rows(self._gather(start, stop), parallel=True)
-        separator, env = self.env.separator.decode(), self.env
+        gathered = take_sorted(self.frame.select(self.encoder.columns), self.valid[start:stop])
+        fragments = self.encoder.fragments(gathered, self.env.separator)
         bodies = {}
         for index in range(first, last):
-            rows = fragments.slice(cuts[index] - start, cuts[index + 1] - cuts[index])
-            bodies[index] = env.body(rows.str.join(separator).cast(pl.Binary).item(), rows=len(rows))
+            rows = fragments.span(cuts[index] - start, cuts[index + 1] - start)
+            bodies[index] = self.env.assemble([rows], rows=cuts[index + 1] - cuts[index])
         return bodies
 
     def _gather(self, start: int, stop: int) -> pl.DataFrame:
@@ -751,8 +751,12 @@ def _rejected_frame(source: SourceFrame, rejected: pl.DataFrame, positions: np.n
 #    rows: bytes a batch). It also keeps each valid row's match-key hash (8 bytes a row, the
 #    one per-row cost: 240 MB at 30M rows, in one array sorted in place); rejected rows go to
 #    the sink, but a too-large row waits for the duplicates (a duplicate first, as eagerly).
-#    A plain parquet scan is read slice by slice (see windows._slices_read_only_them): peak
-#    memory measured 578 MB over baseline at 10M rows, 878 MB at 30M (bench/plan_scale.py).
+#    Every pass reads and validates the next window on a thread of its own while this one is
+#    encoded, cut and digested (windows.ahead: one window ahead, two alive at most); a window's
+#    rows are encoded once, their sizes the encoded lengths. A plain parquet scan is read slice
+#    by slice (see windows._slices_read_only_them). Measured (bench/plan_scale.py, 2 busy
+#    cores): peak 658 MB over baseline at 10M rows, 895 MB at 30M; 0.84x and 0.73x the eager
+#    plan's rows/s at 1M.
 # 3. If some key hashes repeat (and duplicates are not kept), the windows holding them are
 #    read again and those rows' keys compared as text, exactly as the eager plan does; then
 #    the bodies' digests are made again with the duplicates left out.
@@ -776,28 +780,39 @@ class _Cutter:
     def __init__(self, env: Envelope, budget: int, max_rows: int) -> None:
         self.env, self.budget, self.max_rows = env, budget, max_rows
         self.sizes, self.positions = _NO_ROWS, _NO_ROWS
-        self.fragments = pl.Series("row", [], dtype=pl.String)
+        self.pending: list[tuple[Fragments, int]] = []  # rows not in a body yet: (fragments, from row)
 
     def feed(
-        self, sizes: np.ndarray, fragments: pl.Series, positions: np.ndarray, *, last: bool
+        self, sizes: np.ndarray, fragments: Fragments | None, positions: np.ndarray, *, last: bool
     ) -> Iterator[tuple[bytes, np.ndarray]]:
         """The batches that are final once these rows are added: (body, input positions)."""
         self.sizes = np.concatenate([self.sizes, sizes])
         self.positions = np.concatenate([self.positions, positions])
-        self.fragments = pl.concat([self.fragments, fragments.rename("row")])
+        if fragments is not None and len(fragments):
+            self.pending.append((fragments, 0))
         cuts = _cut_points(self.sizes, len(self.env.separator), self.budget, self.max_rows)
         final = len(cuts) - 1 if last else len(cuts) - 2
-        separator, env = self.env.separator.decode(), self.env
         for start, stop in itertools.pairwise(cuts[: final + 1]):
-            rows = self.fragments.slice(start, stop - start)
-            yield (
-                # env.body: a one-profile XML body marks its lone <data> array='true', as the eager plan does
-                env.body(rows.str.join(separator).cast(pl.Binary).item(), rows=stop - start),
-                self.positions[start:stop],
-            )
+            # env.assemble: a one-profile XML body marks its lone <data> array='true', as the eager plan does
+            yield self.env.assemble(self._take(stop - start), rows=stop - start), self.positions[start:stop]
         keep = cuts[max(final, 0)]
         self.sizes, self.positions = self.sizes[keep:], self.positions[keep:]
-        self.fragments = self.fragments.slice(keep)
+        # the rows carried over (less than a body) are copied out: their window's buffer goes
+        self.pending = [(fragments.tail(first), 0) for fragments, first in self.pending]
+
+    def _take(self, rows: int) -> list[memoryview]:
+        """The next ``rows`` pending rows, as stretches of their windows' buffers (no copy)."""
+        pieces = []
+        while rows:
+            fragments, first = self.pending[0]
+            taken = min(rows, len(fragments) - first)
+            pieces.append(fragments.span(first, first + taken))
+            rows -= taken
+            if first + taken == len(fragments):
+                self.pending.pop(0)
+            else:
+                self.pending[0] = (fragments, first + taken)
+        return pieces
 
 
 @dataclass
@@ -806,7 +821,7 @@ class _Window:
 
     prepared: Prepared
     encoder: RowEncoder
-    sizes: np.ndarray  # per valid row that fits
+    sizes: np.ndarray | None  # per valid row that fits (None: not sized yet, see _Stream.validate)
     rejected: pl.DataFrame  # POS, RULE, REASON (too_large included)
     checked: np.ndarray  # row numbers that passed validation, too large ones included
     hashes: np.ndarray  # match-key hash of each ``checked`` row, uint64
@@ -829,13 +844,20 @@ class _Stream:
         self.budget = options.max_bytes - self.env.overhead - self.env.extra(1) - TOKEN_ROOM
 
     def validated(self) -> Iterator[tuple[pl.DataFrame, _Window]]:
-        """Each window of the source as read, and validated (duplicates not looked for yet)."""
+        """Each window of the source as read, and validated (duplicates not looked for yet);
+        the next window is read and validated on a thread meanwhile (see :func:`ahead`)."""
+        return ahead(lambda: self._each_checked(sized=True), name="toolkit-read")
+
+    def _each_checked(self, *, sized: bool) -> Iterator[tuple[pl.DataFrame, _Window]]:
         offset = 0
         for frame in self.windows.read():
-            yield frame, self.validate(frame, offset)
+            yield frame, self.validate(frame, offset, sized=sized)
             offset += frame.height
 
-    def validate(self, frame: pl.DataFrame, offset: int) -> _Window:
+    def validate(self, frame: pl.DataFrame, offset: int, *, sized: bool = True) -> _Window:
+        """A window validated. ``sized``: the rows' encoded sizes, added up from the columns
+        (the too-large rows left out); else ``sizes`` is None and every valid row is kept,
+        for :meth:`fitted` to size once the rows are encoded."""
         options = self.options
         prepared = prepare(
             frame,
@@ -850,34 +872,57 @@ class _Stream:
         checked = prepared.valid
         hashes = prepared.frame.get_column(KEY).gather(checked).hash().to_numpy()
         encoder = RowEncoder(prepared, self.mapping, options.format)
-        sizes = encoder.sizes(prepared.frame, prepared.valid)
-        prepared, sizes, too_large = _drop_too_large(prepared, sizes, self.budget, options)
-        rejected = prepared.rejected
+        window = _Window(prepared, encoder, None, prepared.rejected, checked, hashes)
+        if not sized:
+            return window
+        return self.fitted(window, encoder.sizes(prepared.frame, prepared.valid))
+
+    def fitted(self, window: _Window, sizes: np.ndarray) -> _Window:
+        """The window with its valid rows' sizes, the rows too large for a body left out (rejected)."""
+        prepared, sizes, too_large = _drop_too_large(window.prepared, sizes, self.budget, self.options)
+        rejected = window.rejected
         if too_large.height:
             rejected = pl.concat([rejected, too_large], how="vertical_relaxed").sort(POS)
-        return _Window(prepared, encoder, sizes, rejected, checked, hashes)
+        return replace(window, prepared=prepared, sizes=sizes, rejected=rejected)
 
     def bodies(
         self, dropped: np.ndarray, on_window: Callable[[pl.DataFrame, _Window], None] | None = None
     ) -> Iterator[tuple[bytes, np.ndarray]]:
         """Every body, in order, with its rows' input positions; ``dropped``: positions left out
-        (sorted: the duplicates found across windows)."""
+        (sorted: the duplicates found across windows).
+
+        The next window is read and validated on a thread while this one is encoded, cut and
+        digested. A window's rows are encoded once: their sizes are the fragments' lengths
+        (the same figures :meth:`RowEncoder.sizes` adds up, which the eager plan checks every
+        body against).
+        """
         cutter = _Cutter(self.env, self.budget, self.options.max_rows)
-        stream = self.validated()
-        current = next(stream, None)
-        while current is not None:
-            frame, window = current
+        for frame, checked in ahead(lambda: self._each_checked(sized=False), name="toolkit-read"):
+            prepared = checked.prepared
+            separator = self.env.separator
+            encoder = checked.encoder
+            rows = encoder.rows(
+                take_sorted(prepared.frame.select(encoder.columns), prepared.valid),
+                parallel=True,
+                end=separator.decode(),
+            )
+            sizes = rows.str.len_bytes().to_numpy().astype(np.int64) - len(separator)
+            fits = sizes <= self.budget
+            window = self.fitted(checked, sizes)
             if on_window is not None:
                 on_window(frame, window)
-            following = next(stream, None)
-            prepared, sizes = window.prepared, window.sizes
-            positions = prepared.frame.get_column(POS).to_numpy()[prepared.valid]
+            positions = window.prepared.frame.get_column(POS).to_numpy()[window.prepared.valid]
+            sent = np.flatnonzero(fits)  # too-large rows: rejected by fitted(), not sent
+            sizes = sizes[sent]
             if len(dropped):
-                keep = ~np.isin(positions, dropped, assume_unique=True)
-                prepared, sizes, positions = prepared.keep(keep), sizes[keep], positions[keep]
-            fragments = window.encoder.rows(take_sorted(prepared.frame, prepared.valid), parallel=True)
-            yield from cutter.feed(sizes, fragments, positions, last=following is None)
-            current = following
+                kept = ~np.isin(positions, dropped, assume_unique=True)
+                sizes, positions, sent = sizes[kept], positions[kept], sent[kept]
+            if len(sent) < len(fits):
+                rows = rows.gather(sent)
+            fragments = Fragments.of(rows, separator)
+            del frame, checked, window, prepared, rows  # only the encoded rows' buffer is needed now
+            yield from cutter.feed(sizes, fragments, positions, last=False)
+        yield from cutter.feed(_NO_ROWS, None, _NO_ROWS, last=True)
 
     def keys(self, dropped: np.ndarray) -> pl.Series:
         """Every sent row's match key, in order (for a launch's results)."""
@@ -1231,6 +1276,7 @@ def _duplicates_across(stream: _Stream, hashes: np.ndarray) -> tuple[np.ndarray,
         return _NO_ROWS, pl.DataFrame()
     hashes.sort()  # in place: the plan does not need them in order any more
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes  # 8 bytes a row: let go before the windows are read again
     if not len(repeated):
         return _NO_ROWS, pl.DataFrame()
     keys, originals, offset = [], [], 0

@@ -18,17 +18,20 @@ Example:
 from __future__ import annotations
 
 import glob as globbing
+import queue
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
 
 from toolkit.errors import InvalidArgumentError
 
-__all__ = ["WINDOW_ROWS", "Windows", "is_lazy_source"]
+__all__ = ["WINDOW_ROWS", "Windows", "ahead", "is_lazy_source"]
 
 #: Rows validated and encoded together in a streamed plan: large enough that polars' parallel
 #: queries pay off, small enough that a window of a wide segment stays a few hundred MB.
@@ -179,6 +182,81 @@ def _slices(query: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
         if window.height < rows:
             return
         offset += rows
+
+
+T = TypeVar("T")
+
+
+def ahead(items: Callable[[], Iterator[T]], *, name: str = "toolkit-ahead") -> Iterator[T]:
+    """``items()``'s items, made on a thread of their own one item ahead of the caller.
+
+    Why: a streamed plan reads and validates a window (polars queries, which let go of the
+    GIL) while the caller encodes, cuts and digests the one before; done one after the other,
+    each waits for the other and a core idles. The thread makes the next item as soon as the
+    caller takes one, never more: two items at most are alive (the caller's and the next),
+    so memory stays that of two windows. Its exception is raised here, in the caller, and
+    the thread stops as soon as the caller does (a generator closed or dropped half-way):
+    no process-wide pool, nothing left running.
+
+    Example:
+        >>> list(ahead(lambda: iter(range(4))))
+        [0, 1, 2, 3]
+        >>> def broken():
+        ...     yield 1
+        ...     raise ValueError("row 2 is wrong")
+        >>> made = ahead(broken)
+        >>> next(made), next(made, None)
+        Traceback (most recent call last):
+        ...
+        ValueError: row 2 is wrong
+    """
+    handed: queue.Queue[tuple[str, Any]] = queue.Queue()
+    permits = threading.Semaphore(1)  # items the thread may make before the caller takes one
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            made = items()
+            try:
+                while True:
+                    permits.acquire()
+                    if stop.is_set():
+                        return
+                    item = next(made, _DONE)
+                    if item is _DONE:
+                        break
+                    handed.put(("item", item))
+                    del item  # the caller holds it now; the thread holds nothing while it waits
+            finally:
+                # before the caller hears of the end: a source may allow one reader at a time
+                # (a DuckDB connection holds one open result), and the caller may read it again
+                close = getattr(made, "close", None)
+                if close is not None:
+                    close()
+            handed.put(("done", None))
+        except BaseException as exc:  # raised again in the caller's thread
+            handed.put(("error", exc))
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = handed.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            permits.release()  # the caller has it: make the next one meanwhile
+            yield item
+            del item
+    finally:
+        stop.set()
+        permits.release()  # wake the thread if it waits, so it sees the stop and ends
+        if not sys.is_finalizing():  # at exit a daemon thread is frozen: joining it would hang
+            worker.join()  # the source is let go (closed) before the caller reads it again
+
+
+_DONE = object()
 
 
 def _polars(batch: pa.RecordBatch | pa.Table) -> pl.DataFrame:
