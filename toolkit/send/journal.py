@@ -1580,20 +1580,33 @@ class Journal:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def row_result_columns(self, launch_id: str) -> dict[str, list[Any]]:
-        """The row results as columns (``position, row_status, profile_id, row_code,
-        row_text``): the fast path for building a results frame (plain tuples, no Row objects)."""
-        names = ("position", "row_status", "profile_id", "row_code", "row_text")
+    #: The columns of :meth:`row_result_rows` and :meth:`row_result_columns`, in order.
+    ROW_RESULT_NAMES: Final = ("position", "row_status", "profile_id", "row_code", "row_text")
+
+    def row_result_rows(self, launch_id: str) -> list[tuple[Any, ...]]:
+        """The row results as plain tuples (:attr:`ROW_RESULT_NAMES`, no Row objects): what a
+        results frame is built from, row-wise (a transpose to columns in Python cost more than
+        the read).
+
+        Example:
+            >>> Journal(":memory:").row_result_rows("nope")
+            []
+        """
         with self._lock, self._guard("reading it"):
             cursor = self._conn.cursor()
             cursor.row_factory = None
-            rows = cursor.execute(
+            return cursor.execute(
                 "SELECT position, status, profile_id, error_code, error_text FROM row_results"
                 " WHERE launch_id = ?",
                 (launch_id,),
             ).fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return {name: list(col) for name, col in zip(names, columns, strict=True)}
+
+    def row_result_columns(self, launch_id: str) -> dict[str, list[Any]]:
+        """The row results as columns (:attr:`ROW_RESULT_NAMES`: ``position, row_status,
+        profile_id, row_code, row_text``)."""
+        rows = self.row_result_rows(launch_id)
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.ROW_RESULT_NAMES]
+        return {name: list(col) for name, col in zip(self.ROW_RESULT_NAMES, columns, strict=True)}
 
     def was_sent(self, key: str, *, trigger_id: int | None = None) -> bool:
         """True when a row with this match key was sent (to ``trigger_id``, if given).

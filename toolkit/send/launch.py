@@ -834,11 +834,12 @@ class Launch:
             },
         ).explode("position", "match_key")  # fmt: skip
         rows = pl.DataFrame(
-            self._journal.row_result_columns(self.launch_id),
+            self._journal.row_result_rows(self.launch_id),
             schema={
                 "position": pl.Int64, "row_status": pl.String, "profile_id": pl.String,
                 "row_code": pl.Int64, "row_text": pl.String,
             },
+            orient="row",
         )  # fmt: skip
         state = pl.col("state")
         completed, failed, unknown = (
