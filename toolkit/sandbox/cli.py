@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             strict_catalog=args.strict_catalog,
             allow_undocumented_matching=args.allow_undocumented_matching,
             body_timeout=args.body_timeout,
+            two_processes=True,  # a large task's checks on the second core (prepare.py)
         )
     except (ValueError, CatalogError) as exc:
         print(f"toolkit sandbox: {exc}", file=sys.stderr)
