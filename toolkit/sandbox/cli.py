@@ -72,6 +72,12 @@ def register(subparsers: Any) -> None:
         help="also accept the six matching modes the batch method's page does not list",
     )
     p.add_argument(
+        "--one-process",
+        action="store_true",
+        help="check every task's profiles in this process (default: large in-memory tasks are "
+        "checked in a second process, so the sandbox uses two cores; the answers are the same)",
+    )
+    p.add_argument(
         "--body-timeout",
         type=_positive,
         default=30.0,
@@ -148,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             strict_catalog=args.strict_catalog,
             allow_undocumented_matching=args.allow_undocumented_matching,
             body_timeout=args.body_timeout,
-            two_processes=True,  # a large task's checks on the second core (prepare.py)
+            two_processes=not args.one_process,  # a large task's checks on the second core (prepare.py)
         )
     except (ValueError, CatalogError) as exc:
         print(f"toolkit sandbox: {exc}", file=sys.stderr)
