@@ -34,7 +34,7 @@ import orjson
 from toolkit.core.contract import MATCHING_MODES
 
 from .envelope import ImportEnvelope
-from .gc_pause import paused_gc
+from .gc_pause import freeze_parsed, paused_gc, thaw_when_idle
 from .knobs import IdSource
 from .prepare import PREPARE_FROM, Prepared, Preparer, RequestSource
 from .profiles import (
@@ -207,6 +207,7 @@ class Engine:
                     self._preparer = Preparer()
                 self._preparer.submit(task_id, source)
                 self._prepared.add(task_id)
+                freeze_parsed()  # the body waits for its task out of the collector's reach
             self._queue.append(task_id)
             self._wake.notify()
         return task_id
@@ -299,7 +300,7 @@ class Engine:
         checked: Checked,
         now: float,
         checks: Checks,
-        blobs: tuple[bytes, bytes, list[tuple[str, str]]] | None = None,
+        blobs: tuple[bytes, bytes, set[tuple[str, str]]] | None = None,
     ) -> str:
         """Store a checked profile (matched and merged, or created); its id. Raises
         :class:`ProfileError` for 404 (profile_id unknown) and 409 (ambiguous match).
@@ -371,6 +372,8 @@ class Engine:
     def _work(self) -> None:
         while not self._stop.is_set():
             with self._wake:
+                if not self._queue:
+                    thaw_when_idle()  # the bodies frozen for their tasks are gone: collect once
                 # a paused worker leaves the next task queued
                 self._wake.wait_for(lambda: (self._queue and self._allowance != 0) or self._stop.is_set())
                 if self._stop.is_set():

@@ -86,8 +86,11 @@ def prepare_chunk(
     Example:
         >>> from toolkit.sandbox.envelope import ImportEnvelope
         >>> env = ImportEnvelope(trigger_id=1, matching="email", profiles=[])
-        >>> prepare_chunk([{"email": "A@b.co"}, {"email": "x@"}], env)
-        [(None, [(('email', 'sub_email'), 'a@b.co')], b'{"email":"A@b.co"}', b'[]', [('email', 'a@b.co')]), (400, "invalid email 'x@'")]
+        >>> good, bad = prepare_chunk([{"email": "A@b.co"}, {"email": "x@"}], env)
+        >>> good
+        (None, [(('email', 'sub_email'), 'a@b.co')], b'{"email":"A@b.co"}', b'[]', {('email', 'a@b.co')})
+        >>> bad
+        (400, "invalid email 'x@'")
     """
     from .memstore import _NO_SUBSCRIPTIONS
 
@@ -109,7 +112,7 @@ def prepare_chunk(
                 # orjson's own bytes: marshal copies them to the exact size on the way (memstore._dumps)
                 orjson.dumps(checked.fields),
                 orjson.dumps(subs) if subs else _NO_SUBSCRIPTIONS,
-                list(index_keys(checked.fields, subs, no_custom, checks)),
+                index_keys(checked.fields, subs, no_custom, checks),  # a set: marshal keeps it
             )
         )
     return out
