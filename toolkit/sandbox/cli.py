@@ -72,10 +72,10 @@ def register(subparsers: Any) -> None:
         help="also accept the six matching modes the batch method's page does not list",
     )
     p.add_argument(
-        "--one-process",
+        "--two-processes",
         action="store_true",
-        help="check every task's profiles in this process (default: large in-memory tasks are "
-        "checked in a second process, so the sandbox uses two cores; the answers are the same)",
+        help="check the profiles of large in-memory tasks in a second process, so the sandbox "
+        "uses two cores (the same answers; faster only when a second core is free: bench/README.md)",
     )
     p.add_argument(
         "--body-timeout",
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             strict_catalog=args.strict_catalog,
             allow_undocumented_matching=args.allow_undocumented_matching,
             body_timeout=args.body_timeout,
-            two_processes=not args.one_process,  # a large task's checks on the second core (prepare.py)
+            two_processes=args.two_processes,  # a large task's checks on the second core (prepare.py)
         )
     except (ValueError, CatalogError) as exc:
         print(f"toolkit sandbox: {exc}", file=sys.stderr)

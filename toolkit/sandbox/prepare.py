@@ -17,7 +17,10 @@ store keeps anyway), and when a custom-field index exists the keys are computed 
 
 Only large tasks of the in-memory store without a processing rate go to the preparer (a paced
 or stepped task imports a few profiles at a time: the engine checks those itself). The process
-starts with the first such task and ends with the engine.
+starts with the engine (``Engine(two_processes=True)``: ``toolkit sandbox --two-processes``) and
+ends with it. The split costs CPU (the body is parsed in both processes, each chunk's results
+are serialized and read back: ~40% more a profile in all), so it pays only when a second core
+is free (bench/README.md).
 
 Example (not run as a doctest: it starts a process)::
 

@@ -98,8 +98,8 @@ class Setup:
     max_body_bytes: int = MAX_BODY_BYTES
     max_file_bytes: int = MAX_FILE_BYTES
     paused: bool = False
-    #: Large tasks checked in a second process (create_app's ``two_processes``): ``toolkit
-    #: sandbox`` does; an in-process ``serve()`` only when asked (a process per test server).
+    #: Large tasks checked in a second process (create_app's ``two_processes``; ``toolkit
+    #: sandbox --two-processes``).
     two_processes: bool = False
 
 
@@ -198,7 +198,7 @@ def serve(
     not list; ``body_timeout`` (seconds) drops a stalled upload with 408; ``max_body_bytes``
     and ``max_file_bytes`` lower the body and attachment limits (tests); ``paused`` starts
     the batch worker paused (``POST /_sandbox/step?profiles=N`` moves it on); ``two_processes``
-    checks large tasks' profiles in a second process, as ``toolkit sandbox`` does. Example (not run
+    checks large tasks' profiles in a second process (``toolkit sandbox --two-processes``). Example (not run
     as a doctest: it starts a server)::
 
         with serve(seed=1, processing_rate=50) as sandbox:
