@@ -207,20 +207,19 @@ class Engine:
                     self._preparer = Preparer()
                 self._preparer.submit(task_id, source)
                 self._prepared.add(task_id)
+            if self._bulk(env):
                 freeze_parsed()  # the body waits for its task out of the collector's reach
             self._queue.append(task_id)
             self._wake.notify()
         return task_id
 
+    def _bulk(self, env: ImportEnvelope) -> bool:
+        """A large task imported at full speed (a paced task imports one profile at a time)."""
+        return self.processing_rate is None and len(env.profiles) >= PREPARE_FROM
+
     def _preparable(self, env: ImportEnvelope) -> bool:
-        """Whether a task goes to the second process: a large one, imported at full speed into
-        the in-memory store (a paced task imports one profile at a time)."""
-        return (
-            self._two_processes
-            and self.processing_rate is None
-            and self._in_memory()
-            and len(env.profiles) >= PREPARE_FROM
-        )
+        """Whether a task goes to the second process: a bulk one, into the in-memory store."""
+        return self._two_processes and self._bulk(env) and self._in_memory()
 
     def _in_memory(self) -> bool:
         from .memstore import MemoryStore
@@ -400,11 +399,11 @@ class Engine:
         request, done = started
         env = held if held is not None else ImportEnvelope.from_dict(request or {})
         t0, first = time.monotonic(), done
-        # A prepared task runs at full speed with the collector paused throughout, not chunk by
-        # chunk: re-enabled between chunks, its first young collection walked the queued bodies
-        # parsed since (tens of thousands of acyclic containers each), ~15% of this process's
-        # CPU under a million-profile launch (gc_pause.py says why pausing is safe).
-        pause = paused_gc() if task_id in self._prepared else contextlib.nullcontext()
+        # A bulk task runs with the collector paused throughout, not chunk by chunk: re-enabled
+        # between chunks, its first young collection walked the bodies parsed since (tens of
+        # thousands of acyclic containers each), ~10-15% of the CPU under a million-profile
+        # launch (gc_pause.py says why pausing is safe; the collector runs once the worker idles).
+        pause = paused_gc() if self._bulk(env) else contextlib.nullcontext()
         try:
             with pause:
                 self._chunks(task_id, generation, env, done, t0, first)

@@ -59,8 +59,8 @@ def freeze_parsed() -> None:
     """Put every object tracked so far, a just-parsed body's included, out of the collector's
     reach (``gc.freeze``: constant time), until :func:`thaw_when_idle`.
 
-    A body queued for a second-process task (prepare.py) stays alive, untouched, until its task
-    is over: tens of thousands of acyclic containers that every young collection in between
+    The body of a bulk task (2,000 profiles or more, no processing rate: engine.py) stays alive,
+    untouched, until its task is over: tens of thousands of acyclic containers that every young collection in between
     walked again (measured: ~10% of the sandbox's CPU during a million-profile launch).
     Reference counting still frees them the moment their task lets go of them.
     """
