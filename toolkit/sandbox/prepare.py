@@ -19,7 +19,7 @@ Only large tasks of the in-memory store without a processing rate go to the prep
 or stepped task imports a few profiles at a time: the engine checks those itself). The process
 starts with the engine (``Engine(two_processes=True)``: ``toolkit sandbox --two-processes``) and
 ends with it. The split costs CPU (the body is parsed in both processes, each chunk's results
-are serialized and read back: ~45% more a profile in all), so it pays only when a second core
+are serialized and read back: ~50% more a profile in all), so it pays only when a second core
 is free (bench/README.md).
 
 Example (not run as a doctest: it starts a process)::
