@@ -5,6 +5,8 @@
 (c) the sandbox's own throughput at ``--million`` profiles (bare posts, first POST to last
 ``completed``), the sandbox process's RSS afterwards (VmRSS, VmHWM from /proc), its CPU seconds
 per profile, and how long ``/_sandbox/sends`` and ``/_sandbox/profiles`` then take to answer;
+(c2) the same on a sandbox started with ``--two-processes`` (large tasks checked in a second
+process), side by side;
 (d) the same with the SQLite store (``--db``) at ``--db-rows`` profiles;
 (e) the floor: uvicorn (the sandbox's own h11 protocol) receiving the same bodies and parsing
 them with ``orjson``, nothing else, in its own process.
@@ -66,6 +68,23 @@ def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (the sandbox's preparer: toolkit/sandbox/prepare.py)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                kids.append(int(stat.parent.name))
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+    return kids
+
+
+def _tree_cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process and of its children (each alive now)."""
+    return _cpu_s(pid), sum(_cpu_s(kid) for kid in _children(pid))
 
 
 def _load() -> str:
@@ -149,6 +168,13 @@ def main() -> int:
     args.add_argument(
         "--db-rows", type=int, default=200_000, help="profiles for (d), the SQLite store; 0 skips it"
     )
+    args.add_argument(
+        "--two-processes",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="1: also (c2), the same --million profiles on `toolkit sandbox --two-processes`",
+    )
     opts = args.parse_args()
     port, token = _free_port(), secrets.token_hex(8)
     url = f"http://127.0.0.1:{port}"
@@ -209,6 +235,25 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(30)
+    if opts.million and opts.two_processes:
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = _start(_sandbox_args(port, token, "--two-processes"), url)
+        try:
+            cpu0, kids0 = _tree_cpu_s(server.pid)
+            two_s = _bare(url, token, big_bodies)
+            cpu1, kids1 = _tree_cpu_s(server.pid)
+            rss, hwm = _rss_mb(server.pid)
+            kids_rss = sum(_rss_mb(kid)[0] for kid in _children(server.pid))
+            print(
+                f"(c2) two processes {two_s:6.2f} s  {m / two_s:9,.0f} profiles/s  {big_s / two_s:.2f}x (c)"
+                f"  ({(cpu1 - cpu0) / m * 1e6:.1f} us CPU a profile in the sandbox's process +"
+                f" {(kids1 - kids0) / m * 1e6:.1f} in its preparer; `toolkit sandbox --two-processes`; {_load()})"
+            )
+            print(f"    RSS after: {rss:,.0f} MB (peak {hwm:,.0f} MB) + its preparer {kids_rss:,.0f} MB")
+        finally:
+            server.terminate()
+            server.wait(30)
     if opts.db_rows:
         with tempfile.TemporaryDirectory() as tmp:
             port = _free_port()

@@ -76,6 +76,59 @@ def test_cli_generates_a_token_and_stops_on_ctrl_c() -> None:
             proc.kill()
 
 
+def _preparers(pid: int) -> list[int]:
+    """The second processes (prepare.py: multiprocessing's spawn) that process ``pid`` started."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if parent == str(pid) and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (/proc/PID/stat): R, S, Z..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_cli_checks_large_tasks_in_a_second_process_when_asked() -> None:
+    """A large task's answers are the same from a second process (--two-processes) and from the
+    sandbox's own (the default); the second process ends with the sandbox."""
+    profiles = [{"data": {"email": f"p{i % 1900}@example.com", "_fname": f"N{i}"}} for i in range(2500)]
+    profiles[7]["data"]["email"] = "broken@"
+    answers = []
+    for flags in (("--two-processes",), ()):
+        proc, url, token = start("--seed", "1", "--log-level", "warning", *flags)
+        try:
+            auth = {"Authorization": f"Bearer {token}"}
+            body = {"trigger_id": 7, "matching": "email", "data": profiles}
+            task = requests.post(url + BATCH_PATH, json=body, headers=auth, timeout=30).json()["task_id"]
+            deadline = time.monotonic() + 60
+            while (
+                data := requests.post(
+                    url + STATUS_PATH, json={"task_id": task}, headers=auth, timeout=30
+                ).json()["data"]
+            )["status"] != "completed":
+                assert time.monotonic() < deadline, data
+                time.sleep(0.05)
+            answers.append(data["result"])
+            preparers = _preparers(proc.pid)
+            assert len(preparers) == (1 if flags else 0), preparers
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+            for pid in preparers:  # gone with the sandbox (or a zombie reaped by nobody: not alive)
+                assert not Path(f"/proc/{pid}").exists() or _state(pid) == "Z"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert answers[0] == answers[1]
+    assert answers[0]["result"][7] == {"error": 400, "error_text": "invalid email 'broken@'"}
+
+
 def test_cli_rejects_bad_knobs() -> None:
     done = subprocess.run(
         [*TOOLKIT, "sandbox", "--fail-rate", "2"], capture_output=True, text=True, timeout=30
@@ -85,6 +138,7 @@ def test_cli_rejects_bad_knobs() -> None:
     assert helped.returncode == 0
     flags = ("--processing-rate", "--latency-ms", "--rate-limit", "--drop-rate", "--lose-response-rate")
     flags += ("--catalog", "--strict-catalog", "--allow-undocumented-matching", "--variant", "--body-timeout")
+    flags += ("--two-processes",)
     for flag in flags:
         assert flag in helped.stdout
 

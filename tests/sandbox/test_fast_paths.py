@@ -4,13 +4,16 @@
   against the validators, one value at a time;
 - the JSON depth counted on a body's bytes against the walk over its parsed containers;
 - the in-memory store against the SQLite store, the same imports through the same engine;
-- the collector pause, entered from many threads at once, leaves the collector as it found it.
+- the collector pause, entered from many threads at once, leaves the collector as it found it;
+- a bulk task's body frozen out of the collector's reach, and collected from once the worker idles.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import time
+import weakref
 from typing import Any
 
 import orjson
@@ -23,6 +26,7 @@ from toolkit.sandbox.envelope import MAX_DEPTH, ImportEnvelope, _depth_ok, _json
 from toolkit.sandbox.gc_pause import paused_gc
 from toolkit.sandbox.knobs import IdSource
 from toolkit.sandbox.memstore import MemoryStore
+from toolkit.sandbox.prepare import PREPARE_FROM
 from toolkit.sandbox.profiles import email_table, phone_table
 from toolkit.sandbox.store import Store
 from toolkit.sandbox.validators import is_email, normalize_phone
@@ -191,3 +195,37 @@ def test_the_collector_pause_is_counted_across_threads() -> None:
         assert not gc.isenabled()  # a collector that was off stays off
     finally:
         gc.enable()
+
+
+def test_a_bulk_task_freezes_its_body_and_the_idle_worker_collects() -> None:
+    """A large task's body is kept out of the collector's reach while it waits, and the collector
+    is paused for the task; once the worker is idle, a cycle made before is collected all the same."""
+
+    class Node:
+        ref: Any = None
+
+    engine = Engine(MemoryStore(), IdSource(1))
+    engine.start()
+    try:
+        gc.collect()
+        gc.disable()  # nothing collects the cycle before the task's freeze takes it out of reach
+        node = Node()
+        node.ref = node
+        alive = weakref.ref(node)
+        del node
+        env = ImportEnvelope(
+            trigger_id=1,
+            matching="email",
+            profiles=[{"email": f"p{i}@example.com"} for i in range(PREPARE_FROM)],
+        )
+        task_id = engine.submit(env)
+        gc.enable()
+        deadline = time.monotonic() + 60  # only stops a hung test
+        while alive() is not None or engine.store.task(task_id)["status"] != "completed":  # type: ignore[index]
+            assert time.monotonic() < deadline, "the cycle was not collected once the worker was idle"
+            time.sleep(0.01)
+        assert gc.isenabled()
+    finally:
+        engine.stop()
+        gc.enable()
+        gc.unfreeze()  # the idle collection froze what was alive, as the sandbox's process keeps it

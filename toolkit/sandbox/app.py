@@ -74,6 +74,7 @@ from .envelope import (
 from .gc_pause import paused_gc
 from .knobs import Faults, IdSource, Knobs, RateLimiter
 from .memstore import MemoryStore
+from .prepare import RequestSource
 from .render import body_too_large, http_status, render, status_payload, status_xml
 from .store import Store
 
@@ -329,6 +330,7 @@ async def _platform_call(request: Request, lists: frozenset[tuple[str, ...]], ha
     except BodyStalled as exc:
         return _stalled(exc, fmt)
     fmt = detect_format(request.headers.get("content-type"), raw or b"")
+    request.state.raw_body = raw  # a large batch task's profiles are read again by the preparer
     if raw is None:
         return _respond(body_too_large(fmt), fmt, 200 if knobs.variant == "error_in_200" else 400)
     answer: Format = fmt
@@ -406,6 +408,7 @@ def create_app(
     strict_catalog: bool = False,
     allow_undocumented_matching: bool = False,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    two_processes: bool = False,
 ) -> FastAPI:
     """Build the sandbox application (the store opens now; the worker runs with the app's lifespan).
 
@@ -417,13 +420,17 @@ def create_app(
     ``allow_undocumented_matching`` accepts the six matching modes the page of
     ``import_and_start_batch_task`` does not list; ``body_timeout`` is how long a request body
     may stall (seconds) before the answer is 408 and the connection is closed.
+    ``two_processes`` checks the profiles of large tasks in a second process (prepare.py), so
+    a busy sandbox works on two cores; the answers are the same.
     """
     knobs = knobs or Knobs()
     if not body_timeout > 0:
         raise ValueError(f"body_timeout must be positive, not {body_timeout}")
     # In memory (the default) the store is plain Python structures; SQLite only for a --db file.
     store: Store | MemoryStore = Store(str(db)) if db else MemoryStore()
-    engine = Engine(store, IdSource(knobs.seed), knobs.processing_rate, paused=paused)
+    engine = Engine(
+        store, IdSource(knobs.seed), knobs.processing_rate, paused=paused, two_processes=two_processes
+    )
     known = Catalog(catalog if catalog is not None else default_catalog(), strict=strict_catalog)
 
     @contextlib.asynccontextmanager
@@ -544,7 +551,8 @@ def create_app(
                 )
             )
             known.check_startable(env.trigger_id)
-            task_id = await run_in_threadpool(engine.submit, env)
+            source = RequestSource(request.state.raw_body, xml, max_file_bytes, allow_undocumented_matching)
+            task_id = await run_in_threadpool(engine.submit, env, source)
             if knobs.variant == "nested_task_id":
                 return _envelope(ok_envelope(data={"task_id": task_id}), fmt)
             return _envelope(ok_envelope(task_id=task_id), fmt)

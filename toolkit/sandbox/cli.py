@@ -72,6 +72,12 @@ def register(subparsers: Any) -> None:
         help="also accept the six matching modes the batch method's page does not list",
     )
     p.add_argument(
+        "--two-processes",
+        action="store_true",
+        help="check the profiles of large in-memory tasks in a second process, so the sandbox "
+        "uses two cores (the same answers; faster only when a second core is free: bench/README.md)",
+    )
+    p.add_argument(
         "--body-timeout",
         type=_positive,
         default=30.0,
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             strict_catalog=args.strict_catalog,
             allow_undocumented_matching=args.allow_undocumented_matching,
             body_timeout=args.body_timeout,
+            two_processes=args.two_processes,  # a large task's checks on the second core (prepare.py)
         )
     except (ValueError, CatalogError) as exc:
         print(f"toolkit sandbox: {exc}", file=sys.stderr)

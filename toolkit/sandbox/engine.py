@@ -23,16 +23,20 @@ Example:
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
+
 from toolkit.core.contract import MATCHING_MODES
 
 from .envelope import ImportEnvelope
-from .gc_pause import paused_gc
+from .gc_pause import freeze_parsed, paused_gc, thaw_when_idle
 from .knobs import IdSource
+from .prepare import PREPARE_FROM, Prepared, Preparer, RequestSource
 from .profiles import (
     EXACT,
     FIELD_KIND_PREFIXES,
@@ -72,6 +76,7 @@ class Engine:
         processing_rate: float | None = None,
         *,
         paused: bool = False,
+        two_processes: bool = False,
     ) -> None:
         self.store = store
         self.ids = ids
@@ -89,6 +94,11 @@ class Engine:
         self._allowance: int | None = 0 if paused else None
         self._busy = False  # the worker holds a task (between taking it and leaving it)
         self._in_chunk = False  # the worker is importing a chunk it was allowed
+        # Large tasks of the in-memory store are checked in a second process (prepare.py),
+        # started with the first of them; the tasks handed to it.
+        self._two_processes = two_processes
+        self._preparer: Preparer | None = None
+        self._prepared: set[str] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +108,8 @@ class Engine:
             log.info("resuming %d unfinished task(s)", len(resumed))
         with self._wake:
             self._queue.extend(resumed)
+        if self._two_processes and self.processing_rate is None and self._in_memory():
+            self._preparer = Preparer()  # started now: it takes a second to import its modules
         self._thread = threading.Thread(target=self._work, name="sandbox-worker", daemon=True)
         self._thread.start()
 
@@ -108,6 +120,8 @@ class Engine:
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._preparer is not None:
+            self._preparer.close()
 
     def reset(self) -> None:
         """Forget all state and drop queued work."""
@@ -116,6 +130,10 @@ class Engine:
             self._queue.clear()
             self._envelopes.clear()
             self._generation += 1
+            if self._preparer is not None:
+                for task_id in self._prepared:
+                    self._preparer.forget(task_id)
+            self._prepared.clear()
 
     # --- the gate --------------------------------------------------------------------------
     def pause(self, timeout: float = 30.0) -> None:
@@ -174,8 +192,9 @@ class Engine:
             self._wake.notify_all()
 
     # --- work ------------------------------------------------------------------------------
-    def submit(self, env: ImportEnvelope) -> str:
-        """Record a task for ``env`` and queue it; returns its id at once."""
+    def submit(self, env: ImportEnvelope, source: RequestSource | None = None) -> str:
+        """Record a task for ``env`` and queue it; returns its id at once. ``source`` (the
+        request as received) lets a large task be checked in the second process."""
         with self.store.transaction():
             task_id = self.ids.task_id()
             while self.store.has_task(task_id):  # a seeded run restarted on the same --db
@@ -183,9 +202,29 @@ class Engine:
             self.store.create_task(task_id, env.to_dict())
         with self._wake:
             self._envelopes[task_id] = env
+            if source is not None and self._preparable(env):
+                if self._preparer is None:
+                    self._preparer = Preparer()
+                self._preparer.submit(task_id, source)
+                self._prepared.add(task_id)
+            if self._bulk(env):
+                freeze_parsed()  # the body waits for its task out of the collector's reach
             self._queue.append(task_id)
             self._wake.notify()
         return task_id
+
+    def _bulk(self, env: ImportEnvelope) -> bool:
+        """A large task imported at full speed (a paced task imports one profile at a time)."""
+        return self.processing_rate is None and len(env.profiles) >= PREPARE_FROM
+
+    def _preparable(self, env: ImportEnvelope) -> bool:
+        """Whether a task goes to the second process: a bulk one, into the in-memory store."""
+        return self._two_processes and self._bulk(env) and self._in_memory()
+
+    def _in_memory(self) -> bool:
+        from .memstore import MemoryStore
+
+        return isinstance(self.store, MemoryStore)
 
     def import_one(
         self, env: ImportEnvelope, fields: dict[str, Any], task_id: str | None = None
@@ -229,9 +268,45 @@ class Engine:
             )
         return results
 
-    def _place(self, env: ImportEnvelope, checked: Checked, now: float, checks: Checks) -> str:
+    def import_prepared(self, env: ImportEnvelope, items: list[Prepared], task_id: str) -> list[Result]:
+        """:meth:`import_chunk` of a chunk whose profiles the second process checked
+        (:func:`~toolkit.sandbox.prepare.prepare_chunk`): the same results, the same store."""
+        now = time.time()
+        results: list[Result] = []
+        imported: list[str] = []
+        for item in items:
+            if len(item) == 2:  # the profile's own error
+                results.append(item)
+                continue
+            profile_id_given, lookups, fields_blob, subs_blob, keys = item
+            checked = Checked({}, [], lookups, profile_id_given)  # its fields stay blobs until a merge
+            try:
+                profile_id = self._place(env, checked, now, EXACT, (fields_blob, subs_blob, keys))
+            except ProfileError as exc:
+                results.append((exc.code, exc.text))
+                continue
+            results.append(profile_id)
+            imported.append(profile_id)
+        if imported and not env.skip_triggers:
+            self.store.add_sends(
+                env.trigger_id, imported, task_id, env.content, env.custom_data, env.attachments
+            )
+        return results
+
+    def _place(
+        self,
+        env: ImportEnvelope,
+        checked: Checked,
+        now: float,
+        checks: Checks,
+        blobs: tuple[bytes, bytes, set[tuple[str, str]]] | None = None,
+    ) -> str:
         """Store a checked profile (matched and merged, or created); its id. Raises
-        :class:`ProfileError` for 404 (profile_id unknown) and 409 (ambiguous match)."""
+        :class:`ProfileError` for 404 (profile_id unknown) and 409 (ambiguous match).
+
+        ``blobs``: a prepared profile's stored fields, subscriptions and match keys (``checked``
+        then holds only its lookups), read back into dicts only when it is merged or a custom
+        field is indexed."""
         if checked.profile_id is not None:
             candidates = [checked.profile_id] if self.store.has_profile(checked.profile_id) else []
         else:
@@ -246,6 +321,17 @@ class Engine:
                     candidates = found
         if len(candidates) > 1:
             raise ProfileError(409, f"more than one profile matches ({len(candidates)} found)")
+        if blobs is not None and (candidates or self.store.field_kinds):
+            checked = Checked(
+                orjson.loads(blobs[0]), orjson.loads(blobs[1]), checked.keys, checked.profile_id
+            )
+            blobs = None
+        if blobs is not None and MATCHING_MODES[env.matching].creates:  # a new profile, as prepared
+            profile_id = self.ids.profile_id()
+            while self.store.has_profile(profile_id):
+                profile_id = self.ids.profile_id()
+            self.store.put_blobs(profile_id, blobs[0], blobs[1], blobs[2], now=now)  # type: ignore[union-attr]
+            return profile_id
         if candidates:
             profile_id = candidates[0]
             stored = self.store.get_profile(profile_id)
@@ -285,6 +371,8 @@ class Engine:
     def _work(self) -> None:
         while not self._stop.is_set():
             with self._wake:
+                if not self._queue:
+                    thaw_when_idle()  # the bodies frozen for their tasks are gone: collect once
                 # a paused worker leaves the next task queued
                 self._wake.wait_for(lambda: (self._queue and self._allowance != 0) or self._stop.is_set())
                 if self._stop.is_set():
@@ -310,10 +398,29 @@ class Engine:
             return
         request, done = started
         env = held if held is not None else ImportEnvelope.from_dict(request or {})
+        t0, first = time.monotonic(), done
+        # A bulk task runs with the collector paused throughout, not chunk by chunk: re-enabled
+        # between chunks, its first young collection walked the bodies parsed since (tens of
+        # thousands of acyclic containers each), ~10-15% of the CPU under a million-profile
+        # launch (gc_pause.py says why pausing is safe; the collector runs once the worker idles).
+        pause = paused_gc() if self._bulk(env) else contextlib.nullcontext()
+        try:
+            with pause:
+                self._chunks(task_id, generation, env, done, t0, first)
+        finally:
+            if task_id in self._prepared:
+                self._prepared.discard(task_id)
+                if self._preparer is not None:
+                    self._preparer.forget(task_id)
+
+    def _chunks(
+        self, task_id: str, generation: int, env: ImportEnvelope, done: int, t0: float, first: int
+    ) -> None:
+        """Import a started task's profiles from ``done`` on, a chunk at a time, at the gate."""
         total = len(env.profiles)
         rate = self.processing_rate
         step = 1 if rate else CHUNK
-        t0, first = time.monotonic(), done
+        preparer = self._preparer if task_id in self._prepared else None
         while done < total:
             allowed, paused = self._allowed(min(step, total - done))
             if not allowed:
@@ -327,10 +434,22 @@ class Engine:
             if self._stop.is_set():
                 return  # left 'processing': the next start resumes it
             end = done + allowed
+            items = None
+            if preparer is not None:
+                # The second process prepares whole chunks; a step that splits one (or a
+                # preparer that cannot answer) has the rest of the task checked here.
+                if allowed == min(CHUNK, total - done) and done % CHUNK == 0:
+                    items = preparer.chunk(task_id, done)
+                if items is None or len(items) != allowed:
+                    preparer.forget(task_id)
+                    preparer, items = None, None
             with self.store.transaction(), paused_gc():
                 if self._generation != generation:
                     return
-                results = self.import_chunk(env, env.profiles[done:end], task_id)
+                if items is not None:
+                    results = self.import_prepared(env, items, task_id)
+                else:
+                    results = self.import_chunk(env, env.profiles[done:end], task_id)
                 if not self.store.record_results(task_id, done, results, last=end == total):
                     return
             self._done(end - done)

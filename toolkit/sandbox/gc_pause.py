@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["paused_gc"]
+__all__ = ["freeze_parsed", "paused_gc", "thaw_when_idle"]
 
 _lock = threading.Lock()
 _holders = 0
@@ -50,3 +50,35 @@ def paused_gc() -> Iterator[None]:
             _holders -= 1
             if _holders == 0 and _was_enabled:
                 gc.enable()
+
+
+_frozen_since_idle = False
+
+
+def freeze_parsed() -> None:
+    """Put every object tracked so far, a just-parsed body's included, out of the collector's
+    reach (``gc.freeze``: constant time), until :func:`thaw_when_idle`.
+
+    The body of a bulk task (2,000 profiles or more, no processing rate: engine.py) stays alive,
+    untouched, until its task is over: tens of thousands of acyclic containers that every young collection in between
+    walked again (measured: ~10% of the sandbox's CPU during a million-profile launch).
+    Reference counting still frees them the moment their task lets go of them.
+    """
+    global _frozen_since_idle
+    with _lock:
+        gc.freeze()
+        _frozen_since_idle = True
+
+
+def thaw_when_idle() -> None:
+    """Once the work is done: a full collection of what :func:`freeze_parsed` kept out of reach
+    (any cycle made meanwhile is found now), then everything alive frozen again, as the
+    sandbox's process keeps what it loaded (server.py). Nothing to do without a freeze."""
+    global _frozen_since_idle
+    with _lock:
+        if not _frozen_since_idle:
+            return
+        _frozen_since_idle = False
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()

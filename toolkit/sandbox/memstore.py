@@ -210,6 +210,26 @@ class MemoryStore:
                 else:
                     self._add_key(kind, value, profile_id)
 
+    def put_blobs(
+        self, profile_id: str, fields: bytes, subscriptions: bytes, keys: set[tuple[str, str]], *, now: float
+    ) -> None:
+        """Insert a new profile already serialized (``orjson``, as :meth:`put_profile` stores
+        it) with its match keys: a profile the second process prepared (prepare.py)."""
+        with self.lock:
+            self._row[profile_id] = len(self._ids)
+            self._ids.append(profile_id)
+            self._fields.append(fields)
+            self._subs.append(subscriptions)
+            self._created.append(now)
+            self._updated.append(now)
+            index = self._index
+            for kind, value in keys:  # as put_profile
+                values = index.get(kind)
+                if values is not None and value not in values:
+                    values[value] = profile_id
+                else:
+                    self._add_key(kind, value, profile_id)
+
     def profiles_to_index(self) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
         """Every stored profile's id, fields and subscriptions (call holding the lock)."""
         for profile_id, fields, subs in zip(self._ids, self._fields, self._subs, strict=True):

@@ -98,6 +98,9 @@ class Setup:
     max_body_bytes: int = MAX_BODY_BYTES
     max_file_bytes: int = MAX_FILE_BYTES
     paused: bool = False
+    #: Large tasks checked in a second process (create_app's ``two_processes``; ``toolkit
+    #: sandbox --two-processes``).
+    two_processes: bool = False
 
 
 def read_catalog(catalog: CatalogData | dict[str, Any] | str | Path | None) -> CatalogData | None:
@@ -129,6 +132,7 @@ def _config(token: str, db: str | Path | None, knobs: Knobs, log_level: str, set
         strict_catalog=setup.strict_catalog,
         allow_undocumented_matching=setup.allow_undocumented_matching,
         body_timeout=setup.body_timeout,
+        two_processes=setup.two_processes,
     )
     return uvicorn.Config(
         app,
@@ -181,6 +185,7 @@ def serve(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_file_bytes: int = MAX_FILE_BYTES,
     paused: bool = False,
+    two_processes: bool = False,
     log_level: str = "warning",
     startup_timeout: float = 15.0,
 ) -> Iterator[SandboxServer]:
@@ -195,7 +200,8 @@ def serve(
     ``allow_undocumented_matching`` accepts the six matching modes the batch method's page does
     not list; ``body_timeout`` (seconds) drops a stalled upload with 408; ``max_body_bytes``
     and ``max_file_bytes`` lower the body and attachment limits (tests); ``paused`` starts
-    the batch worker paused (``POST /_sandbox/step?profiles=N`` moves it on). Example (not run
+    the batch worker paused (``POST /_sandbox/step?profiles=N`` moves it on); ``two_processes``
+    checks large tasks' profiles in a second process (``toolkit sandbox --two-processes``). Example (not run
     as a doctest: it starts a server)::
 
         with serve(seed=1, processing_rate=50) as sandbox:
@@ -222,6 +228,7 @@ def serve(
         max_body_bytes,
         max_file_bytes,
         paused,
+        two_processes,
     )
     token = token or secrets.token_urlsafe(24)
     server = uvicorn.Server(_config(token, db, knobs, log_level, setup))

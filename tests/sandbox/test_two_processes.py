@@ -1,0 +1,88 @@
+"""A sandbox checking large tasks in a second process (``two_processes``, what ``toolkit sandbox``
+runs) answers exactly as one that checks them itself: the same per-profile results, profiles,
+sends and task counts, over HTTP, for new profiles, updates (in a task and across tasks),
+failures of every kind, a custom-field index built half-way, a stepped task and a reset."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sandbox_helpers import Api
+
+from toolkit.sandbox.engine import Engine
+from toolkit.sandbox.prepare import PREPARE_FROM
+
+ROWS = PREPARE_FROM + 600  # two whole chunks and a partial one
+
+
+def _profiles(offset: int) -> list[dict[str, Any]]:
+    people: list[dict[str, Any]] = []
+    for i in range(offset, offset + ROWS):
+        person: dict[str, Any] = {"email": f"p{i % 2000}@example.com", "_fname": f"N{i}", "CRM": i % 97}
+        if i % 3 == 0:
+            person["subscriptions"] = [
+                {"channel": "sms", "phone": f"+7 900 000 {i % 1000:04d}", "resource_id": "5"}
+            ]
+        if i % 50 == 7:
+            person["email"] = "broken@"
+        if i % 40 == 9:
+            person["phones"] = ["+7 900 111 22 33", "12"]
+        if i % 70 == 11:
+            person["_regdate"] = "2024-13-40"
+        if i % 90 == 13:
+            person["subscriptions"] = [{"channel": "fax", "number": 1}]
+        people.append(person)
+    return people
+
+
+def _timeless(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if not k.endswith(("_at", "time"))} for r in rows]
+
+
+def _session(api: Api) -> tuple[Any, ...]:
+    results = [
+        api.run(_profiles(0), matching="email"),
+        api.run(_profiles(1500), matching="email"),  # updates of the first task's profiles
+        api.run(_profiles(300), matching="phone"),
+        api.run(_profiles(0), matching="custom", field_name="CRM"),  # ambiguous: 409s
+        api.run(_profiles(2000), matching="email", skip_invalid_subscriptions=True),
+    ]
+    # A paused worker stepped through a split chunk: the rest of the task is checked in process.
+    api.control("pause")
+    task_id = api.batch(_profiles(4000), matching="email")
+    assert api.step(1500) == 1500
+    api.control("resume")
+    results.append(api.wait(task_id))
+    state = (
+        _timeless(api.inspect("profiles")),
+        _timeless(api.inspect("sends")),
+        _timeless(api.inspect("tasks")),
+    )
+    assert api.control("reset")
+    results.append(api.run(_profiles(0), matching="email"))  # after a reset: ids start afresh
+    return results, state, _timeless(api.inspect("profiles"))
+
+
+def test_two_processes_answer_as_one(make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared: list[int] = []
+    import_prepared = Engine.import_prepared
+
+    def counted(self: Engine, env: Any, items: list[Any], task_id: str) -> Any:
+        prepared.append(len(items))
+        return import_prepared(self, env, items, task_id)
+
+    monkeypatch.setattr(Engine, "import_prepared", counted)
+    one = _session(make_api(seed=3))
+    assert not prepared
+    two = _session(make_api(seed=3, two_processes=True))
+    assert any(p.name == "sandbox-preparer" for p in multiprocessing.active_children())
+    # Every task's whole chunks came from the second process, but the stepped one's split chunk on.
+    assert len(prepared) >= 6 * (ROWS // 1000)
+    assert one == two
+    results = one[0]
+    flat = [r for task in results for r in task]
+    assert {r.get("error") for r in flat} >= {None, 400, 409}
+    assert any("invalid email 'broken@'" in r.get("error_text", "") for r in flat)

@@ -1,0 +1,260 @@
+"""A task's profiles checked in a second process, so a busy sandbox works on two cores.
+
+One process runs everything under one GIL: receiving and parsing a body (~10 us a profile),
+checking each profile (email, phones, dates, subscriptions, its match keys) and serializing
+what is stored (~10-15 us), then matching and storing it (~8 us). The checks depend on the
+profile and the envelope only, never on the store, so they can run anywhere: here a second
+process (:class:`Preparer`) reads the task's request body itself, checks its profiles chunk by
+chunk with the very functions the sandbox uses (:func:`~toolkit.sandbox.profiles.check_profile`,
+:func:`~toolkit.sandbox.profiles.chunk_checks`) and sends back, per profile, its error or what
+the store needs: its lookups, its fields and subscriptions as the stored ``orjson`` blobs, and
+its match keys. The sandbox's own process then only matches and stores (the engine), while the
+preparer already checks the next chunks: the two stages overlap on two cores.
+
+The answers are the same as checking in the sandbox's process: the same functions run on the
+same parsed profiles; a profile that updates a stored one is merged from its blobs (what the
+store keeps anyway), and when a custom-field index exists the keys are computed again.
+
+Only large tasks of the in-memory store without a processing rate go to the preparer (a paced
+or stepped task imports a few profiles at a time: the engine checks those itself). The process
+starts with the engine (``Engine(two_processes=True)``: ``toolkit sandbox --two-processes``) and
+ends with it. The split costs CPU (the body is parsed in both processes, each chunk's results
+are serialized and read back: ~50% more a profile in all), so it pays only when a second core
+is free (bench/README.md).
+
+Example (not run as a doctest: it starts a process)::
+
+    preparer = Preparer()
+    preparer.submit("t1", RequestSource(raw_body, xml=False, max_file_bytes=..., undocumented_matching=False))
+    items = preparer.chunk("t1", 0)     # one Prepared item per profile of the first chunk
+    preparer.close()
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+# marshal, not pickle: the messages are tuples, lists, str, bytes and ints between two processes
+# of the same interpreter, and marshal reads them back ~2x faster (measured ~1.4 vs ~2.5 us a profile).
+import marshal
+import multiprocessing
+import queue
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Final
+
+import orjson
+
+from .envelope import BATCH_LISTS, decode, parse_import
+from .profiles import EXACT, Checks, ProfileError, check_profile, chunk_checks, index_keys
+
+__all__ = ["CHUNK", "PREPARE_FROM", "Prepared", "Preparer", "RequestSource", "prepare_chunk"]
+
+log = logging.getLogger("toolkit.sandbox")
+
+#: Profiles per chunk: the engine's transaction size (engine.CHUNK).
+CHUNK: Final = 1000
+#: Fewest profiles in a task for it to be checked in the second process: below it, a task is
+#: over before the pipeline fills.
+PREPARE_FROM: Final = 2 * CHUNK
+#: Chunks the preparer may be ahead of the engine (bounds the memory of a slow engine).
+_AHEAD: Final = 8
+#: Fewest profiles in a chunk for its emails and phones to be checked column-wise (engine's).
+_COLUMNWISE_FROM: Final = 64
+
+#: One profile, prepared: ``(error, error_text)``, or ``(profile_id, lookups, fields_blob,
+#: subscriptions_blob, keys)`` (``profile_id`` given by a ``profile_id`` matching, else None;
+#: ``keys``: the profile's match keys without custom-field kinds).
+Prepared = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSource:
+    """A batch request as received, for the preparer to read its profiles from."""
+
+    raw: bytes
+    xml: bool
+    max_file_bytes: int
+    undocumented_matching: bool
+
+
+def prepare_chunk(
+    profiles: list[dict[str, Any]], matching_env: Any, checks: Checks | None = None
+) -> list[Prepared]:
+    """Check each profile of a chunk as the engine does; one :data:`Prepared` item each.
+    ``checks``: the task's emails and phones already checked column-wise (else the chunk's).
+
+    Example:
+        >>> from toolkit.sandbox.envelope import ImportEnvelope
+        >>> env = ImportEnvelope(trigger_id=1, matching="email", profiles=[])
+        >>> good, bad = prepare_chunk([{"email": "A@b.co"}, {"email": "x@"}], env)
+        >>> good
+        (None, [(('email', 'sub_email'), 'a@b.co')], b'{"email":"A@b.co"}', b'[]', {('email', 'a@b.co')})
+        >>> bad
+        (400, "invalid email 'x@'")
+    """
+    from .memstore import _NO_SUBSCRIPTIONS
+
+    if checks is None:
+        checks = chunk_checks(profiles) if len(profiles) >= _COLUMNWISE_FROM else EXACT
+    no_custom: set[str] = set()
+    out: list[Prepared] = []
+    for fields in profiles:
+        try:
+            checked = check_profile(fields, matching_env, checks)
+        except ProfileError as exc:
+            out.append((exc.code, exc.text))
+            continue
+        subs = checked.subscriptions
+        out.append(
+            (
+                checked.profile_id,
+                checked.keys,
+                # orjson's own bytes: marshal copies them to the exact size on the way (memstore._dumps)
+                orjson.dumps(checked.fields),
+                orjson.dumps(subs) if subs else _NO_SUBSCRIPTIONS,
+                index_keys(checked.fields, subs, no_custom, checks),  # a set: marshal keeps it
+            )
+        )
+    return out
+
+
+def _serve(tasks: Connection, results: Connection) -> None:
+    """The preparer process: for each task received, its chunks' items, in order."""
+    import gc
+
+    gc.disable()  # parsed bodies are acyclic (gc_pause.py); this process holds nothing else
+    while True:
+        try:
+            message = tasks.recv_bytes()
+        except (EOFError, OSError):
+            return
+        task_id, raw, xml, max_file_bytes, undocumented = marshal.loads(message)
+        try:
+            # The sandbox's process decoded this body already (its shape and depth are checked):
+            # JSON is only parsed again here.
+            body = decode(raw, "xml", BATCH_LISTS) if xml else orjson.loads(raw)
+            env = parse_import(
+                body, xml=xml, single=False, max_file_bytes=max_file_bytes, undocumented_matching=undocumented
+            )
+            del body, raw
+            # Every email and phone of the task in one column-wise pass: the tables answer per
+            # value, so they are the chunks' own answers, at a third of the cost of 10 passes.
+            checks = chunk_checks(env.profiles)
+            for start in range(0, len(env.profiles), CHUNK):
+                items = prepare_chunk(env.profiles[start : start + CHUNK], env, checks)
+                results.send_bytes(marshal.dumps((task_id, start, items)))
+        except (EOFError, OSError, BrokenPipeError):
+            return
+        except Exception as exc:  # the engine checks this task itself
+            results.send_bytes(marshal.dumps((task_id, -1, f"{type(exc).__name__}: {exc}")))
+
+
+class Preparer:
+    """The second process and the engine's side of it: tasks in, prepared chunks out."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        task_out, task_in = context.Pipe(duplex=False)
+        result_out, result_in = context.Pipe(duplex=False)
+        self._send = task_in
+        self._results = result_out
+        self._process = context.Process(
+            target=_serve, args=(task_out, result_in), name="sandbox-preparer", daemon=True
+        )
+        self._process.start()
+        task_out.close()
+        result_in.close()
+        self._ready: dict[tuple[str, int], list[Prepared] | None] = {}
+        self._failed: set[str] = set()
+        self._dropped: set[str] = set()  # the engine wants no more of these tasks' chunks
+        self._cond = threading.Condition()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, name="sandbox-preparer-reader", daemon=True)
+        self._reader.start()
+        # Sent from a thread of its own: the pipe takes a 10 MB body only as fast as the preparer
+        # reads it, and the request that submitted it must be answered at once.
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._write, name="sandbox-preparer-sender", daemon=True)
+        self._sender.start()
+
+    def submit(self, task_id: str, source: RequestSource) -> None:
+        """Have the preparer check a task's profiles (from its request body, as received)."""
+        self._outbox.put(
+            marshal.dumps(
+                (task_id, source.raw, source.xml, source.max_file_bytes, source.undocumented_matching)
+            )
+        )
+
+    def _write(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                self._send.send_bytes(message)
+            except (OSError, ValueError):  # the process is gone: chunk() answers None
+                break
+        self._send.close()
+
+    def chunk(self, task_id: str, start: int, timeout: float = 60.0) -> list[Prepared] | None:
+        """The items of the chunk of ``task_id`` starting at profile ``start`` (waits for them);
+        None when the preparer cannot give them (gone, failed on this task, or too slow)."""
+        key = (task_id, start)
+        with self._cond:
+            found = self._cond.wait_for(
+                lambda: key in self._ready or task_id in self._failed or self._closed, timeout
+            )
+            if not found or key not in self._ready:
+                return None
+            items = self._ready.pop(key)
+            self._cond.notify_all()
+            return items
+
+    def forget(self, task_id: str) -> None:
+        """Drop what was and will be prepared for a task the engine takes no more chunks of
+        (it is over, it was reset, or a pause split its chunks)."""
+        with self._cond:
+            self._dropped.add(task_id)
+            for key in [k for k in self._ready if k[0] == task_id]:
+                del self._ready[key]
+            self._cond.notify_all()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._results.recv_bytes()
+            except (EOFError, OSError):
+                break
+            task_id, start, items = marshal.loads(message)
+            with self._cond:
+                if task_id in self._dropped:
+                    continue
+                if start < 0:
+                    log.warning("preparer failed on task %s (%s): checked in process", task_id, items)
+                    self._failed.add(task_id)
+                else:
+                    # Bounded look-ahead: the preparer blocks on its pipe while the engine lags.
+                    self._cond.wait_for(functools.partial(self._room_for, task_id))
+                    if task_id not in self._dropped:
+                        self._ready[(task_id, start)] = items
+                self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _room_for(self, task_id: str) -> bool:
+        """Whether the reader may store a chunk of ``task_id`` now (call holding the lock)."""
+        return len(self._ready) < _AHEAD or self._closed or task_id in self._dropped
+
+    def close(self) -> None:
+        """End the process (the engine is stopping)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._outbox.put(None)
+        self._sender.join(5)
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+        self._results.close()
