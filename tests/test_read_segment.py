@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import mmap
 from pathlib import Path
 
 import pandas as pd
@@ -294,3 +295,40 @@ def test_a_large_file_with_several_cyrillic_columns_reads_the_same_in_cp1251_and
     cp1251, utf8 = load_segment(text.encode("cp1251")), load_segment(text.encode())
     assert cp1251.encoding == "cp1251"
     assert cp1251.frame.equals(utf8.frame) and cp1251.frame.equals(frame)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "data"),
+    [
+        ("export.csv", RUSSIAN_CSV.encode("cp1251")),
+        ("bom.csv", b"\xef\xbb\xbf" + RUSSIAN_CSV.encode()),
+        ("wide.tsv", RUSSIAN_CSV.replace(";", "\t").encode("utf-16")),
+        ("quoted.csv", b'id,note\n1,"a, b"\n2,"two\nlines"\n3,plain\n' * 50),
+        ("empty.csv", b""),
+        ("ragged.csv", b"a,b\n1,2\n3,4,5\n"),
+    ],
+)
+def test_a_large_file_is_mapped_not_copied_and_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_name: str, data: bytes
+) -> None:
+    """Files from ``_MAP_BYTES`` on are mapped into memory (cut in parts of ``_PART_BYTES`` at
+    line ends): the frame, or the error, is the same as from the same bytes read whole."""
+    path = write(tmp_path, file_name, data)
+
+    def outcome(source: Path | bytes) -> tuple[pl.DataFrame, str | None, str | None] | str:
+        try:
+            seg = load_segment(source)
+        except SegmentFileError as exc:
+            return str(exc).split(": ", 1)[1]  # (the name differs: the path vs "the data given")
+        return seg.frame, seg.encoding, seg.separator
+
+    whole = outcome(data)
+    monkeypatch.setattr(segments, "_MAP_BYTES", 1)
+    monkeypatch.setattr(segments, "_PART_BYTES", 64)
+    if data:
+        assert isinstance(segments._read_file(path), mmap.mmap)
+    mapped = outcome(path)
+    if isinstance(whole, tuple) and isinstance(mapped, tuple):
+        assert mapped[0].equals(whole[0]) and mapped[1:] == whole[1:]
+    else:
+        assert mapped == whole

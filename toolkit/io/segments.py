@@ -39,6 +39,7 @@ import functools
 import io
 import itertools
 import math
+import mmap
 import os
 import re
 from collections import Counter
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # pandas is imported on use: a polars-only script never pays 
 __all__ = ["SEPARATORS", "SegmentFile", "load_segment", "read_segment"]
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+FileBytes = bytes | mmap.mmap  # a file as read: its bytes, or a large one mapped
 
 #: The separators sniffed, in the order a tie is decided.
 SEPARATORS = (",", ";", "\t", "|")
@@ -277,22 +279,22 @@ def load_segment(
     if fmt == "delimited":
         loaded = _read_delimited(data, name, encoding, _separator(separator, name), keep=text)
     elif fmt == "excel":
-        loaded = _read_excel(data, name, sheet)
+        loaded = _read_excel(bytes(data), name, sheet)
     else:
-        loaded = _read_typed(data, name, fmt)
+        loaded = _read_typed(bytes(data), name, fmt)
     return _keep_text(loaded, text)
 
 
 # --- opening -------------------------------------------------------------------------------------
-def _open(source: Source) -> tuple[str, bytes, str]:
-    """(name for messages, the bytes, the lower-case extension or "")."""
+def _open(source: Source) -> tuple[str, FileBytes, str]:
+    """(name for messages, the bytes (a large file mapped), the lower-case extension or "")."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "the data given", bytes(source), ""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         name = str(source)
         try:
-            return name, path.read_bytes(), path.suffix.lower()
+            return name, _read_file(path), path.suffix.lower()
         except FileNotFoundError:
             nearby = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
             raise SegmentFileError(
@@ -316,9 +318,22 @@ def _open(source: Source) -> tuple[str, bytes, str]:
     return name, bytes(data), Path(name).suffix.lower()
 
 
-def _format(data: bytes, suffix: str) -> str:
+def _read_file(path: Path) -> FileBytes:
+    """The file's bytes; a large one mapped into memory rather than copied (as polars and
+    pyarrow read a path): the CSV reader then parses the page cache itself."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size == 0 or size < _MAP_BYTES:  # (an empty file cannot be mapped)
+            return file.read()
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)  # (stays valid once the file is closed)
+
+
+_MAP_BYTES = 16 << 20  # files from this size on are mapped, not read
+
+
+def _format(data: FileBytes, suffix: str) -> str:
     for magic, fmt in _MAGIC:
-        if data.startswith(magic):
+        if data[: len(magic)] == magic:
             return fmt
     by_suffix = _EXTENSIONS.get(suffix)
     if by_suffix in ("excel", "parquet"):
@@ -359,24 +374,24 @@ _BOMS = (
 
 
 def _read_delimited(
-    data: bytes, name: str, encoding: str | None, separator: str | None, *, keep: tuple[str, ...] = ()
+    data: FileBytes, name: str, encoding: str | None, separator: str | None, *, keep: tuple[str, ...] = ()
 ) -> SegmentFile:
     if _blank(data):
         raise SegmentFileError(f"{name}: the file is empty (no header, no rows)", source=name)
     given = _codec(encoding, name) if encoding else None
-    chosen = given or next((enc for bom, enc in _BOMS if data.startswith(bom)), None) or _utf16_guess(data)
+    chosen = given or next((enc for bom, enc in _BOMS if data[: len(bom)] == bom), None) or _utf16_guess(data)
     if chosen is not None and not _byte_wise(chosen):
         # UTF-16/32 (or a multi-byte encoding whose bytes may look like separators): the
         # whole text is decoded here, then read as UTF-8
         try:
-            data = data.decode(chosen).encode("utf-8")
+            data = str(data, chosen).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise SegmentFileError(_undecodable(name, exc, [chosen], data), source=name) from None
         shown = _shown_encoding(chosen)
         chosen = "utf-8"
     else:
         shown = None
-    if data.startswith(codecs.BOM_UTF8):
+    if data[:3] == codecs.BOM_UTF8:
         data, chosen = data[len(codecs.BOM_UTF8) :], chosen or "utf-8"
     if chosen == "utf-8-sig":
         chosen = "utf-8"
@@ -397,10 +412,10 @@ def _read_delimited(
     )
 
 
-def _blank(data: bytes) -> bool:
+def _blank(data: FileBytes) -> bool:
     """Nothing but spaces, line ends, NULs and byte-order marks."""
     blank = b" \t\r\n\x00" + codecs.BOM_UTF8 + codecs.BOM_UTF16_LE + codecs.BOM_UTF16_BE
-    return not data[:4096].strip(blank) and not (len(data) > 4096 and data.strip(blank))
+    return not data[:4096].strip(blank) and not (len(data) > 4096 and data[4096:].strip(blank))
 
 
 def _codec(encoding: str, name: str) -> str:
@@ -456,7 +471,7 @@ def _single_byte_table(codec: str) -> tuple[np.ndarray, np.ndarray] | None:
     return extra, defined
 
 
-def _utf16_guess(data: bytes) -> str | None:
+def _utf16_guess(data: FileBytes) -> str | None:
     """UTF-16 without a byte-order mark: one NUL beside every ASCII character."""
     head = data[:4096]
     if len(head) < 4 or head.count(0) < len(head) // 4:
@@ -465,7 +480,7 @@ def _utf16_guess(data: bytes) -> str | None:
     return "utf-16-le" if odd > even else "utf-16-be"
 
 
-def _header(data: bytes, separator: str | None, name: str) -> tuple[str, list[bytes], int]:
+def _header(data: FileBytes, separator: str | None, name: str) -> tuple[str, list[bytes], int]:
     """The separator, the header's fields (raw bytes) and the lines the header takes."""
     head = data[:_SAMPLE_BYTES]
     cut = head.rfind(b"\n")
@@ -509,7 +524,7 @@ def _sniff(text: str) -> str:
     return best
 
 
-def _parse(data: bytes, name: str, sep: str, n_columns: int, header_lines: int) -> Any:
+def _parse(data: FileBytes, name: str, sep: str, n_columns: int, header_lines: int) -> Any:
     """Every field as bytes (pyarrow's CSV reader), the header skipped.
 
     pyarrow reads each part on one thread of its own (``use_threads=False``: its thread
@@ -521,7 +536,7 @@ def _parse(data: bytes, name: str, sep: str, n_columns: int, header_lines: int) 
     import pyarrow.csv as pacsv
 
     names = [f"c{i}" for i in range(n_columns)]
-    quoted = b'"' in data
+    quoted = data.find(b'"') != -1
 
     def read(part: bytes | memoryview, skip: int) -> Any:
         return pacsv.read_csv(
@@ -542,7 +557,7 @@ def _parse(data: bytes, name: str, sep: str, n_columns: int, header_lines: int) 
     view = memoryview(data)
     try:
         if len(cuts) == 2:
-            return read(data, header_lines)
+            return read(view, header_lines)
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=len(cuts) - 1, thread_name_prefix="toolkit-csv") as pool:
@@ -560,7 +575,7 @@ def _parse(data: bytes, name: str, sep: str, n_columns: int, header_lines: int) 
 _PART_BYTES = 8 << 20  # a file is read in parts of at least this size, one per core
 
 
-def _line_cuts(data: bytes, parts: int, quoted: bool) -> list[int]:
+def _line_cuts(data: FileBytes, parts: int, quoted: bool) -> list[int]:
     """Offsets cutting ``data`` into about ``parts`` pieces at line ends outside quotes.
 
     Example:
@@ -571,7 +586,7 @@ def _line_cuts(data: bytes, parts: int, quoted: bool) -> list[int]:
     for i in range(1, parts):
         at = data.find(b"\n", max(cuts[-1], len(data) * i // parts))
         while at != -1 and quoted:
-            quotes += data.count(b'"', counted, at)
+            quotes += data[counted:at].count(b'"')
             counted = at
             if quotes % 2 == 0:  # an even number of quotes before it: outside a value
                 break
@@ -582,9 +597,9 @@ def _line_cuts(data: bytes, parts: int, quoted: bool) -> list[int]:
     return [*cuts, len(data)]
 
 
-def _parse_problem(data: bytes, name: str, sep: str, n_columns: int, arrow_message: str) -> str:
+def _parse_problem(data: FileBytes, name: str, sep: str, n_columns: int, arrow_message: str) -> str:
     """Say which line does not fit (found again with the csv module: this is the error path)."""
-    text = data.decode("latin-1")  # ASCII structure only: any byte-wise encoding
+    text = str(data, "latin-1")  # ASCII structure only: any byte-wise encoding
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     shown = _SHOWN.get(sep, repr(sep))
     try:
@@ -858,7 +873,7 @@ def _transcode(
     )
 
 
-def _undecodable(name: str, exc: UnicodeDecodeError, tried: Sequence[str], data: bytes) -> str:
+def _undecodable(name: str, exc: UnicodeDecodeError, tried: Sequence[str], data: FileBytes) -> str:
     line = data[: exc.start].count(b"\n") + 1
     return (
         f"{name}: line {line}: byte 0x{data[exc.start]:02x} cannot be read as "
