@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from toolkit.sandbox.server import _bind
 
@@ -34,4 +35,7 @@ def test_connections_on_the_sandbox_socket_get_tcp_nodelay() -> None:
             server.close()
             await server.wait_closed()
 
-    assert asyncio.run(accepted_nodelay()) != 0
+    # a loop of its own on a thread of its own: an earlier test (Playwright's sync API) may leave
+    # an event loop running on this one, where asyncio.run() refuses to start
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        assert thread.submit(asyncio.run, accepted_nodelay()).result(timeout=60) != 0
