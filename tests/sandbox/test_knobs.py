@@ -113,7 +113,7 @@ def test_latency_delays_platform_routes_only(
     start = time.perf_counter()
     api.post(STATUS_PATH, {"task_id": "x"})
     assert time.perf_counter() - start >= 0.25  # a lower bound: the server waited that long
-    api.inspect("tasks")
+    api.inspect("tasks")  # (each answer's line is logged before its last bytes go out)
     lines = [
         r.getMessage() for r in caplog.records if r.name == "toolkit.sandbox" and " -> " in r.getMessage()
     ]

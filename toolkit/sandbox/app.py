@@ -219,15 +219,11 @@ class AccessLog:
             return
         start = time.perf_counter()
         status: list[int] = []
+        logged = False
 
-        async def record(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
+        def write_line() -> None:
+            nonlocal logged
+            logged = True
             state = scope.get("state") or {}
             outcome = f"{status[0]}" if status else "no answer"
             if fault := state.get("toolkit.fault"):
@@ -236,6 +232,19 @@ class AccessLog:
                 outcome += f" (+{latency:g} ms latency knob)"
             ms = (time.perf_counter() - start) * 1000
             log.info("%s %s -> %s in %.1f ms", scope["method"], scope["path"], outcome, ms)
+
+        async def record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                write_line()  # before the answer's last bytes go: a client that has it finds it logged
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            if not logged:  # no answer (a fault knob, a dropped connection, an error)
+                write_line()
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -262,11 +262,15 @@ class Engine:
                 continue
             results.append(profile_id)
             imported.append(profile_id)
+        self._trigger(env, imported, task_id)
+        return results
+
+    def _trigger(self, env: ImportEnvelope, imported: list[str], task_id: str) -> None:
+        """The chunk's imported profiles enter the trigger (one group in the send log)."""
         if imported and not env.skip_triggers:
             self.store.add_sends(
                 env.trigger_id, imported, task_id, env.content, env.custom_data, env.attachments
             )
-        return results
 
     def import_prepared(self, env: ImportEnvelope, items: list[Prepared], task_id: str) -> list[Result]:
         """:meth:`import_chunk` of a chunk whose profiles the second process checked
@@ -287,10 +291,7 @@ class Engine:
                 continue
             results.append(profile_id)
             imported.append(profile_id)
-        if imported and not env.skip_triggers:
-            self.store.add_sends(
-                env.trigger_id, imported, task_id, env.content, env.custom_data, env.attachments
-            )
+        self._trigger(env, imported, task_id)
         return results
 
     def _place(
