@@ -2,6 +2,8 @@
 
 - the column-wise email and phone checks of a chunk (``profiles.email_table`` / ``phone_table``)
   against the validators, one value at a time;
+- the keys ``check_profile`` finds on its walk over a profile against ``index_keys`` of what it
+  stores, for every matching mode;
 - the JSON depth counted on a body's bytes against the walk over its parsed containers;
 - the in-memory store against the SQLite store, the same imports through the same engine;
 - the collector pause, entered from many threads at once, leaves the collector as it found it;
@@ -21,13 +23,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolkit.core.contract import CHANNELS, MatchingMode
 from toolkit.sandbox.engine import Engine
 from toolkit.sandbox.envelope import MAX_DEPTH, ImportEnvelope, _depth_ok, _json_depth_ok
 from toolkit.sandbox.gc_pause import paused_gc
 from toolkit.sandbox.knobs import IdSource
 from toolkit.sandbox.memstore import MemoryStore
 from toolkit.sandbox.prepare import PREPARE_FROM
-from toolkit.sandbox.profiles import email_table, phone_table
+from toolkit.sandbox.profiles import (
+    ProfileError,
+    check_profile,
+    chunk_checks,
+    email_table,
+    index_keys,
+    phone_table,
+)
 from toolkit.sandbox.store import Store
 from toolkit.sandbox.validators import is_email, normalize_phone
 
@@ -77,6 +87,57 @@ def test_the_chunk_email_check_answers_as_is_email(values: list[str]) -> None:
 def test_the_chunk_phone_check_answers_as_normalize_phone(values: list[str]) -> None:
     distinct = list(dict.fromkeys(values))
     assert phone_table(distinct) == {v: normalize_phone(v) for v in distinct}
+
+
+_CONTACTS = st.sampled_from(
+    ["a@b.co", " A@B.co ", "bad@", "", "+7 900 000-00-00", "+79000000000", "12", "x", " tok ", "٣@b.co"]
+)
+_VALUES = _CONTACTS | st.none() | st.integers(-3, 3) | st.booleans() | st.just({"k": 1}) | st.just([])
+_SUBSCRIPTIONS = st.lists(
+    st.fixed_dictionaries(
+        {"channel": st.sampled_from([*CHANNELS, "fax", 5])},
+        optional={
+            "email": _VALUES,
+            "phone": _VALUES,
+            "subscription_id": _VALUES,
+            "cc_data": _VALUES,
+            "resource_id": st.sampled_from([None, "", 7, "8", " 9 ", "x", True, 1.5]),
+        },
+    ),
+    max_size=3,
+)
+_PROFILES = st.fixed_dictionaries(
+    {},
+    optional={
+        "email": _VALUES,
+        "phones": _VALUES | st.lists(_CONTACTS, max_size=3),
+        "profile_id": _VALUES,
+        "_regdate": st.sampled_from(["2024-02-29", "2023-02-29", "", None]),
+        "CRM": _VALUES,
+        "subscriptions": _SUBSCRIPTIONS | _VALUES,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PROFILES, min_size=1, max_size=8), st.sampled_from(list(MatchingMode)), st.booleans())
+def test_the_keys_found_on_the_check_are_those_indexed(
+    profiles: list[dict[str, Any]], matching: MatchingMode, skip_invalid: bool
+) -> None:
+    env = ImportEnvelope(
+        trigger_id=1,
+        matching=matching,
+        profiles=profiles,
+        field_name="CRM",
+        skip_invalid_subscriptions=skip_invalid,
+    )
+    for checks in (chunk_checks(profiles), None):
+        for fields in profiles:
+            try:
+                checked = check_profile(fields, env, checks) if checks else check_profile(fields, env)
+            except ProfileError:
+                continue
+            assert checked.index == index_keys(checked.fields, checked.subscriptions, set())
 
 
 def test_the_usual_values_are_settled_column_wise() -> None:

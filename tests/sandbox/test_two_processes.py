@@ -1,7 +1,8 @@
-"""A sandbox checking large tasks in a second process (``two_processes``, what ``toolkit sandbox``
-runs) answers exactly as one that checks them itself: the same per-profile results, profiles,
-sends and task counts, over HTTP, for new profiles, updates (in a task and across tasks),
-failures of every kind, a custom-field index built half-way, a stepped task and a reset."""
+"""A sandbox checking large tasks in a second process (``two_processes``, what ``toolkit sandbox
+--two-processes`` runs) answers exactly as one that checks them itself: the same per-profile
+results, profiles, sends and task counts, over HTTP, for new profiles, updates (in a task and
+across tasks), failures of every kind, a custom-field index built half-way, a stepped task and a
+reset; whether the second process checked every chunk or shared them with the engine."""
 
 from __future__ import annotations
 
@@ -77,12 +78,50 @@ def test_two_processes_answer_as_one(make_api: Callable[..., Api], monkeypatch: 
     monkeypatch.setattr(Engine, "import_prepared", counted)
     one = _session(make_api(seed=3))
     assert not prepared
+    # The engine waits for each chunk: every task's whole chunks come from the second process,
+    # but the stepped one's, from its split chunk on.
+    monkeypatch.setattr(Engine, "wait_for_preparer", True)
     two = _session(make_api(seed=3, two_processes=True))
     assert any(p.name == "sandbox-preparer" for p in multiprocessing.active_children())
-    # Every task's whole chunks came from the second process, but the stepped one's split chunk on.
     assert len(prepared) >= 6 * (ROWS // 1000)
+    # Shared (the default): each chunk from whichever process had it first; the same answers.
+    monkeypatch.setattr(Engine, "wait_for_preparer", False)
+    shared = _session(make_api(seed=3, two_processes=True))
     assert one == two
+    assert one == shared
     results = one[0]
     flat = [r for task in results for r in task]
     assert {r.get("error") for r in flat} >= {None, 400, 409}
     assert any("invalid email 'broken@'" in r.get("error_text", "") for r in flat)
+
+
+def test_the_preparer_leaves_the_chunks_the_engine_took() -> None:
+    """The second process prepares a task from its last chunk backwards and stops at the chunks the
+    engine said it checks itself (``take``): none of those is prepared twice."""
+    import orjson
+
+    from toolkit.sandbox.prepare import CHUNK, Preparer, RequestSource
+
+    def source(offset: int) -> RequestSource:
+        body = {"trigger_id": 1, "data": [{"data": p} for p in _profiles(offset)]}
+        return RequestSource(
+            orjson.dumps(body), xml=False, max_file_bytes=1 << 20, undocumented_matching=False
+        )
+
+    preparer = Preparer()
+    try:
+        preparer.take(1, CHUNK)  # the engine checks task 1's first chunk itself
+        preparer.submit("t1", 1, source(0))
+        preparer.submit("t2", 2, source(0))  # untouched by the engine: every chunk prepared
+        last = ROWS // CHUNK * CHUNK
+        assert [len(preparer.chunk("t2", start) or ()) for start in (0, CHUNK, last)] == [
+            CHUNK,
+            CHUNK,
+            ROWS - last,
+        ]
+        # t2's chunks came after all of t1's: t1's first chunk was never prepared.
+        assert preparer.chunk("t1", 0, timeout=0) is None
+        assert len(preparer.chunk("t1", CHUNK, timeout=0) or ()) == CHUNK
+        assert len(preparer.chunk("t1", last, timeout=0) or ()) == ROWS - last
+    finally:
+        preparer.close()

@@ -69,6 +69,12 @@ _COLUMNWISE_FROM: Final = 64
 class Engine:
     """Imports profiles into a :class:`Store`; batch tasks run on one background thread."""
 
+    #: With a second process (``two_processes``): False (the default) shares a task's chunks
+    #: with it, checking here any chunk it has not delivered yet; True waits for each of its
+    #: chunks instead (slower, but which process checked what no longer depends on timing: a
+    #: test that counts the preparer's chunks sets it).
+    wait_for_preparer: bool = False
+
     def __init__(
         self,
         store: Store | MemoryStore,
@@ -98,7 +104,8 @@ class Engine:
         # started with the first of them; the tasks handed to it.
         self._two_processes = two_processes
         self._preparer: Preparer | None = None
-        self._prepared: set[str] = set()
+        self._prepared: dict[str, int] = {}  # task id -> its number for the preparer
+        self._prepared_seq = 0
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -205,8 +212,9 @@ class Engine:
             if source is not None and self._preparable(env):
                 if self._preparer is None:
                     self._preparer = Preparer()
-                self._preparer.submit(task_id, source)
-                self._prepared.add(task_id)
+                self._prepared_seq += 1
+                self._preparer.submit(task_id, self._prepared_seq, source)
+                self._prepared[task_id] = self._prepared_seq
             if self._bulk(env):
                 freeze_parsed()  # the body waits for its task out of the collector's reach
             self._queue.append(task_id)
@@ -345,14 +353,11 @@ class Engine:
             while self.store.has_profile(profile_id):
                 profile_id = self.ids.profile_id()
             new_fields, new_subs = checked.fields, checked.subscriptions
-        self.store.put_profile(
-            profile_id,
-            new_fields,
-            new_subs,
-            index_keys(new_fields, new_subs, self.store.field_kinds, checks),
-            created=not candidates,
-            now=now,
-        )
+        if candidates or checked.index is None or self.store.field_kinds:
+            keys = index_keys(new_fields, new_subs, self.store.field_kinds, checks)
+        else:  # a new profile as checked: check_profile found its keys on its walk
+            keys = checked.index
+        self.store.put_profile(profile_id, new_fields, new_subs, keys, created=not candidates, now=now)
         return profile_id
 
     def _index_fields(self, kinds: tuple[str, ...]) -> None:
@@ -410,7 +415,7 @@ class Engine:
                 self._chunks(task_id, generation, env, done, t0, first)
         finally:
             if task_id in self._prepared:
-                self._prepared.discard(task_id)
+                del self._prepared[task_id]
                 if self._preparer is not None:
                     self._preparer.forget(task_id)
 
@@ -422,6 +427,7 @@ class Engine:
         rate = self.processing_rate
         step = 1 if rate else CHUNK
         preparer = self._preparer if task_id in self._prepared else None
+        seq = self._prepared.get(task_id, 0)
         while done < total:
             allowed, paused = self._allowed(min(step, total - done))
             if not allowed:
@@ -437,13 +443,18 @@ class Engine:
             end = done + allowed
             items = None
             if preparer is not None:
-                # The second process prepares whole chunks; a step that splits one (or a
-                # preparer that cannot answer) has the rest of the task checked here.
                 if allowed == min(CHUNK, total - done) and done % CHUNK == 0:
-                    items = preparer.chunk(task_id, done)
+                    # The preparer works from the task's end: a chunk it has not delivered yet is
+                    # checked here at once (and taken from it), never waited for (prepare.py).
+                    items = preparer.chunk(task_id, done, timeout=60.0 if self.wait_for_preparer else 0)
+                    if items is None:
+                        preparer.take(seq, end)
                 if items is None or len(items) != allowed:
-                    preparer.forget(task_id)
-                    preparer, items = None, None
+                    items = None
+                    if allowed != min(CHUNK, total - done) or done % CHUNK:
+                        # A step split a chunk: the rest of the task is checked here.
+                        preparer.forget(task_id)
+                        preparer = None
             with self.store.transaction(), paused_gc():
                 if self._generation != generation:
                     return

@@ -11,6 +11,14 @@ the store needs: its lookups, its fields and subscriptions as the stored ``orjso
 its match keys. The sandbox's own process then only matches and stores (the engine), while the
 preparer already checks the next chunks: the two stages overlap on two cores.
 
+The two share the work: the preparer takes a task's chunks from the last one backwards, while
+the engine takes them from the first one forwards, checking a chunk itself whenever the
+preparer has not delivered it yet (it never waits for it) and saying so in a shared counter
+(:meth:`Preparer.take`), which the preparer reads before each chunk: when the engine has got
+there first, the preparer leaves the rest of the task to it. So neither process idles while the
+other works: a quick engine checks more chunks itself, a busy one (receiving bodies, storing)
+leaves more to the preparer, and the split settles where both cores are busy.
+
 The answers are the same as checking in the sandbox's process: the same functions run on the
 same parsed profiles; a profile that updates a stored one is merged from its blobs (what the
 store keeps anyway), and when a custom-field index exists the keys are computed again.
@@ -25,13 +33,15 @@ is free (bench/README.md).
 Example (not run as a doctest: it starts a process)::
 
     preparer = Preparer()
-    preparer.submit("t1", RequestSource(raw_body, xml=False, max_file_bytes=..., undocumented_matching=False))
+    preparer.submit("t1", 1, RequestSource(raw_body, xml=False, max_file_bytes=..., undocumented_matching=False))
     items = preparer.chunk("t1", 0)     # one Prepared item per profile of the first chunk
+    preparer.take(1, 1000)              # or: the engine checks the first chunk itself
     preparer.close()
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 
@@ -48,7 +58,7 @@ from typing import Any, Final
 import orjson
 
 from .envelope import BATCH_LISTS, decode, parse_import
-from .profiles import EXACT, Checks, ProfileError, check_profile, chunk_checks, index_keys
+from .profiles import EXACT, Checks, ProfileError, check_profile, chunk_checks
 
 __all__ = ["CHUNK", "PREPARE_FROM", "Prepared", "Preparer", "RequestSource", "prepare_chunk"]
 
@@ -59,8 +69,14 @@ CHUNK: Final = 1000
 #: Fewest profiles in a task for it to be checked in the second process: below it, a task is
 #: over before the pipeline fills.
 PREPARE_FROM: Final = 2 * CHUNK
-#: Chunks the preparer may be ahead of the engine (bounds the memory of a slow engine).
-_AHEAD: Final = 8
+#: Chunks the preparer may be ahead of the engine (bounds the memory of a slow engine): two
+#: tasks of 10 MB bodies (10,000 profiles), ~0.5 MB a chunk.
+_AHEAD: Final = 24
+#: A pipe's buffer (Linux lets any process ask for up to 1 MiB: /proc/sys/fs/pipe-max-size).
+_PIPE_BYTES: Final = 1 << 20
+#: The shared counter :meth:`Preparer.take` writes: ``task_seq << _SEQ_SHIFT | end`` in one
+#: 64-bit word, so the preparer never reads a task's number with another task's position.
+_SEQ_SHIFT: Final = 32
 #: Fewest profiles in a chunk for its emails and phones to be checked column-wise (engine's).
 _COLUMNWISE_FROM: Final = 64
 
@@ -99,7 +115,6 @@ def prepare_chunk(
 
     if checks is None:
         checks = chunk_checks(profiles) if len(profiles) >= _COLUMNWISE_FROM else EXACT
-    no_custom: set[str] = set()
     out: list[Prepared] = []
     for fields in profiles:
         try:
@@ -115,14 +130,24 @@ def prepare_chunk(
                 # orjson's own bytes: marshal copies them to the exact size on the way (memstore._dumps)
                 orjson.dumps(checked.fields),
                 orjson.dumps(subs) if subs else _NO_SUBSCRIPTIONS,
-                index_keys(checked.fields, subs, no_custom, checks),  # a set: marshal keeps it
+                checked.index,  # index_keys(fields, subs, no custom kinds); a set: marshal keeps it
             )
         )
     return out
 
 
-def _serve(tasks: Connection, results: Connection) -> None:
-    """The preparer process: for each task received, its chunks' items, in order."""
+def _left_to_engine(taken: int, seq: int) -> float:
+    """The first profile of task ``seq`` the engine has not taken yet (``taken``: the counter
+    :meth:`Preparer.take` writes); infinite once the engine is past the task."""
+    taken_seq, end = taken >> _SEQ_SHIFT, taken & ((1 << _SEQ_SHIFT) - 1)
+    if taken_seq > seq:
+        return float("inf")
+    return end if taken_seq == seq else 0
+
+
+def _serve(tasks: Connection, results: Connection, taken: Any) -> None:
+    """The preparer process: for each task received, the items of its chunks, from the last one
+    back to the first the engine has not taken (``taken``: the shared counter)."""
     import gc
 
     gc.disable()  # parsed bodies are acyclic (gc_pause.py); this process holds nothing else
@@ -131,8 +156,10 @@ def _serve(tasks: Connection, results: Connection) -> None:
             message = tasks.recv_bytes()
         except (EOFError, OSError):
             return
-        task_id, raw, xml, max_file_bytes, undocumented = marshal.loads(message)
+        task_id, seq, raw, xml, max_file_bytes, undocumented = marshal.loads(message)
         try:
+            if _left_to_engine(taken.value, seq) == float("inf"):
+                continue  # the engine is done with it already
             # The sandbox's process decoded this body already (its shape and depth are checked):
             # JSON is only parsed again here.
             body = decode(raw, "xml", BATCH_LISTS) if xml else orjson.loads(raw)
@@ -143,13 +170,34 @@ def _serve(tasks: Connection, results: Connection) -> None:
             # Every email and phone of the task in one column-wise pass: the tables answer per
             # value, so they are the chunks' own answers, at a third of the cost of 10 passes.
             checks = chunk_checks(env.profiles)
-            for start in range(0, len(env.profiles), CHUNK):
+            for start in reversed(range(0, len(env.profiles), CHUNK)):
+                if _left_to_engine(taken.value, seq) > start:
+                    break  # the engine checked this chunk (and every one before it) itself
                 items = prepare_chunk(env.profiles[start : start + CHUNK], env, checks)
                 results.send_bytes(marshal.dumps((task_id, start, items)))
         except (EOFError, OSError, BrokenPipeError):
             return
         except Exception as exc:  # the engine checks this task itself
             results.send_bytes(marshal.dumps((task_id, -1, f"{type(exc).__name__}: {exc}")))
+
+
+def _widen(connection: Connection) -> None:
+    """Give a pipe a buffer of :data:`_PIPE_BYTES` where the system allows it (Linux).
+
+    Each time a pipe fills, the writer's or reader's next step needs its process's GIL back, and
+    the sandbox's process holds it most of the time (up to a 5 ms switch interval per wait):
+    with the default 64 KB buffer a 10 MB body took ~160 such waits to reach the preparer, and
+    a chunk's results ~10 to come back, so the preparer idled and the engine waited. With 1 MB,
+    ~10 and one."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: its pipes are sized otherwise
+        return
+    setter = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setter is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(connection.fileno(), setter, _PIPE_BYTES)
 
 
 class Preparer:
@@ -159,10 +207,14 @@ class Preparer:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded server
         task_out, task_in = context.Pipe(duplex=False)
         result_out, result_in = context.Pipe(duplex=False)
+        _widen(task_in)
+        _widen(result_in)
         self._send = task_in
         self._results = result_out
+        # Where the engine is (take()): one word both processes see, written by the engine only.
+        self._taken = context.Value("q", 0, lock=False)
         self._process = context.Process(
-            target=_serve, args=(task_out, result_in), name="sandbox-preparer", daemon=True
+            target=_serve, args=(task_out, result_in, self._taken), name="sandbox-preparer", daemon=True
         )
         self._process.start()
         task_out.close()
@@ -180,13 +232,21 @@ class Preparer:
         self._sender = threading.Thread(target=self._write, name="sandbox-preparer-sender", daemon=True)
         self._sender.start()
 
-    def submit(self, task_id: str, source: RequestSource) -> None:
-        """Have the preparer check a task's profiles (from its request body, as received)."""
+    def submit(self, task_id: str, seq: int, source: RequestSource) -> None:
+        """Have the preparer check a task's profiles (from its request body, as received).
+        ``seq``: the task's number, increasing in the order the engine takes tasks (see :meth:`take`)."""
+        if not 0 <= seq < 1 << (63 - _SEQ_SHIFT):
+            raise ValueError(f"task number out of range: {seq}")
         self._outbox.put(
             marshal.dumps(
-                (task_id, source.raw, source.xml, source.max_file_bytes, source.undocumented_matching)
+                (task_id, seq, source.raw, source.xml, source.max_file_bytes, source.undocumented_matching)
             )
         )
+
+    def take(self, seq: int, end: int) -> None:
+        """The engine checks the profiles of task ``seq`` before ``end`` itself: the preparer
+        prepares none of them from now on (a chunk it is preparing already still arrives)."""
+        self._taken.value = seq << _SEQ_SHIFT | min(end, (1 << _SEQ_SHIFT) - 1)
 
     def _write(self) -> None:
         while (message := self._outbox.get()) is not None:
@@ -197,8 +257,9 @@ class Preparer:
         self._send.close()
 
     def chunk(self, task_id: str, start: int, timeout: float = 60.0) -> list[Prepared] | None:
-        """The items of the chunk of ``task_id`` starting at profile ``start`` (waits for them);
-        None when the preparer cannot give them (gone, failed on this task, or too slow)."""
+        """The items of the chunk of ``task_id`` starting at profile ``start`` (waits for them
+        up to ``timeout`` seconds; 0: only if they are here); None when the preparer cannot give
+        them (not yet, gone, or failed on this task)."""
         key = (task_id, start)
         with self._cond:
             found = self._cond.wait_for(

@@ -74,12 +74,18 @@ class ProfileError(Exception):
 
 @dataclass(slots=True)
 class Checked:
-    """A valid profile, split into what is stored and what it is matched by."""
+    """A valid profile, split into what is stored and what it is matched by.
+
+    ``index``: the keys the profile is stored under when it is created as it is (what
+    :func:`index_keys` gives for its fields and subscriptions, without custom-field kinds),
+    found by :func:`check_profile` on the same walk; None when not computed.
+    """
 
     fields: dict[str, Any]
     subscriptions: list[dict[str, Any]]
     keys: list[Lookup] = field(default_factory=list)
     profile_id: str | None = None
+    index: set[tuple[str, str]] | None = None
 
 
 def _short(value: Any) -> str:
@@ -124,8 +130,9 @@ def _phones(value: Any, checks: Checks = EXACT) -> list[str]:
     return phones
 
 
-def _subscription(sub: Any, i: int, checks: Checks = EXACT) -> dict[str, Any]:
-    if not isinstance(sub, dict):
+def _subscription(sub: Any, i: int, checks: Checks = EXACT) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """A subscription checked and cleaned, and the key it is indexed under (as :func:`index_keys`)."""
+    if type(sub) is not dict and not isinstance(sub, dict):
         raise ValueError(f"subscriptions[{i}] must be an object")
     channel = sub.get("channel")
     rule = CHANNELS.get(channel) if isinstance(channel, str) else None
@@ -133,13 +140,16 @@ def _subscription(sub: Any, i: int, checks: Checks = EXACT) -> dict[str, Any]:
         raise ValueError(
             f"subscriptions[{i}] has unknown channel {_short(channel)}; one of: {', '.join(CHANNELS)}"
         )
-    contact = sub.get(rule.contact_field)
+    contact_field, kind = rule.contact_field, rule.kind
+    contact = sub.get(contact_field)
     clean = dict(sub)
-    if rule.kind == "email":
+    key: tuple[str, str] | None = None
+    if kind == "email":
         if not isinstance(contact, str) or not checks.is_email(contact):
             raise ValueError(f"subscriptions[{i}] ({channel}) has an invalid email {_short(contact)}")
-        clean["email"] = contact.strip()
-    elif rule.kind == "phone":
+        clean["email"] = email = contact.strip()
+        key = (_SUB_EMAIL_KIND, email.lower())
+    elif kind == "phone":
         phone = checks.normalize_phone(contact)
         if phone is None:
             raise ValueError(
@@ -147,11 +157,13 @@ def _subscription(sub: Any, i: int, checks: Checks = EXACT) -> dict[str, Any]:
                 "must be international, '+' then 8 to 15 digits"
             )
         clean["phone"] = phone
-    elif rule.kind == "id":
+        key = (_SUB_PHONE_KIND, phone)
+    elif kind == "id":
         if not isinstance(contact, (str, int)) or isinstance(contact, bool) or not str(contact).strip():
-            raise ValueError(f"subscriptions[{i}] ({channel}) needs a {rule.contact_field}")
+            raise ValueError(f"subscriptions[{i}] ({channel}) needs a {contact_field}")
+        key = (_SUB_PUSH_KIND, str(contact).strip())
     elif not isinstance(contact, dict) or not contact:
-        raise ValueError(f"subscriptions[{i}] ({channel}) needs {rule.contact_field} (an object)")
+        raise ValueError(f"subscriptions[{i}] ({channel}) needs {contact_field} (an object)")
     resource = sub.get("resource_id")
     if resource is not None and resource != "":
         if isinstance(resource, str) and _DIGITS.match(resource.strip()):
@@ -161,14 +173,16 @@ def _subscription(sub: Any, i: int, checks: Checks = EXACT) -> dict[str, Any]:
                 f"subscriptions[{i}] ({channel}) has a non-integer resource_id {_short(resource)}"
             )
         clean["resource_id"] = resource
-    return clean
+    return clean, key
 
 
-def _check_fields(fields: dict[str, Any], checks: Checks = EXACT) -> None:
+def _check_fields(fields: dict[str, Any], checks: Checks = EXACT) -> list[str]:
+    """Check a profile's own contacts, IPs and dates; its phones, normalized."""
     email = fields.get(EMAIL_FIELD)
     if email not in (None, "") and not checks.is_email(email):
         raise ProfileError(400, f"invalid email {_short(email)}")
-    _phones(fields.get(PHONE_FIELD), checks)
+    phone = fields.get(PHONE_FIELD)
+    phones = [] if phone is None else _phones(phone, checks)
     for name in _IP_NAMES:
         value = fields.get(name)
         if value not in (None, "") and not is_ipv4(value):
@@ -179,33 +193,20 @@ def _check_fields(fields: dict[str, Any], checks: Checks = EXACT) -> None:
             raise ProfileError(
                 400, f"invalid {name} {_short(value)}: must be YYYY-MM-DD or an RFC 3339 date-time"
             )
-
-
-def _sub_values(subs: list[dict[str, Any]], kind: str) -> list[str]:
-    out = []
-    for sub in subs:
-        rule = CHANNELS[sub["channel"]]
-        if rule.kind == kind:
-            value = sub[rule.contact_field]
-            out.append(value.lower() if kind == "email" else str(value).strip())
-    return out
-
-
-def _own_values(fields: dict[str, Any], kind: str, checks: Checks = EXACT) -> list[str]:
-    """The profile's own contacts of one kind, normalized as the index holds them."""
-    if kind == "email":
-        email = fields.get(EMAIL_FIELD)
-        return [email.strip().lower()] if isinstance(email, str) and email.strip() else []
-    if kind == "phone":
-        return _phones(fields.get(PHONE_FIELD), checks)
-    return []
+    return phones
 
 
 def _lookups(
-    fields: dict[str, Any], subs: list[dict[str, Any]], env: ImportEnvelope, checks: Checks = EXACT
+    fields: dict[str, Any],
+    subs: list[dict[str, Any]],
+    env: ImportEnvelope,
+    own: dict[str, list[str]],
+    sub_keys: list[tuple[str, str]],
 ) -> list[Lookup]:
     """What a profile is looked up by, as :data:`~toolkit.core.contract.MATCHING_MODES` says.
 
+    ``own``: the profile's own contacts of each kind, normalized as the index holds them;
+    ``sub_keys``: its subscriptions' index keys, in order (both found by :func:`check_profile`).
     A key from the profile's own data is looked for in profile data (and, when the mode falls
     back to subscriptions, in subscriptions too: ``email`` finds a profile by either); a key
     read from subscriptions (the ``*_sub`` modes) is looked for in subscriptions only, one
@@ -221,22 +222,24 @@ def _lookups(
         return [((f"field:{name}",), key)] if key else []
     lookups: list[Lookup] = []
     for kind in rule.contact_kinds:
+        sub_kind = _SUBSCRIPTION_INDEX[kind]
         if rule.in_subscription:
-            lookups += [((_SUBSCRIPTION_INDEX[kind],), value) for value in _sub_values(subs, kind)]
+            lookups += [((sub_kind,), value) for found, value in sub_keys if found == sub_kind]
             continue
-        found = _own_values(fields, kind, checks)  # the profile's own value first
-        if not found and rule.from_subscriptions:
-            found = _sub_values(subs, kind)
+        contacts = own.get(kind) or []  # the profile's own value first
+        if not contacts and rule.from_subscriptions:
+            contacts = [value for found, value in sub_keys if found == sub_kind]
         kinds: tuple[str, ...] = (_PROFILE_INDEX[kind],)
         if rule.subscription_fallback:
-            kinds += (_SUBSCRIPTION_INDEX[kind],)
-        if found:
-            lookups.append((kinds, found[0]))
+            kinds += (sub_kind,)
+        if contacts:
+            lookups.append((kinds, contacts[0]))
     return lookups
 
 
 def check_profile(fields: dict[str, Any], env: ImportEnvelope, checks: Checks = EXACT) -> Checked:
-    """Validate one profile and find what it is matched by; raises :class:`ProfileError`.
+    """Validate one profile and find what it is matched by and indexed under (one walk over
+    it); raises :class:`ProfileError`.
 
     Example:
         >>> env = ImportEnvelope(trigger_id=1, matching="phone", profiles=[])
@@ -244,10 +247,12 @@ def check_profile(fields: dict[str, Any], env: ImportEnvelope, checks: Checks = 
         Traceback (most recent call last):
         ...
         toolkit.sandbox.profiles.ProfileError: no key to match on: matching 'phone' needs a 'phones' field or a phone subscription (sms, viber, whatsapp)
+        >>> sorted(check_profile({"email": " A@b.co", "phones": "+7 900 000-00-00"}, env).index)
+        [('email', 'a@b.co'), ('phone', '+79000000000')]
     """
     own = dict(fields)
     raw_subs = own.pop("subscriptions", None)
-    _check_fields(own, checks)
+    phones = _check_fields(own, checks)
     if raw_subs in (None, ""):
         raw_subs = []
     if isinstance(raw_subs, dict):  # one XML <subscriptions> element
@@ -255,22 +260,34 @@ def check_profile(fields: dict[str, Any], env: ImportEnvelope, checks: Checks = 
     if not isinstance(raw_subs, list):
         raise ProfileError(400, "subscriptions must be a list of objects")
     subs = []
+    sub_keys: list[tuple[str, str]] = []
     for i, sub in enumerate(raw_subs):
         try:
-            subs.append(_subscription(sub, i, checks))
+            clean, key = _subscription(sub, i, checks)
         except ValueError as exc:
             if not env.skip_invalid_subscriptions:
                 raise ProfileError(400, str(exc)) from None
+            continue
+        subs.append(clean)
+        if key is not None:
+            sub_keys.append(key)
+    # The index keys of index_keys(own, subs, no custom kinds), from what was just checked.
+    email = own.get(EMAIL_FIELD)
+    email = email.strip().lower() if isinstance(email, str) else ""
+    index = {(_PHONE_KIND, phone) for phone in phones}
+    index.update(sub_keys)
+    if email:
+        index.add((_EMAIL_KIND, email))
     rule = MATCHING_MODES[env.matching]
     if rule.needs == "profile_id":
         pid = own.pop(PROFILE_ID_FIELD, None)
         if not isinstance(pid, str) or not pid.strip():
             raise _no_key(env)
-        return Checked(own, subs, profile_id=pid.strip())
-    keys = _lookups(own, subs, env, checks)
+        return Checked(own, subs, profile_id=pid.strip(), index=index)
+    keys = _lookups(own, subs, env, {"email": [email] if email else [], "phone": phones}, sub_keys)
     if not keys:
         raise _no_key(env)
-    return Checked(own, subs, keys=keys)
+    return Checked(own, subs, keys=keys, index=index)
 
 
 def _no_key(env: ImportEnvelope) -> ProfileError:
@@ -294,7 +311,7 @@ def index_keys(
     """
     keys: set[tuple[str, str]] = set()
     email = fields.get(EMAIL_FIELD)
-    if isinstance(email, str) and (email := email.strip().lower()):  # as _own_values(fields, "email")
+    if isinstance(email, str) and (email := email.strip().lower()):  # as check_profile's email key
         keys.add((_EMAIL_KIND, email))
     try:
         phones = _phones(fields.get(PHONE_FIELD), checks)
