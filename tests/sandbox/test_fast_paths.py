@@ -230,6 +230,49 @@ def test_the_memory_store_and_sqlite_agree(matching: str) -> None:
     assert any(isinstance(r, tuple) for r in results) and any(isinstance(r, str) for r in results)
 
 
+def _twins(offset: int) -> list[dict[str, Any]]:
+    """A chunk that finds itself: later profiles share an email, a subscription's email or a phone
+    with earlier ones of the same chunk (none in the store yet), or only a key no mode looks up."""
+    people: list[dict[str, Any]] = []
+    for i in range(offset, offset + 120):
+        person: dict[str, Any] = {"email": f"t{i}@example.com", "phones": f"+7 901 000 {i:04d}"}
+        if i % 10 == 3:
+            person["email"] = f"t{i - 1}@example.com"  # the one before, by email
+        if i % 10 == 5:
+            del person["email"]  # found by the subscription's email in the modes that fall back
+            person["subscriptions"] = [{"channel": "email", "email": f"T{i - 3}@example.com "}]
+        if i % 10 == 7:
+            person["phones"] = f"+7 901 000 {i - 2:04d}"  # the one two before, by phone
+        if i % 10 == 9:
+            person["subscriptions"] = [{"channel": "sms", "phone": f"+7 901 000 {i - 1:04d}"}]
+        people.append(person)
+    return people
+
+
+@pytest.mark.parametrize("matching", ["email", "email_profile", "phone", "email_sub", "phone_sub"])
+def test_a_chunk_that_finds_its_own_profiles_is_placed_in_turn(matching: str) -> None:
+    """Profiles of one chunk found by later ones of the same chunk (by email, a subscription's email
+    or a phone), chunks of new profiles, and chunks that find stored ones: the in-memory store
+    answers as SQLite does."""
+    seen = []
+    for store in (MemoryStore(), Store()):
+        engine = Engine(store, IdSource(8))
+        results = []
+        for n, offset in enumerate((0, 1000, 0)):
+            profiles = _twins(offset) if n != 1 else [{"email": f"new{i}@example.com"} for i in range(100)]
+            env = ImportEnvelope(trigger_id=9, matching=matching, profiles=profiles)
+            store.create_task(f"t{n}", env.to_dict())
+            with store.transaction():
+                chunk = engine.import_chunk(env, profiles, f"t{n}")
+                store.record_results(f"t{n}", 0, chunk, last=True)
+            results.append(chunk)
+        seen.append((results, _state(store)))
+        store.close()
+    assert seen[0] == seen[1]
+    created = [r for task in seen[0][0] for r in task if isinstance(r, str)]
+    assert len(set(created)) < len(created)  # some profiles were found again (merged)
+
+
 def test_the_collector_pause_is_counted_across_threads() -> None:
     assert gc.isenabled()
     barrier = threading.Barrier(8)
