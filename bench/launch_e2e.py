@@ -3,10 +3,11 @@
 (a) a bare ``requests`` loop posting the plan's bodies, then polling each task to ``completed``;
 (b) ``client.launch(plan)`` -> ``wait()`` -> ``results()`` of the same plan (fresh journal);
 (c) the sandbox's own throughput at ``--million`` profiles (bare posts, first POST to last
-``completed``), the sandbox process's RSS afterwards (VmRSS, VmHWM from /proc), its CPU seconds
-per profile, and how long ``/_sandbox/sends`` and ``/_sandbox/profiles`` then take to answer;
-(c2) the same on a sandbox started with ``--two-processes`` (large tasks checked in a second
-process), side by side;
+``completed``) on ``toolkit sandbox --one-process``, the sandbox process's RSS afterwards (VmRSS,
+VmHWM from /proc), its CPU seconds per profile, and how long ``/_sandbox/sends`` and
+``/_sandbox/profiles`` then take to answer;
+(c2) the same on ``toolkit sandbox --two-processes`` (large tasks shared with a second process;
+the default on three cores or more), side by side;
 (d) the same with the SQLite store (``--db``) at ``--db-rows`` profiles;
 (e) the floor: uvicorn (the sandbox's own h11 protocol) receiving the same bodies and parsing
 them with ``orjson``, nothing else, in its own process.
@@ -180,7 +181,8 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {token}"}
     print(f"{os.cpu_count()} cores, {_load()} at the start")
-    ok = True
+    ok = sandbox_ok = True
+    # (a) and (b) on the sandbox as `toolkit sandbox` runs here by default; (c) on one process.
     server = _start(_sandbox_args(port, token), url)
     try:
         if opts.rows:
@@ -205,8 +207,12 @@ def main() -> int:
                 f"  target <= 1.3x  {verdict}"
             )
             ok = ratio <= 1.3
+    finally:
+        server.terminate()
+        server.wait(30)
+    server = _start(_sandbox_args(port, token, "--one-process"), url)
+    try:
         if opts.million:
-            requests.post(url + "/_sandbox/reset", headers=auth).raise_for_status()
             big = _plan(opts.million)
             big_bodies = [b.body for b in big.batches]
             m = sum(len(b) for b in big.batches)
@@ -220,7 +226,7 @@ def main() -> int:
             rate = m / big_s
             verdict = "PASS" if rate >= 50_000 and imported == m else "FAIL"
             print(
-                f"(c) sandbox       {big_s:7.2f} s  {rate:9,.0f} profiles/s  target >= 50,000/s  {verdict}"
+                f"(c) one process   {big_s:7.2f} s  {rate:9,.0f} profiles/s  target >= 50,000/s  {verdict}"
                 f"  ({m:,} profiles, {imported:,} imported; {cpu / m * 1e6:.1f} us CPU a profile; {_load()})"
             )
             print(f"    sandbox RSS after: {rss:,.0f} MB (peak {hwm:,.0f} MB)")
@@ -231,7 +237,7 @@ def main() -> int:
             ):
                 took, items = _timed_get(url + path, auth, params)
                 print(f"    GET {path:<18} {took:6.2f} s  ({items:,} items)")
-            ok = ok and verdict == "PASS"
+            sandbox_ok = verdict == "PASS"
     finally:
         server.terminate()
         server.wait(30)
@@ -245,8 +251,10 @@ def main() -> int:
             cpu1, kids1 = _tree_cpu_s(server.pid)
             rss, hwm = _rss_mb(server.pid)
             kids_rss = sum(_rss_mb(kid)[0] for kid in _children(server.pid))
+            verdict = "PASS" if m / two_s >= 50_000 else "FAIL"
+            sandbox_ok = sandbox_ok or verdict == "PASS"
             print(
-                f"(c2) two processes {two_s:6.2f} s  {m / two_s:9,.0f} profiles/s  {big_s / two_s:.2f}x (c)"
+                f"(c2) two processes {two_s:6.2f} s  {m / two_s:9,.0f} profiles/s  {big_s / two_s:.2f}x (c)  {verdict}"
                 f"  ({(cpu1 - cpu0) / m * 1e6:.1f} us CPU a profile in the sandbox's process +"
                 f" {(kids1 - kids0) / m * 1e6:.1f} in its preparer; `toolkit sandbox --two-processes`; {_load()})"
             )
@@ -289,7 +297,7 @@ def main() -> int:
         finally:
             floor.terminate()
             floor.wait(30)
-    return 0 if ok else 1
+    return 0 if ok and sandbox_ok else 1
 
 
 if __name__ == "__main__":

@@ -8,16 +8,17 @@ process (:class:`Preparer`) reads the task's request body itself, checks its pro
 chunk with the very functions the sandbox uses (:func:`~toolkit.sandbox.profiles.check_profile`,
 :func:`~toolkit.sandbox.profiles.chunk_checks`) and sends back, per profile, its error or what
 the store needs: its lookups, its fields and subscriptions as the stored ``orjson`` blobs, and
-its match keys. The sandbox's own process then only matches and stores (the engine), while the
-preparer already checks the next chunks: the two stages overlap on two cores.
+its match keys. The sandbox's own process then only matches and stores those profiles.
 
-The two share the work: the preparer takes a task's chunks from the last one backwards, while
-the engine takes them from the first one forwards, checking a chunk itself whenever the
-preparer has not delivered it yet (it never waits for it) and saying so in a shared counter
-(:meth:`Preparer.take`), which the preparer reads before each chunk: when the engine has got
-there first, the preparer leaves the rest of the task to it. So neither process idles while the
-other works: a quick engine checks more chunks itself, a busy one (receiving bodies, storing)
-leaves more to the preparer, and the split settles where both cores are busy.
+The two share each task: the preparer takes its chunks from the last one backwards, while the
+engine takes them from the first one forwards, checking a chunk itself whenever the preparer
+has not delivered it yet (it never waits for it) and saying so in a shared counter
+(:meth:`Preparer.take`), which the preparer reads before each chunk: once the engine has got
+there first, the preparer leaves the rest of the task to it and goes on to the next. So neither
+process idles while the other works, and the split settles by itself where both cores are busy:
+a busy engine (receiving bodies, storing) leaves more chunks to the preparer. (Waiting for the
+preparer's chunks instead, in order, left the engine idle: measured 0.96x one process, where
+sharing measured 1.32x: bench/README.md.)
 
 The answers are the same as checking in the sandbox's process: the same functions run on the
 same parsed profiles; a profile that updates a stored one is merged from its blobs (what the
@@ -25,10 +26,10 @@ store keeps anyway), and when a custom-field index exists the keys are computed 
 
 Only large tasks of the in-memory store without a processing rate go to the preparer (a paced
 or stepped task imports a few profiles at a time: the engine checks those itself). The process
-starts with the engine (``Engine(two_processes=True)``: ``toolkit sandbox --two-processes``) and
-ends with it. The split costs CPU (the body is parsed in both processes, each chunk's results
-are serialized and read back: ~50% more a profile in all), so it pays only when a second core
-is free (bench/README.md).
+starts with the engine (``Engine(two_processes=True)``: ``toolkit sandbox --two-processes``, the
+default on three cores or more) and ends with it. The split costs CPU (a body is parsed in both
+processes, a chunk's results serialized and read back), which a free second core more than pays
+for; a core the client needs too, it does not (bench/README.md).
 
 Example (not run as a doctest: it starts a process)::
 
