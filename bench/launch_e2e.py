@@ -35,20 +35,12 @@ from toolkit.core.contract import BATCH_PATH, STATUS_PATH
 from toolkit.core.sample import sample_customers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from plan_throughput import EMAIL_RESOURCE, FIELDS, SMS_RESOURCE, TRIGGER_ID
+from plan_throughput import TRIGGER_ID, sample_mapping
 
 
 def _plan(rows: int) -> toolkit.Plan:
-    mapping = toolkit.Mapping(
-        fields=FIELDS,
-        subscriptions=(
-            toolkit.Subscription("email", "email", EMAIL_RESOURCE),
-            toolkit.Subscription("sms", "phone", SMS_RESOURCE),
-        ),
-        matching="email",
-    )
     return toolkit.plan(
-        sample_customers(rows, kind="polars"), mapping, toolkit.Trigger(TRIGGER_ID), max_rows=10_000
+        sample_customers(rows, kind="polars"), sample_mapping(), toolkit.Trigger(TRIGGER_ID), max_rows=10_000
     )
 
 
@@ -120,10 +112,11 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http=AbortableH11Proto
 
 
 def _start(args: list[str], url: str) -> subprocess.Popen[bytes]:
+    """A server in its own process (``python ARGS``), once ``url`` answers (30 s at most)."""
     server = subprocess.Popen([sys.executable, *args])
     for _ in range(300):
         try:
-            requests.get(url + "/_sandbox/health", timeout=1)
+            requests.get(url, timeout=1)
             break
         except requests.ConnectionError:
             time.sleep(0.1)
@@ -183,7 +176,7 @@ def main() -> int:
     print(f"{os.cpu_count()} cores, {_load()} at the start")
     ok = sandbox_ok = True
     # (a) and (b) on the sandbox as `toolkit sandbox` runs here by default; (c) on one process.
-    server = _start(_sandbox_args(port, token), url)
+    server = _start(_sandbox_args(port, token), url + "/_sandbox/health")
     try:
         if opts.rows:
             plan = _plan(opts.rows)
@@ -210,7 +203,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(30)
-    server = _start(_sandbox_args(port, token, "--one-process"), url)
+    server = _start(_sandbox_args(port, token, "--one-process"), url + "/_sandbox/health")
     try:
         if opts.million:
             big = _plan(opts.million)
@@ -244,7 +237,7 @@ def main() -> int:
     if opts.million and opts.two_processes:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        server = _start(_sandbox_args(port, token, "--two-processes"), url)
+        server = _start(_sandbox_args(port, token, "--two-processes"), url + "/_sandbox/health")
         try:
             cpu0, kids0 = _tree_cpu_s(server.pid)
             two_s = _bare(url, token, big_bodies)
@@ -266,7 +259,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
-            server = _start(_sandbox_args(port, token, "--db", str(Path(tmp) / "sandbox.sqlite")), url)
+            server = _start(
+                _sandbox_args(port, token, "--db", str(Path(tmp) / "sandbox.sqlite")),
+                url + "/_sandbox/health",
+            )
             try:
                 db_plan = _plan(opts.db_rows)
                 db_bodies = [b.body for b in db_plan.batches]
@@ -281,14 +277,8 @@ def main() -> int:
     if opts.million:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        floor = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER, str(port)])
+        floor = _start(["-c", FLOOR_SERVER, str(port)], url + "/")
         try:
-            for _ in range(300):
-                try:
-                    requests.get(url + "/", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
             floor_s = _bare(url, token, big_bodies)
             print(
                 f"(e) floor         {floor_s:7.2f} s  {m / floor_s:9,.0f} profiles/s  "

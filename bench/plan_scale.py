@@ -31,22 +31,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from plan_throughput import TRIGGER_ID, sample_mapping  # noqa: E402  (the benches' one mapping)
+
 CACHE = ROOT / "bench" / ".cache"
 CHUNK = 1_000_000
 MAX_PEAK_OVER_BASE = 1e9
 MIN_STREAM_VS_EAGER = 0.7
-FIELDS = {
-    "first_name": "_fname",
-    "last_name": "_lname",
-    "email": "email",
-    "phone": "phones",
-    "city": "_city",
-    "signup_date": "_regdate",
-    "orders": "orders",
-    "revenue": "revenue",
-    "tags": "tags",
-    "crm_id": "CRM_ID",
-}
 
 
 def dataset(rows: int) -> Path:
@@ -73,15 +64,6 @@ def dataset(rows: int) -> Path:
     return folder
 
 
-def _mapping() -> Any:
-    import toolkit
-
-    return toolkit.Mapping(
-        fields=FIELDS,
-        subscriptions=(toolkit.Subscription("email", "email", 21), toolkit.Subscription("sms", "phone", 20)),
-    )
-
-
 def _rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -92,7 +74,7 @@ def child(kind: str, rows: int) -> dict[str, Any]:
 
     import toolkit
 
-    mapping, trigger = _mapping(), toolkit.Trigger(96)
+    mapping, trigger = sample_mapping(), toolkit.Trigger(TRIGGER_ID)
     source: Any
     spark = None
     if kind == "eager":

@@ -131,10 +131,12 @@ def setup_shaped() -> Callable[[Any], Output]:
     return run
 
 
-def setup_plan() -> Callable[[Any], Output]:
+def sample_mapping() -> Any:
+    """The mapping every bench plans with: the sample's columns, an email and an SMS subscription,
+    matching by email (toolkit imported only when asked: a child measures memory before it)."""
     import toolkit
 
-    mapping = toolkit.Mapping(
+    return toolkit.Mapping(
         fields=FIELDS,
         subscriptions=(
             toolkit.Subscription("email", "email", EMAIL_RESOURCE),
@@ -142,6 +144,12 @@ def setup_plan() -> Callable[[Any], Output]:
         ),
         matching="email",
     )
+
+
+def setup_plan() -> Callable[[Any], Output]:
+    import toolkit
+
+    mapping = sample_mapping()
     trigger = toolkit.Trigger(TRIGGER_ID)
 
     def run(frame: Any) -> Output:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
     from .memstore import MemoryStore
 
 __all__ = ["Engine"]
+
+#: A prepared profile's stored fields and subscriptions (``orjson``) and its match keys.
+Blobs = tuple[bytes, bytes, set[tuple[str, str]]]
 
 log = logging.getLogger("toolkit.sandbox")
 
@@ -261,12 +265,50 @@ class Engine:
         """
         # A chunk of a few profiles (a paced task imports one at a time) is cheaper checked exactly.
         checks = chunk_checks(profiles) if len(profiles) >= _COLUMNWISE_FROM else EXACT
+
+        def checked() -> Iterator[tuple[Checked, None] | ProfileError]:
+            for fields in profiles:
+                try:
+                    yield check_profile(fields, env, checks), None
+                except ProfileError as exc:
+                    yield exc
+
+        return self._place_each(env, checked(), checks, task_id)
+
+    def import_prepared(self, env: ImportEnvelope, items: list[Prepared], task_id: str) -> list[Result]:
+        """:meth:`import_chunk` of a chunk whose profiles the second process checked
+        (:func:`~toolkit.sandbox.prepare.prepare_chunk`): the same results, the same store."""
+
+        def checked() -> Iterator[tuple[Checked, Blobs] | ProfileError]:
+            for item in items:
+                if len(item) == 2:  # the profile's own error
+                    yield ProfileError(*item)
+                    continue
+                profile_id_given, lookups, fields_blob, subs_blob, keys = item
+                # Its fields stay blobs until a merge needs them.
+                yield Checked({}, [], lookups, profile_id_given), (fields_blob, subs_blob, keys)
+
+        return self._place_each(env, checked(), EXACT, task_id)
+
+    def _place_each(
+        self,
+        env: ImportEnvelope,
+        checked: Iterator[tuple[Checked, Blobs | None] | ProfileError],
+        checks: Checks,
+        task_id: str,
+    ) -> list[Result]:
+        """Store a chunk's profiles in order as they are checked (each placed before the next is
+        checked: one pass over the chunk); each one's result, its trigger sends logged at once."""
         now = time.time()
         results: list[Result] = []
         imported: list[str] = []
-        for fields in profiles:
+        for item in checked:
+            if isinstance(item, ProfileError):  # the profile's own error
+                results.append((item.code, item.text))
+                continue
+            profile, blobs = item
             try:
-                profile_id = self._place(env, check_profile(fields, env, checks), now, checks)
+                profile_id = self._place(env, profile, now, checks, blobs)
             except ProfileError as exc:
                 results.append((exc.code, exc.text))
                 continue
@@ -282,35 +324,13 @@ class Engine:
                 env.trigger_id, imported, task_id, env.content, env.custom_data, env.attachments
             )
 
-    def import_prepared(self, env: ImportEnvelope, items: list[Prepared], task_id: str) -> list[Result]:
-        """:meth:`import_chunk` of a chunk whose profiles the second process checked
-        (:func:`~toolkit.sandbox.prepare.prepare_chunk`): the same results, the same store."""
-        now = time.time()
-        results: list[Result] = []
-        imported: list[str] = []
-        for item in items:
-            if len(item) == 2:  # the profile's own error
-                results.append(item)
-                continue
-            profile_id_given, lookups, fields_blob, subs_blob, keys = item
-            checked = Checked({}, [], lookups, profile_id_given)  # its fields stay blobs until a merge
-            try:
-                profile_id = self._place(env, checked, now, EXACT, (fields_blob, subs_blob, keys))
-            except ProfileError as exc:
-                results.append((exc.code, exc.text))
-                continue
-            results.append(profile_id)
-            imported.append(profile_id)
-        self._trigger(env, imported, task_id)
-        return results
-
     def _place(
         self,
         env: ImportEnvelope,
         checked: Checked,
         now: float,
         checks: Checks,
-        blobs: tuple[bytes, bytes, set[tuple[str, str]]] | None = None,
+        blobs: Blobs | None = None,
     ) -> str:
         """Store a checked profile (matched and merged, or created); its id. Raises
         :class:`ProfileError` for 404 (profile_id unknown) and 409 (ambiguous match).

@@ -322,13 +322,7 @@ def index_keys(
     # No custom field indexed (the usual case): skip the per-field loops, a profile's largest cost here.
     every_kind = field_kinds is None or bool(field_kinds)
     if every_kind:
-        for name, value in fields.items():
-            kind = f"field:{name}"
-            if field_kinds is not None and kind not in field_kinds:
-                continue
-            key = _scalar_key(value)
-            if key is not None:
-                keys.add((kind, key))
+        _add_custom_keys(keys, "field:", fields, field_kinds)
     for sub in subs:
         rule = CHANNELS.get(sub.get("channel", ""))
         if rule is None:
@@ -341,16 +335,22 @@ def index_keys(
             keys.add((_SUB_PHONE_KIND, contact))
         elif contact_kind == "id" and contact is not None:
             keys.add((_SUB_PUSH_KIND, str(contact).strip()))
-        if not every_kind:
-            continue
-        for name, value in (sub.get("custom_fields") or {}).items():
-            kind = f"subfield:{name}"
-            if field_kinds is not None and kind not in field_kinds:
-                continue
-            key = _scalar_key(value)
-            if key is not None:
-                keys.add((kind, key))
+        if every_kind:
+            _add_custom_keys(keys, "subfield:", sub.get("custom_fields") or {}, field_kinds)
     return keys
+
+
+def _add_custom_keys(
+    keys: set[tuple[str, str]], prefix: str, values: dict[str, Any], field_kinds: Container[str] | None
+) -> None:
+    """Add the ``prefix + name`` keys of custom ``values`` (those in ``field_kinds``; None: all)."""
+    for name, value in values.items():
+        kind = prefix + name
+        if field_kinds is not None and kind not in field_kinds:
+            continue
+        key = _scalar_key(value)
+        if key is not None:
+            keys.add((kind, key))
 
 
 def _sub_identity(sub: dict[str, Any]) -> tuple[Any, ...]:
