@@ -4,6 +4,8 @@
   against the validators, one value at a time;
 - the keys ``check_profile`` finds on its walk over a profile against ``index_keys`` of what it
   stores, for every matching mode;
+- ``checked_profiles`` (a chunk's usual profiles settled in one tight loop) against
+  ``check_profile`` of each profile, for every matching mode, usual and unusual profiles mixed;
 - the JSON depth counted on a body's bytes against the walk over its parsed containers;
 - the in-memory store against the SQLite store, the same imports through the same engine;
 - the collector pause, entered from many threads at once, leaves the collector as it found it;
@@ -20,7 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from toolkit.core.contract import CHANNELS, MatchingMode
@@ -31,8 +33,11 @@ from toolkit.sandbox.knobs import IdSource
 from toolkit.sandbox.memstore import MemoryStore
 from toolkit.sandbox.prepare import PREPARE_FROM
 from toolkit.sandbox.profiles import (
+    Checked,
     ProfileError,
     check_profile,
+    check_profiles,
+    checked_profiles,
     chunk_checks,
     email_table,
     index_keys,
@@ -138,6 +143,143 @@ def test_the_keys_found_on_the_check_are_those_indexed(
             except ProfileError:
                 continue
             assert checked.index == index_keys(checked.fields, checked.subscriptions, set())
+
+
+# Profiles as a segment sends them (valid contacts already in their stored form, integer
+# resources, real dates and IPs), with the near misses the fast path must leave to check_profile.
+_USUAL_EMAILS = st.sampled_from(
+    ["a@b.co", "Ann.Lee@mail.example", "x@y.org", " a@b.co", "a@b.co ", "bad@", "ä@b.co"]
+)
+_USUAL_PHONES = st.sampled_from(["+79000000000", "+79991234567", "+7 900 000-00-00", "12", "", None])
+_USUAL_SUBSCRIPTIONS = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"channel": st.sampled_from(["email", "email", "push"]), "email": _USUAL_EMAILS},
+            optional={"resource_id": st.sampled_from([21, 7, None, "", "8", True, 1.5])},
+        ),
+        st.fixed_dictionaries(
+            {"channel": st.sampled_from(["sms", "phone", "viber", "whatsapp"]), "phone": _USUAL_PHONES},
+            optional={"resource_id": st.sampled_from([20, None, "9"])},
+        ),
+        st.just("not an object"),
+    ),
+    max_size=3,
+)
+_USUAL_PROFILES = st.fixed_dictionaries(
+    {},
+    optional={
+        "_fname": st.sampled_from(["Ann", "Ирина", ""]),
+        "email": _USUAL_EMAILS | st.sampled_from(["", None, 5]),
+        "phones": _USUAL_PHONES | st.just(["+79000000000"]) | st.just(7),
+        "_regdate": st.sampled_from(["2024-02-29", "2023-02-29", "2024-01-31T10:00:00Z", "", None, 20240101]),
+        "_ip": st.sampled_from(["10.0.0.1", "300.1.1.1", "", None, 1]),
+        "CRM": _VALUES,
+        "subscriptions": _USUAL_SUBSCRIPTIONS | st.sampled_from([None, "", {"channel": "email"}, 3]),
+    },
+)
+
+
+def _usual(**changes: Any) -> dict[str, Any]:
+    return {
+        "email": "a@b.co",
+        "phones": "+79000000000",
+        "_regdate": "2022-01-13",
+        "subscriptions": [{"channel": "email", "email": "a@b.co", "resource_id": 21}],
+        **changes,
+    }
+
+
+# The near misses one at a time, each in an otherwise usual profile (random chunks rarely hold one).
+_NEAR_MISSES = [
+    _usual(subscriptions=[{"channel": "sms", "phone": "+7 900 000-00-00"}]),
+    _usual(subscriptions=[{"channel": "email", "email": " a@b.co"}]),
+    _usual(subscriptions=[{"channel": "email", "email": "a@b.co", "resource_id": "8"}]),
+    _usual(subscriptions=[{"channel": "email", "email": "a@b.co", "resource_id": True}]),
+    _usual(subscriptions=[{"channel": "push", "subscription_id": "t"}]),
+    _usual(subscriptions={"channel": "email", "email": "a@b.co"}),
+    _usual(phones=["+79000000000"]),
+    _usual(phones="+7 900 000-00-00"),
+    _usual(email=" A@B.co "),
+    _usual(_regdate="2023-02-29"),
+    _usual(_ip="10.0.0.1"),
+    _usual(email="", subscriptions=[]),
+    _usual(email="", phones="", subscriptions=[{"channel": "sms", "phone": "+79000000000"}]),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@example(_NEAR_MISSES, MatchingMode.EMAIL, False, True)
+@example(_NEAR_MISSES, MatchingMode.PHONE, True, False)
+@example(_NEAR_MISSES, MatchingMode.EMAIL_PROFILE, False, True)
+@given(
+    st.lists(_USUAL_PROFILES | _PROFILES, min_size=1, max_size=12),
+    st.sampled_from(list(MatchingMode)),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_chunk_check_answers_as_check_profile(
+    profiles: list[dict[str, Any]], matching: MatchingMode, skip_invalid: bool, tables: bool
+) -> None:
+    env = ImportEnvelope(
+        trigger_id=1,
+        matching=matching,
+        profiles=profiles,
+        field_name="CRM",
+        skip_invalid_subscriptions=skip_invalid,
+    )
+    before = orjson.dumps(profiles)
+    checks = chunk_checks(profiles) if tables else None
+    for fields, answer in zip(profiles, check_profiles(profiles, env, checks), strict=True):
+        try:
+            expected: Checked | ProfileError = check_profile(fields, env)
+        except ProfileError as exc:
+            expected = exc
+        if isinstance(expected, ProfileError):
+            assert isinstance(answer, ProfileError)
+            assert (answer.code, answer.text) == (expected.code, expected.text)
+            continue
+        assert isinstance(answer, Checked)
+        got = (answer.fields, answer.subscriptions, answer.keys, answer.profile_id, answer.index)
+        assert got == (
+            expected.fields,
+            expected.subscriptions,
+            expected.keys,
+            expected.profile_id,
+            expected.index,
+        )
+        # what is stored is byte for byte what check_profile would have stored
+        assert orjson.dumps(answer.fields) == orjson.dumps(expected.fields)
+        assert orjson.dumps(answer.subscriptions) == orjson.dumps(expected.subscriptions)
+    assert orjson.dumps(profiles) == before  # the request is never changed
+
+
+def test_the_chunk_check_settles_a_usual_chunk_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual profile never reaches check_profile (else the fast path would be dead code)."""
+    import toolkit.sandbox.profiles as profiles_module
+
+    usual = [
+        {
+            "email": f"p{i}@mail.example",
+            "phones": "+7900000000" + str(i % 10),
+            "_regdate": "2022-01-13",
+            "subscriptions": [
+                {"channel": "email", "email": f"p{i}@mail.example", "resource_id": 21},
+                {"channel": "sms", "phone": "+7900000000" + str(i % 10)},
+            ],
+        }
+        for i in range(100)
+    ]
+    slow: list[dict[str, Any]] = []
+    exact = profiles_module.check_profile
+    monkeypatch.setattr(profiles_module, "check_profile", lambda f, *a: slow.append(f) or exact(f, *a))
+    env = ImportEnvelope(trigger_id=1, matching="email", profiles=usual)
+    answers = list(checked_profiles(usual, env, chunk_checks(usual)))
+    assert slow == [] and all(isinstance(a, Checked) for a in answers)
+    odd = [{**usual[0], "subscriptions": [{"channel": "email", "email": " p0@mail.example"}]}]
+    assert next(checked_profiles(odd, env, chunk_checks(odd))).subscriptions == [  # type: ignore[union-attr]
+        {"channel": "email", "email": "p0@mail.example"}
+    ]
+    assert slow == odd  # a padded subscription email is stored stripped: check_profile does it
 
 
 def test_the_usual_values_are_settled_column_wise() -> None:

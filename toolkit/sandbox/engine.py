@@ -45,6 +45,7 @@ from .profiles import (
     Checks,
     ProfileError,
     check_profile,
+    checked_profiles,
     chunk_checks,
     index_keys,
     merge,
@@ -260,20 +261,24 @@ class Engine:
         result, a profile id or ``(error, error_text)``; the chunk's trigger sends logged at once.
 
         The emails and phones of the whole chunk are checked column-wise first
-        (:func:`~toolkit.sandbox.profiles.chunk_checks`); each profile is then matched, merged or
-        created exactly as :meth:`import_one` does, so the answers are the same.
+        (:func:`~toolkit.sandbox.profiles.chunk_checks`); each profile is then checked
+        (:func:`~toolkit.sandbox.profiles.checked_profiles`) and matched, merged or created
+        exactly as :meth:`import_one` does, so the answers are the same; each is placed before
+        the next is checked, while its dicts are still in the processor's cache.
         """
         # A chunk of a few profiles (a paced task imports one at a time) is cheaper checked exactly.
-        checks = chunk_checks(profiles) if len(profiles) >= _COLUMNWISE_FROM else EXACT
-
-        def checked() -> Iterator[tuple[Checked, None] | ProfileError]:
-            for fields in profiles:
-                try:
-                    yield check_profile(fields, env, checks), None
-                except ProfileError as exc:
-                    yield exc
-
-        return self._place_each(env, checked(), checks, task_id)
+        if len(profiles) >= _COLUMNWISE_FROM:
+            checks = chunk_checks(profiles)
+            answers = checked_profiles(profiles, env, checks)
+        else:
+            checks = EXACT
+            answers = (_checked_or_error(fields, env) for fields in profiles)
+        return self._place_each(
+            env,
+            (item if isinstance(item, ProfileError) else (item, None) for item in answers),
+            checks,
+            task_id,
+        )
 
     def import_prepared(self, env: ImportEnvelope, items: list[Prepared], task_id: str) -> list[Result]:
         """:meth:`import_chunk` of a chunk whose profiles the second process checked
@@ -494,3 +499,10 @@ class Engine:
                     return
             self._done(end - done)
             done = end
+
+
+def _checked_or_error(fields: dict[str, Any], env: ImportEnvelope) -> Checked | ProfileError:
+    try:
+        return check_profile(fields, env)
+    except ProfileError as exc:
+        return exc

@@ -154,6 +154,10 @@ class RateLimiter:
             return max(1, math.ceil((1.0 - self._tokens) / self._rate))
 
 
+#: Profile ids made at a time (knobs.IdSource): a method call and a lock each cost as much as an id.
+_IDS_AHEAD: Final = 1024
+
+
 class IdSource:
     """Task ids (uuid4 strings) and profile ids (24 hex digits), seeded or not.
 
@@ -173,7 +177,7 @@ class IdSource:
             self._profiles = random.Random(f"{seed}:profiles")
         self._lock = threading.Lock()
         self._seeded = seed is not None
-        self._spare, self._spare_at = "", 0
+        self._ready: list[str] = []  # the next profile ids, the next one last
 
     def task_id(self) -> str:
         """A new uuid4 string."""
@@ -182,11 +186,25 @@ class IdSource:
 
     def profile_id(self) -> str:
         """A new 24-hex-digit profile id (the platform's ObjectId-like shape)."""
+        try:
+            return self._ready.pop()  # atomic: two threads never get the same id
+        except IndexError:
+            pass
         with self._lock:
-            if self._seeded:
-                return f"{self._profiles.getrandbits(96):024x}"
-            # Unseeded: the system's randomness read 4,096 ids at a time, not one syscall per id.
-            if self._spare_at >= len(self._spare):
-                self._spare, self._spare_at = os.urandom(12 * 4096).hex(), 0
-            start, self._spare_at = self._spare_at, self._spare_at + 24
-            return self._spare[start : self._spare_at]
+            if not self._ready:
+                self._ready = self._more_profile_ids()
+        return self.profile_id()
+
+    def _more_profile_ids(self) -> list[str]:
+        """The next :data:`_IDS_AHEAD` profile ids, made in one call, the first of them last.
+
+        Seeded, they are the ids one ``getrandbits(96)`` each would give, in the same order:
+        ``getrandbits(96 * n)`` reads the same 32-bit words and places the first id's lowest, so
+        the hex digits of the first id end the string. Unseeded, the system's randomness is read
+        once for all of them, not one syscall per id.
+        """
+        if self._seeded:
+            digits = f"{self._profiles.getrandbits(96 * _IDS_AHEAD):0{24 * _IDS_AHEAD}x}"
+        else:
+            digits = os.urandom(12 * _IDS_AHEAD).hex()
+        return [digits[start : start + 24] for start in range(0, 24 * _IDS_AHEAD, 24)]

@@ -126,8 +126,10 @@ class MemoryStore:
     def find(self, kinds: tuple[str, ...], value: str) -> list[str]:
         """Ids of the profiles indexed under ``value`` for any of ``kinds``, oldest first."""
         found: list[str] = []
+        index = self._index
         for kind in kinds:
-            hit = self._index.get(kind, {}).get(value)
+            values = index.get(kind)
+            hit = None if values is None else values.get(value)
             if hit is None:
                 continue
             for profile_id in (hit,) if type(hit) is str else hit:

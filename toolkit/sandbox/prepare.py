@@ -5,7 +5,7 @@ checking each profile (email, phones, dates, subscriptions, its match keys) and 
 what is stored (~10-15 us), then matching and storing it (~8 us). The checks depend on the
 profile and the envelope only, never on the store, so they can run anywhere: here a second
 process (:class:`Preparer`) reads the task's request body itself, checks its profiles chunk by
-chunk with the very functions the sandbox uses (:func:`~toolkit.sandbox.profiles.check_profile`,
+chunk with the very functions the sandbox uses (:func:`~toolkit.sandbox.profiles.checked_profiles`,
 :func:`~toolkit.sandbox.profiles.chunk_checks`) and sends back, per profile, its error or what
 the store needs: its lookups, its fields and subscriptions as the stored ``orjson`` blobs, and
 its match keys. The sandbox's own process then only matches and stores those profiles.
@@ -59,7 +59,7 @@ from typing import Any, Final
 import orjson
 
 from .envelope import BATCH_LISTS, decode, parse_import
-from .profiles import EXACT, Checks, ProfileError, check_profile, chunk_checks
+from .profiles import EXACT, Checks, ProfileError, checked_profiles, chunk_checks
 
 __all__ = ["CHUNK", "PREPARE_FROM", "Prepared", "Preparer", "RequestSource", "prepare_chunk"]
 
@@ -117,11 +117,9 @@ def prepare_chunk(
     if checks is None:
         checks = chunk_checks(profiles) if len(profiles) >= _COLUMNWISE_FROM else EXACT
     out: list[Prepared] = []
-    for fields in profiles:
-        try:
-            checked = check_profile(fields, matching_env, checks)
-        except ProfileError as exc:
-            out.append((exc.code, exc.text))
+    for checked in checked_profiles(profiles, matching_env, checks):
+        if isinstance(checked, ProfileError):
+            out.append((checked.code, checked.text))
             continue
         subs = checked.subscriptions
         out.append(
