@@ -445,7 +445,8 @@ def test_the_collector_pause_is_counted_across_threads() -> None:
 
 def test_a_bulk_task_freezes_its_body_and_the_idle_worker_collects() -> None:
     """A large task's body is kept out of the collector's reach while it waits, and the collector
-    is paused for the task; once the worker is idle, a cycle made before is collected all the same."""
+    is paused for the task; once the worker is idle, a cycle made before or during the task is
+    collected all the same."""
 
     class Node:
         ref: Any = None
@@ -465,9 +466,17 @@ def test_a_bulk_task_freezes_its_body_and_the_idle_worker_collects() -> None:
             profiles=[{"email": f"p{i}@example.com"} for i in range(PREPARE_FROM)],
         )
         task_id = engine.submit(env)
+        during = Node()  # made while the task runs: frozen with what the task made, at its end
+        during.ref = during
+        alive_during = weakref.ref(during)
+        del during
         gc.enable()
         deadline = time.monotonic() + 60  # only stops a hung test
-        while alive() is not None or engine.store.task(task_id)["status"] != "completed":  # type: ignore[index]
+        while (
+            alive() is not None
+            or alive_during() is not None
+            or engine.store.task(task_id)["status"] != "completed"  # type: ignore[index]
+        ):
             assert time.monotonic() < deadline, "the cycle was not collected once the worker was idle"
             time.sleep(0.01)
         assert gc.isenabled()

@@ -71,7 +71,7 @@ from .envelope import (
     read_int,
     response_format,
 )
-from .gc_pause import paused_gc
+from .gc_pause import freeze_parsed, paused_gc
 from .knobs import Faults, IdSource, Knobs, RateLimiter
 from .memstore import MemoryStore
 from .prepare import RequestSource
@@ -87,6 +87,8 @@ log = logging.getLogger("toolkit.sandbox")
 ABORT_EXTENSION: Final = "toolkit.abort"
 
 _MEDIA: Final = {"json": "application/json", "xml": "application/xml"}
+#: Bodies from this size on are frozen once parsed (gc_pause.freeze_parsed): ~3,000 profiles.
+_FREEZE_FROM: Final = 1 << 20
 
 #: Seconds a request body may stall (no bytes arriving) before the sandbox answers 408 and drops
 #: the connection.
@@ -368,7 +370,12 @@ async def _platform_call(request: Request, lists: frozenset[tuple[str, ...]], ha
 
 def _decode(raw: bytes, fmt: Format, lists: frozenset[tuple[str, ...]]) -> dict[str, Any]:
     with paused_gc():  # a body is tens of thousands of containers, none in a cycle (gc_pause.py)
-        return decode(raw, fmt, lists)
+        body = decode(raw, fmt, lists)
+        if len(raw) >= _FREEZE_FROM:
+            # Out of the collector's reach before it is re-enabled, not only once its task is
+            # queued: else the first collection after this walks the whole body.
+            freeze_parsed()
+        return body
 
 
 def _responses(ok: type[BaseModel] | None, *codes: int) -> dict[int | str, dict[str, Any]]:

@@ -442,10 +442,16 @@ class Engine:
         # between chunks, its first young collection walked the bodies parsed since (tens of
         # thousands of acyclic containers each), ~10-15% of the CPU under a million-profile
         # launch (gc_pause.py says why pausing is safe; the collector runs once the worker idles).
-        pause = paused_gc() if self._bulk(env) else contextlib.nullcontext()
+        bulk = self._bulk(env)
+        pause = paused_gc() if bulk else contextlib.nullcontext()
         try:
             with pause:
                 self._chunks(task_id, generation, env, done, t0, first)
+                if bulk:
+                    # What the task made joins its frozen body: re-enabled, the collector would
+                    # first walk all of it (its count is over the threshold after a task), ~3%
+                    # of the CPU; the idle worker collects instead (gc_pause.py).
+                    freeze_parsed()
         finally:
             if task_id in self._prepared:
                 del self._prepared[task_id]
