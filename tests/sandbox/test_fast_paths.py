@@ -7,6 +7,7 @@
 - ``checked_profiles`` (a chunk's usual profiles settled in one tight loop) against
   ``check_profile`` of each profile, for every matching mode, usual and unusual profiles mixed;
 - the JSON depth counted on a body's bytes against the walk over its parsed containers;
+- a batch's profiles kept as text (``with_raw_profiles``) against the profiles parsed whole;
 - the in-memory store against the SQLite store, the same imports through the same engine;
 - the collector pause, entered from many threads at once, leaves the collector as it found it;
 - a bulk task's body frozen out of the collector's reach, and collected from once the worker idles.
@@ -27,7 +28,14 @@ from hypothesis import strategies as st
 
 from toolkit.core.contract import CHANNELS, MatchingMode
 from toolkit.sandbox.engine import Engine
-from toolkit.sandbox.envelope import MAX_DEPTH, ImportEnvelope, _depth_ok, _json_depth_ok
+from toolkit.sandbox.envelope import (
+    MAX_DEPTH,
+    ImportEnvelope,
+    RawProfiles,
+    _depth_ok,
+    _json_depth_ok,
+    with_raw_profiles,
+)
 from toolkit.sandbox.gc_pause import paused_gc
 from toolkit.sandbox.knobs import IdSource
 from toolkit.sandbox.memstore import MemoryStore
@@ -309,6 +317,48 @@ def test_json_depth_on_the_bytes_agrees_with_the_walk(value: Any, limit: int, in
     body = {"x": value}
     raw = orjson.dumps(body, option=orjson.OPT_INDENT_2 if indent else 0)
     assert _json_depth_ok(raw, limit) == _depth_ok(body, limit)
+
+
+def _written(value: Any, spaced: bool, escaped: bool) -> bytes:
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if spaced else 0)
+    return text.replace(b"b", b"\\u0062") if escaped else text  # "b" is in no literal
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.dictionaries(st.text(alphabet="ab", max_size=2), _JSON, max_size=3), max_size=5),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_profiles_kept_as_text_parse_as_the_whole_body(
+    profiles: list[dict[str, Any]], spaced: bool, escaped: bool, repeated: bool
+) -> None:
+    """Written any way JSON allows (spaces, escapes, a repeated key: its last value counts), each
+    profile's text parses to the profile the whole body's parse holds, in order."""
+    items = [_written({"data": p}, spaced, escaped) for p in profiles]
+    if repeated:  # a repeated "data", in the body and in each item
+        items = [b'{"data": {"x": 1}, ' + item[1:] for item in items]
+    raw = (
+        b'{"data": 5, "trigger_id": 1, "data": [' + b", ".join(items) + b"]}"
+        if repeated
+        else (b'{"trigger_id": 1, "data": [' + b",".join(items) + b"]}")
+    )
+    parsed = orjson.loads(raw)
+    env = ImportEnvelope(trigger_id=1, matching="email", profiles=[i["data"] for i in parsed["data"]])
+    kept = with_raw_profiles(env, raw)
+    assert isinstance(kept.profiles, RawProfiles)
+    assert kept.profiles[0 : len(profiles)] == env.profiles
+    assert [kept.profiles[i] for i in range(len(profiles))] == env.profiles
+    assert list(kept.profiles) == env.profiles
+    texts = b",".join(kept.profiles.joined(i, i + 2) for i in range(0, len(profiles), 2))
+    assert orjson.loads(b"[" + texts + b"]") == env.profiles  # the chunks sent to the second process
+
+
+def test_profiles_not_found_one_for_one_stay_parsed() -> None:
+    env = ImportEnvelope(trigger_id=1, matching="email", profiles=[{"email": "a@b.co"}])
+    assert with_raw_profiles(env, b'{"data": [{"data": {}}, {"data": {}}]}') is env  # not the same count
+    assert with_raw_profiles(env, b'{"trigger_id": 1}') is env
 
 
 def test_json_depth_at_the_limit() -> None:

@@ -2,7 +2,8 @@
 --two-processes`` runs) answers exactly as one that checks them itself: the same per-profile
 results, profiles, sends and task counts, over HTTP, for new profiles, updates (in a task and
 across tasks), failures of every kind, a custom-field index built half-way, a stepped task and a
-reset; whether the second process checked every chunk or shared them with the engine."""
+reset, an XML body and a JSON one written unusually (spaces, escapes, a repeated key); whether the
+second process checked every chunk or shared them with the engine."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from sandbox_helpers import Api
 
+from toolkit.core.contract import BATCH_PATH, dumps_xml, loads_xml
 from toolkit.sandbox.engine import Engine
-from toolkit.sandbox.prepare import PREPARE_FROM
+from toolkit.sandbox.prepare import PREPARE_FROM, Preparer
 
 ROWS = PREPARE_FROM + 600  # two whole chunks and a partial one
 
@@ -51,6 +54,19 @@ def _session(api: Api) -> tuple[Any, ...]:
         api.run(_profiles(0), matching="custom", field_name="CRM"),  # ambiguous: 409s
         api.run(_profiles(2000), matching="email", skip_invalid_subscriptions=True),
     ]
+    # XML: the second process reads the body itself. JSON written by hand, spaces, escapes and a
+    # repeated key (its last value counts): each profile's text is found again, the same values.
+    xml = dumps_xml({"trigger_id": 7, "matching": "email", "data": _profiles(6000)})
+    answer = api.post(BATCH_PATH, data=xml, xml=True)
+    assert answer.status_code == 200, answer.text
+    results.append(api.wait(loads_xml(answer.content)["task_id"]))
+    items = b" ,\n ".join(
+        b'{ "data" : {"gone": 1}, "data" : ' + orjson.dumps(p) + b" }" for p in _profiles(7000)
+    )
+    unusual = b'{"data": [], "trigger_id": 7, "data" : [ ' + items.replace(b"@", b"\\u0040") + b" ] }"
+    answer = api.post(BATCH_PATH, data=unusual)
+    assert answer.status_code == 200, answer.text
+    results.append(api.wait(answer.json()["task_id"]))
     # A paused worker stepped through a split chunk: the rest of the task is checked in process.
     api.control("pause")
     task_id = api.batch(_profiles(4000), matching="email")
@@ -76,6 +92,14 @@ def test_two_processes_answer_as_one(make_api: Callable[..., Api], monkeypatch: 
         return import_prepared(self, env, items, task_id)
 
     monkeypatch.setattr(Engine, "import_prepared", counted)
+    as_text: list[int] = []  # tasks whose profiles were kept as text (envelope.with_raw_profiles)
+    submit_profiles = Preparer.submit_profiles
+
+    def counted_text(self: Preparer, task_id: str, seq: int, env: Any) -> None:
+        as_text.append(len(env.profiles))
+        submit_profiles(self, task_id, seq, env)
+
+    monkeypatch.setattr(Preparer, "submit_profiles", counted_text)
     one = _session(make_api(seed=3))
     assert not prepared
     # The engine waits for each chunk: every task's whole chunks come from the second process,
@@ -84,9 +108,11 @@ def test_two_processes_answer_as_one(make_api: Callable[..., Api], monkeypatch: 
     two = _session(make_api(seed=3, two_processes=True))
     assert any(p.name == "sandbox-preparer" for p in multiprocessing.active_children())
     assert len(prepared) >= 6 * (ROWS // 1000)
+    assert len(as_text) == 8  # every JSON task's (the XML one is read whole)
     # Shared (the default): each chunk from whichever process had it first; the same answers.
     monkeypatch.setattr(Engine, "wait_for_preparer", False)
     shared = _session(make_api(seed=3, two_processes=True))
+    assert len(as_text) == 16
     assert one == two
     assert one == shared
     results = one[0]

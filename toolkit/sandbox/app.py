@@ -62,6 +62,8 @@ from .envelope import (
     SINGLE_LISTS,
     STATUS_LISTS,
     ApiFailure,
+    ImportEnvelope,
+    RawProfiles,
     accepted_matching,
     decode,
     detect_format,
@@ -70,6 +72,7 @@ from .envelope import (
     read_bool,
     read_int,
     response_format,
+    with_raw_profiles,
 )
 from .gc_pause import freeze_parsed, paused_gc
 from .knobs import Faults, IdSource, Knobs, RateLimiter
@@ -557,15 +560,22 @@ def create_app(
         profiles in the background. Per-profile problems fail only that profile (see `tasks/status`)."""
 
         async def handle(body: dict[str, Any], xml: bool, fmt: Format) -> Response:
-            env = await run_in_threadpool(
-                lambda: parse_import(
+            def envelope() -> ImportEnvelope:
+                env = parse_import(
                     body,
                     xml=xml,
                     single=False,
                     max_file_bytes=max_file_bytes,
                     undocumented_matching=allow_undocumented_matching,
                 )
-            )
+                skim_from = engine.skim_from
+                if skim_from is not None and not xml and len(env.profiles) >= skim_from:
+                    env = with_raw_profiles(env, request.state.raw_body)
+                    if isinstance(env.profiles, RawProfiles):
+                        body.pop("data", None)  # the parsed profiles go now, while in the cache
+                return env
+
+            env = await run_in_threadpool(envelope)
             known.check_startable(env.trigger_id)
             source = RequestSource(request.state.raw_body, xml, max_file_bytes, allow_undocumented_matching)
             task_id = await run_in_threadpool(engine.submit, env, source)

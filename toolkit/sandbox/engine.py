@@ -27,14 +27,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from toolkit.core.contract import MATCHING_MODES
 
-from .envelope import ImportEnvelope
+from .envelope import ImportEnvelope, RawProfiles
 from .gc_pause import freeze_parsed, paused_gc, thaw_when_idle
 from .knobs import IdSource
 from .prepare import PREPARE_FROM, Prepared, Preparer, RequestSource
@@ -220,13 +220,25 @@ class Engine:
                 if self._preparer is None:
                     self._preparer = Preparer()
                 self._prepared_seq += 1
-                self._preparer.submit(task_id, self._prepared_seq, source)
+                if isinstance(env.profiles, RawProfiles):
+                    self._preparer.submit_profiles(task_id, self._prepared_seq, env)
+                else:
+                    self._preparer.submit(task_id, self._prepared_seq, source)
                 self._prepared[task_id] = self._prepared_seq
             if self._bulk(env):
                 freeze_parsed()  # the body waits for its task out of the collector's reach
             self._queue.append(task_id)
             self._wake.notify()
         return task_id
+
+    @property
+    def skim_from(self) -> int | None:
+        """The fewest profiles for a JSON batch's profiles to be kept as text once its body is
+        checked (envelope.with_raw_profiles), or None: with a second process, each process then
+        parses only the chunks it imports, and the parsed body goes at once."""
+        if self._two_processes and self.processing_rate is None and self._in_memory():
+            return PREPARE_FROM
+        return None
 
     def _bulk(self, env: ImportEnvelope) -> bool:
         """A large task imported at full speed (a paced task imports one profile at a time)."""
@@ -256,7 +268,9 @@ class Engine:
                 )
             return {"profile_id": profile_id}
 
-    def import_chunk(self, env: ImportEnvelope, profiles: list[dict[str, Any]], task_id: str) -> list[Result]:
+    def import_chunk(
+        self, env: ImportEnvelope, profiles: Sequence[dict[str, Any]], task_id: str
+    ) -> list[Result]:
         """Import a chunk of a task's profiles in order (call inside a transaction): each one's
         result, a profile id or ``(error, error_text)``; the chunk's trigger sends logged at once.
 

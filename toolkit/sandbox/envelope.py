@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field, fields
-from typing import Any, Final
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Final, overload
 from xml.parsers import expat
 
+import msgspec
 import numpy as np
 import orjson
 from defusedxml import DefusedXmlException
@@ -42,6 +44,7 @@ __all__ = [
     "STATUS_LISTS",
     "ApiFailure",
     "ImportEnvelope",
+    "RawProfiles",
     "accepted_matching",
     "check_xml_shape",
     "decode",
@@ -51,6 +54,7 @@ __all__ = [
     "read_bool",
     "read_int",
     "response_format",
+    "with_raw_profiles",
 ]
 
 #: Deepest nesting accepted in a body. Profiles are shallow (a field may hold an object or an
@@ -197,6 +201,79 @@ def decode(raw: bytes, fmt: Format, list_paths: frozenset[tuple[str, ...]]) -> d
     if not (_json_depth_ok(raw, MAX_DEPTH) if fmt == "json" else _depth_ok(body, MAX_DEPTH)):
         raise ApiFailure(400, f"the body nests deeper than {MAX_DEPTH} levels")
     return body
+
+
+class RawProfiles(Sequence[dict[str, Any]]):
+    """A batch's profiles kept as their JSON text (:func:`with_raw_profiles`), parsed a slice
+    at a time: each process parses only the chunks it imports, when it imports them.
+
+    Example:
+        >>> import msgspec
+        >>> profiles = RawProfiles(msgspec.json.decode(b'[{"email": "a@b.co"}, {}]', type=list[msgspec.Raw]))
+        >>> len(profiles), profiles[0:2], profiles[1], profiles.joined(0, 2)
+        (2, [{'email': 'a@b.co'}, {}], {}, b'{"email": "a@b.co"},{}')
+    """
+
+    __slots__ = ("_raws",)
+
+    def __init__(self, raws: list[msgspec.Raw]) -> None:
+        self._raws = raws
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            profiles: list[dict[str, Any]] = orjson.loads(b"[" + b",".join(self._raws[index]) + b"]")
+            return profiles
+        profile: dict[str, Any] = orjson.loads(memoryview(self._raws[index]))
+        return profile
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(self._raws), 1000):
+            yield from self[start : start + 1000]
+
+    def joined(self, start: int, stop: int) -> bytes:
+        """The JSON text of profiles ``start..stop``, comma-separated (for the second process)."""
+        return b",".join(self._raws[start:stop])
+
+
+class _Item(msgspec.Struct, gc=False):
+    data: msgspec.Raw
+
+
+_SKIM_TOP: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_SKIM_ITEMS: Final = msgspec.json.Decoder(list[_Item])
+
+
+def with_raw_profiles(env: ImportEnvelope, raw: bytes) -> ImportEnvelope:
+    """``env``, parsed from the JSON body ``raw``, with its profiles as :class:`RawProfiles`
+    read from ``raw``: the parsed ones can go at once (while they are in the processor's cache),
+    and each process parses again only the chunks it imports. ``env`` itself when the skim does
+    not find the same profiles one for one.
+
+    The body was decoded and checked whole already (:func:`decode`, :func:`parse_import`), so
+    the answers stay those of the exact parse; ``msgspec`` only finds where each profile's text
+    is (a skim, ~0.7 us a profile, where orjson's full parse is ~2.5). Both read a repeated key
+    as its last value, so each text is the profile parsed (a test compares them).
+
+    Example:
+        >>> raw = b'{"trigger_id": 1, "data": [{"data": {"email": "a@b.co"}}, {"data": {}}]}'
+        >>> env = with_raw_profiles(parse_import(orjson.loads(raw), xml=False, single=False), raw)
+        >>> type(env.profiles).__name__, env.profiles[0:2]
+        ('RawProfiles', [{'email': 'a@b.co'}, {}])
+    """
+    try:
+        items = _SKIM_ITEMS.decode(_SKIM_TOP.decode(raw)["data"])
+    except (msgspec.DecodeError, KeyError):
+        return env
+    if len(items) != len(env.profiles):
+        return env
+    return replace(env, profiles=RawProfiles([item.data for item in items]))
 
 
 class _TooBig(Exception):
@@ -362,7 +439,8 @@ class ImportEnvelope:
 
     trigger_id: int
     matching: str
-    profiles: list[dict[str, Any]]
+    #: a list, or :class:`RawProfiles` (:func:`with_raw_profiles`)
+    profiles: Sequence[dict[str, Any]]
     field_name: str | None = None
     resource_id: int | None = None
     skip_triggers: bool = False
@@ -386,7 +464,7 @@ class ImportEnvelope:
         return cls(**data)
 
 
-def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> list[dict[str, Any]]:
+def _profiles(body: dict[str, Any], *, xml: bool, single: bool) -> Sequence[dict[str, Any]]:
     data = body.get("data")
     if data is None or (data == "" and not xml):
         raise ApiFailure(400, "data is required")

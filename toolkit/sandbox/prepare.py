@@ -52,13 +52,14 @@ import marshal
 import multiprocessing
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
 import orjson
 
-from .envelope import BATCH_LISTS, decode, parse_import
+from .envelope import BATCH_LISTS, ImportEnvelope, RawProfiles, decode, parse_import
 from .profiles import EXACT, Checks, ProfileError, checked_profiles, chunk_checks
 
 __all__ = ["CHUNK", "PREPARE_FROM", "Prepared", "Preparer", "RequestSource", "prepare_chunk"]
@@ -80,6 +81,9 @@ _PIPE_BYTES: Final = 1 << 20
 _SEQ_SHIFT: Final = 32
 #: Fewest profiles in a chunk for its emails and phones to be checked column-wise (engine's).
 _COLUMNWISE_FROM: Final = 64
+# The two kinds of task message: a request body as received, or its chunks as JSON text.
+_BODY: Final = "body"
+_PROFILES: Final = "profiles"
 
 #: One profile, prepared: ``(error, error_text)``, or ``(profile_id, lookups, fields_blob,
 #: subscriptions_blob, keys)`` (``profile_id`` given by a ``profile_id`` matching, else None;
@@ -98,7 +102,7 @@ class RequestSource:
 
 
 def prepare_chunk(
-    profiles: list[dict[str, Any]], matching_env: Any, checks: Checks | None = None
+    profiles: Sequence[dict[str, Any]], matching_env: Any, checks: Checks | None = None
 ) -> list[Prepared]:
     """Check each profile of a chunk as the engine does; one :data:`Prepared` item each.
     ``checks``: the task's emails and phones already checked column-wise (else the chunk's).
@@ -155,24 +159,46 @@ def _serve(tasks: Connection, results: Connection, taken: Any) -> None:
             message = tasks.recv_bytes()
         except (EOFError, OSError):
             return
-        task_id, seq, raw, xml, max_file_bytes, undocumented = marshal.loads(message)
+        kind, task_id, seq, *rest = marshal.loads(message)
         try:
             if _left_to_engine(taken.value, seq) == float("inf"):
                 continue  # the engine is done with it already
-            # The sandbox's process decoded this body already (its shape and depth are checked):
-            # JSON is only parsed again here.
-            body = decode(raw, "xml", BATCH_LISTS) if xml else orjson.loads(raw)
-            env = parse_import(
-                body, xml=xml, single=False, max_file_bytes=max_file_bytes, undocumented_matching=undocumented
-            )
-            del body, raw
-            # Every email and phone of the task in one column-wise pass: the tables answer per
-            # value, so they are the chunks' own answers, at a third of the cost of 10 passes.
-            checks = chunk_checks(env.profiles)
-            for start in reversed(range(0, len(env.profiles), CHUNK)):
+            texts: list[bytes] | None = None
+            checks: Checks | None = None
+            if kind == _BODY:
+                raw, xml, max_file_bytes, undocumented = rest
+                # The sandbox's process decoded this body already (its shape and depth are
+                # checked): JSON is only parsed again here.
+                body = decode(raw, "xml", BATCH_LISTS) if xml else orjson.loads(raw)
+                env = parse_import(
+                    body,
+                    xml=xml,
+                    single=False,
+                    max_file_bytes=max_file_bytes,
+                    undocumented_matching=undocumented,
+                )
+                del body, raw
+                total = len(env.profiles)
+                # Every email and phone of the task in one column-wise pass: the tables answer per
+                # value, so they are the chunks' own answers, at a third of the cost of 10 passes.
+                checks = chunk_checks(env.profiles)
+            else:  # the chunks as JSON text: only those prepared here are parsed
+                matching, field_name, skip_invalid, total, texts = rest
+                env = ImportEnvelope(
+                    trigger_id=1,
+                    matching=matching,
+                    profiles=[],
+                    field_name=field_name,
+                    skip_invalid_subscriptions=skip_invalid,
+                )
+            for start in reversed(range(0, total, CHUNK)):
                 if _left_to_engine(taken.value, seq) > start:
                     break  # the engine checked this chunk (and every one before it) itself
-                items = prepare_chunk(env.profiles[start : start + CHUNK], env, checks)
+                if texts is None:
+                    profiles = env.profiles[start : start + CHUNK]
+                else:
+                    profiles = orjson.loads(b"[" + texts[start // CHUNK] + b"]")
+                items = prepare_chunk(profiles, env, checks)
                 results.send_bytes(marshal.dumps((task_id, start, items)))
         except (EOFError, OSError, BrokenPipeError):
             return
@@ -234,13 +260,49 @@ class Preparer:
     def submit(self, task_id: str, seq: int, source: RequestSource) -> None:
         """Have the preparer check a task's profiles (from its request body, as received).
         ``seq``: the task's number, increasing in the order the engine takes tasks (see :meth:`take`)."""
-        if not 0 <= seq < 1 << (63 - _SEQ_SHIFT):
-            raise ValueError(f"task number out of range: {seq}")
+        self._check_seq(seq)
         self._outbox.put(
             marshal.dumps(
-                (task_id, seq, source.raw, source.xml, source.max_file_bytes, source.undocumented_matching)
+                (
+                    _BODY,
+                    task_id,
+                    seq,
+                    source.raw,
+                    source.xml,
+                    source.max_file_bytes,
+                    source.undocumented_matching,
+                )
             )
         )
+
+    def submit_profiles(self, task_id: str, seq: int, env: ImportEnvelope) -> None:
+        """:meth:`submit` for profiles kept as text (envelope.with_raw_profiles): the chunks are
+        sent as JSON text, and the preparer parses only those it prepares."""
+        self._check_seq(seq)
+        profiles = env.profiles
+        if not isinstance(profiles, RawProfiles):
+            raise TypeError("submit_profiles takes an envelope of RawProfiles (with_raw_profiles)")
+        total = len(profiles)
+        texts = [profiles.joined(start, start + CHUNK) for start in range(0, total, CHUNK)]
+        self._outbox.put(
+            marshal.dumps(
+                (
+                    _PROFILES,
+                    task_id,
+                    seq,
+                    env.matching,
+                    env.field_name,
+                    env.skip_invalid_subscriptions,
+                    total,
+                    texts,
+                )
+            )
+        )
+
+    @staticmethod
+    def _check_seq(seq: int) -> None:
+        if not 0 <= seq < 1 << (63 - _SEQ_SHIFT):
+            raise ValueError(f"task number out of range: {seq}")
 
     def take(self, seq: int, end: int) -> None:
         """The engine checks the profiles of task ``seq`` before ``end`` itself: the preparer
