@@ -76,10 +76,10 @@ _COLUMNWISE_FROM: Final = 64
 class Engine:
     """Imports profiles into a :class:`Store`; batch tasks run on one background thread."""
 
-    #: With a second process (``two_processes``): False (the default) shares a task's chunks
-    #: with it, checking here any chunk it has not delivered yet; True waits for each of its
-    #: chunks instead (slower, but which process checked what no longer depends on timing: a
-    #: test that counts the preparer's chunks sets it).
+    #: With a second process (``two_processes``): False (the default) waits for a chunk only
+    #: once the preparer has begun it, checking here any chunk it has not reached; True
+    #: waits for each of its chunks (which process checked what then no longer depends on
+    #: timing: a test that counts the preparer's chunks sets it).
     wait_for_preparer: bool = False
 
     def __init__(
@@ -497,9 +497,11 @@ class Engine:
             items = None
             if preparer is not None:
                 if allowed == min(CHUNK, total - done) and done % CHUNK == 0:
-                    # The preparer works from the task's end: a chunk it has not delivered yet is
-                    # checked here at once (and taken from it), never waited for (prepare.py).
-                    items = preparer.chunk(task_id, done, timeout=60.0 if self.wait_for_preparer else 0)
+                    # The chunk as prepared if it is here or on its way (the preparer has begun
+                    # it); else it is checked here at once, the preparer told to skip it.
+                    items = preparer.chunk(task_id, done, timeout=0)
+                    if items is None and (self.wait_for_preparer or preparer.reached(seq, done)):
+                        items = preparer.chunk(task_id, done, timeout=60.0)
                     if items is None:
                         preparer.take(seq, end)
                 if items is None or len(items) != allowed:

@@ -10,15 +10,16 @@ chunk with the very functions the sandbox uses (:func:`~toolkit.sandbox.profiles
 the store needs: its lookups, its fields and subscriptions as the stored ``orjson`` blobs, and
 its match keys. The sandbox's own process then only matches and stores those profiles.
 
-The two share each task: the preparer takes its chunks from the last one backwards, while the
-engine takes them from the first one forwards, checking a chunk itself whenever the preparer
-has not delivered it yet (it never waits for it) and saying so in a shared counter
-(:meth:`Preparer.take`), which the preparer reads before each chunk: once the engine has got
-there first, the preparer leaves the rest of the task to it and goes on to the next. So neither
-process idles while the other works, and the split settles by itself where both cores are busy:
-a busy engine (receiving bodies, storing) leaves more chunks to the preparer. (Waiting for the
-preparer's chunks instead, in order, left the engine idle: measured 0.96x one process, where
-sharing measured 1.32x: bench/README.md.)
+The two share each task. The preparer takes its chunks in order and says which one it is
+preparing in a shared word (:meth:`Preparer.reached`); the engine imports the chunks in order,
+each one prepared if it is there, else waiting for it if the preparer has begun it already,
+else checking it itself and saying so in a second shared word (:meth:`Preparer.take`), which the
+preparer reads before each chunk (it skips the chunks the engine took). So a busy engine (it
+also receives and parses every body, and stores every profile) checks nothing and the preparer
+runs ahead; a preparer that falls behind leaves the engine the chunks it has not reached. (The
+engine checking a chunk costs it ~3 times what storing a prepared one does: measured, sharing
+each task from both ends, so that both started on each task at once, left the engine ~40% of the
+checks and it was the slower of the two: bench/README.md.)
 
 The answers are the same as checking in the sandbox's process: the same functions run on the
 same parsed profiles; a profile that updates a stored one is merged from its blobs (what the
@@ -36,7 +37,8 @@ Example (not run as a doctest: it starts a process)::
     preparer = Preparer()
     preparer.submit("t1", 1, RequestSource(raw_body, xml=False, max_file_bytes=..., undocumented_matching=False))
     items = preparer.chunk("t1", 0)     # one Prepared item per profile of the first chunk
-    preparer.take(1, 1000)              # or: the engine checks the first chunk itself
+    preparer.reached(1, 1000)           # True once the preparer has begun the second one
+    preparer.take(1, 2000)              # or: the engine checks the first two itself
     preparer.close()
 """
 
@@ -79,6 +81,8 @@ _PIPE_BYTES: Final = 1 << 20
 #: The shared counter :meth:`Preparer.take` writes: ``task_seq << _SEQ_SHIFT | end`` in one
 #: 64-bit word, so the preparer never reads a task's number with another task's position.
 _SEQ_SHIFT: Final = 32
+#: ``at`` before the preparer's first chunk (Preparer.reached).
+_NOT_YET: Final = -1
 #: Fewest profiles in a chunk for its emails and phones to be checked column-wise (engine's).
 _COLUMNWISE_FROM: Final = 64
 # The two kinds of task message: a request body as received, or its chunks as JSON text.
@@ -148,9 +152,9 @@ def _left_to_engine(taken: int, seq: int) -> float:
     return end if taken_seq == seq else 0
 
 
-def _serve(tasks: Connection, results: Connection, taken: Any) -> None:
-    """The preparer process: for each task received, the items of its chunks, from the last one
-    back to the first the engine has not taken (``taken``: the shared counter)."""
+def _serve(tasks: Connection, results: Connection, taken: Any, at: Any) -> None:
+    """The preparer process: for each task received, the items of its chunks in order, but those
+    the engine has taken (``taken``: the shared counter); ``at``: the last chunk it began."""
     import gc
 
     gc.disable()  # parsed bodies are acyclic (gc_pause.py); this process holds nothing else
@@ -191,19 +195,20 @@ def _serve(tasks: Connection, results: Connection, taken: Any) -> None:
                     field_name=field_name,
                     skip_invalid_subscriptions=skip_invalid,
                 )
-            for start in reversed(range(0, total, CHUNK)):
+            for start in range(0, total, CHUNK):
                 if _left_to_engine(taken.value, seq) > start:
-                    break  # the engine checked this chunk (and every one before it) itself
+                    continue  # the engine checked this chunk itself
+                at.value = seq << _SEQ_SHIFT | start
                 if texts is None:
                     profiles = env.profiles[start : start + CHUNK]
                 else:
                     profiles = orjson.loads(b"[" + texts[start // CHUNK] + b"]")
                 items = prepare_chunk(profiles, env, checks)
-                results.send_bytes(marshal.dumps((task_id, start, items)))
+                results.send_bytes(marshal.dumps((task_id, seq, start, items)))
         except (EOFError, OSError, BrokenPipeError):
             return
         except Exception as exc:  # the engine checks this task itself
-            results.send_bytes(marshal.dumps((task_id, -1, f"{type(exc).__name__}: {exc}")))
+            results.send_bytes(marshal.dumps((task_id, seq, -1, f"{type(exc).__name__}: {exc}")))
 
 
 def _widen(connection: Connection) -> None:
@@ -238,8 +243,14 @@ class Preparer:
         self._results = result_out
         # Where the engine is (take()): one word both processes see, written by the engine only.
         self._taken = context.Value("q", 0, lock=False)
+        # The last chunk the preparer began (``seq << _SEQ_SHIFT | start``): it only grows, and
+        # only the preparer writes it.
+        self._at = context.Value("q", _NOT_YET, lock=False)
         self._process = context.Process(
-            target=_serve, args=(task_out, result_in, self._taken), name="sandbox-preparer", daemon=True
+            target=_serve,
+            args=(task_out, result_in, self._taken, self._at),
+            name="sandbox-preparer",
+            daemon=True,
         )
         self._process.start()
         task_out.close()
@@ -247,6 +258,7 @@ class Preparer:
         self._ready: dict[tuple[str, int], list[Prepared] | None] = {}
         self._failed: set[str] = set()
         self._dropped: set[str] = set()  # the engine wants no more of these tasks' chunks
+        self._wanted: tuple[str, int] | None = None  # the chunk the engine waits for
         self._cond = threading.Condition()
         self._closed = False
         self._reader = threading.Thread(target=self._read, name="sandbox-preparer-reader", daemon=True)
@@ -309,6 +321,12 @@ class Preparer:
         prepares none of them from now on (a chunk it is preparing already still arrives)."""
         self._taken.value = seq << _SEQ_SHIFT | min(end, (1 << _SEQ_SHIFT) - 1)
 
+    def reached(self, seq: int, start: int) -> bool:
+        """Whether the preparer has begun the chunk of task ``seq`` at ``start`` (or one after
+        it): a chunk the engine has not taken is then being prepared, or sent, or here, sooner
+        than the engine would check it itself."""
+        return bool(self._at.value >= seq << _SEQ_SHIFT | start)
+
     def _write(self) -> None:
         while (message := self._outbox.get()) is not None:
             try:
@@ -323,9 +341,12 @@ class Preparer:
         them (not yet, gone, or failed on this task)."""
         key = (task_id, start)
         with self._cond:
+            self._wanted = key
+            self._cond.notify_all()
             found = self._cond.wait_for(
                 lambda: key in self._ready or task_id in self._failed or self._closed, timeout
             )
+            self._wanted = None
             if not found or key not in self._ready:
                 return None
             items = self._ready.pop(key)
@@ -347,16 +368,16 @@ class Preparer:
                 message = self._results.recv_bytes()
             except (EOFError, OSError):
                 break
-            task_id, start, items = marshal.loads(message)
+            task_id, seq, start, items = marshal.loads(message)
             with self._cond:
-                if task_id in self._dropped:
-                    continue
+                if task_id in self._dropped or 0 <= start < _left_to_engine(self._taken.value, seq):
+                    continue  # the engine is done with the task, or checked this chunk itself
                 if start < 0:
                     log.warning("preparer failed on task %s (%s): checked in process", task_id, items)
                     self._failed.add(task_id)
                 else:
                     # Bounded look-ahead: the preparer blocks on its pipe while the engine lags.
-                    self._cond.wait_for(functools.partial(self._room_for, task_id))
+                    self._cond.wait_for(functools.partial(self._room_for, task_id, start))
                     if task_id not in self._dropped:
                         self._ready[(task_id, start)] = items
                 self._cond.notify_all()
@@ -364,9 +385,15 @@ class Preparer:
             self._closed = True
             self._cond.notify_all()
 
-    def _room_for(self, task_id: str) -> bool:
-        """Whether the reader may store a chunk of ``task_id`` now (call holding the lock)."""
-        return len(self._ready) < _AHEAD or self._closed or task_id in self._dropped
+    def _room_for(self, task_id: str, start: int) -> bool:
+        """Whether the reader may store a chunk of ``task_id`` now (call holding the lock): the
+        one the engine waits for always."""
+        return (
+            len(self._ready) < _AHEAD
+            or self._closed
+            or task_id in self._dropped
+            or self._wanted == (task_id, start)
+        )
 
     def close(self) -> None:
         """End the process (the engine is stopping)."""
