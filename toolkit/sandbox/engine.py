@@ -37,7 +37,7 @@ from toolkit.core.contract import MATCHING_MODES
 from .envelope import ImportEnvelope, RawProfiles
 from .gc_pause import freeze_parsed, paused_gc, thaw_when_idle
 from .knobs import IdSource
-from .prepare import PREPARE_FROM, Prepared, Preparer, RequestSource
+from .prepare import PREPARE_FROM, PreparedChunk, Preparer, RequestSource
 from .profiles import (
     EXACT,
     FIELD_KIND_PREFIXES,
@@ -294,20 +294,48 @@ class Engine:
             task_id,
         )
 
-    def import_prepared(self, env: ImportEnvelope, items: list[Prepared], task_id: str) -> list[Result]:
+    def import_prepared(self, env: ImportEnvelope, chunk: PreparedChunk, task_id: str) -> list[Result]:
         """:meth:`import_chunk` of a chunk whose profiles the second process checked
-        (:func:`~toolkit.sandbox.prepare.prepare_chunk`): the same results, the same store."""
+        (:func:`~toolkit.sandbox.prepare.prepare_chunk`): the same results, the same store.
 
-        def checked() -> Iterator[tuple[Checked, Blobs] | ProfileError]:
-            for item in items:
-                if len(item) == 2:  # the profile's own error
-                    yield ProfileError(*item)
-                    continue
-                profile_id_given, lookups, fields_blob, subs_blob, keys = item
+        A new profile looked up by one contact that finds nothing (the usual case) is stored
+        here at once, its blobs and keys as prepared; any other goes through :meth:`_place`."""
+        store = self.store
+        now = time.time()
+        results: list[Result] = []
+        imported: list[str] = []
+        kinds = chunk.lookup_kinds
+        usual = (
+            kinds is not None
+            and chunk.profile_ids is None
+            and MATCHING_MODES[env.matching].creates
+            and not kinds[0].startswith(FIELD_KIND_PREFIXES)
+            and self._in_memory()
+        )
+        values, errors = chunk.lookup_values, chunk.errors
+        for i in range(len(chunk)):
+            error = errors.get(i)
+            if error is not None:  # the profile's own error
+                results.append(error)
+                continue
+            if usual and not store.field_kinds and not store.find(kinds, values[i]):
+                profile_id = self.ids.profile_id()
+                while store.has_profile(profile_id):
+                    profile_id = self.ids.profile_id()
+                fields_blob, subs_blob = chunk.blobs(i)
+                store.put_blobs(profile_id, fields_blob, subs_blob, chunk.keys(i), now=now)  # type: ignore[union-attr]
+            else:
                 # Its fields stay blobs until a merge needs them.
-                yield Checked({}, [], lookups, profile_id_given), (fields_blob, subs_blob, keys)
-
-        return self._place_each(env, checked(), EXACT, task_id)
+                checked = Checked({}, [], chunk.lookups(i), chunk.profile_id(i))
+                try:
+                    profile_id = self._place(env, checked, now, EXACT, (*chunk.blobs(i), set(chunk.keys(i))))
+                except ProfileError as exc:
+                    results.append((exc.code, exc.text))
+                    continue
+            results.append(profile_id)
+            imported.append(profile_id)
+        self._trigger(env, imported, task_id)
+        return results
 
     def _place_each(
         self,

@@ -213,7 +213,13 @@ class MemoryStore:
                     self._add_key(kind, value, profile_id)
 
     def put_blobs(
-        self, profile_id: str, fields: bytes, subscriptions: bytes, keys: set[tuple[str, str]], *, now: float
+        self,
+        profile_id: str,
+        fields: bytes,
+        subscriptions: bytes,
+        keys: Iterable[tuple[str, str]],
+        *,
+        now: float,
     ) -> None:
         """Insert a new profile already serialized (``orjson``, as :meth:`put_profile` stores
         it) with its match keys: a profile the second process prepared (prepare.py)."""
