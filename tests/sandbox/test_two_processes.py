@@ -53,7 +53,14 @@ def _session(api: Api) -> tuple[Any, ...]:
         api.run(_profiles(300), matching="phone"),
         api.run(_profiles(0), matching="custom", field_name="CRM"),  # ambiguous: 409s
         api.run(_profiles(2000), matching="email", skip_invalid_subscriptions=True),
+        api.run(_profiles(300), matching="email_phone"),  # two lookups a profile
     ]
+    # profile_id: updates of the first task's profiles, and ids nobody has (404s)
+    ids = [r["profile_id"] for r in results[0] if "profile_id" in r]
+    by_id = [{"profile_id": pid, "_fname": f"U{i}"} for i, pid in enumerate(ids)] + [
+        {"profile_id": "f" * 24}
+    ] * 50
+    results.append(api.run(by_id, matching="profile_id"))
     # XML: the second process reads the body itself. JSON written by hand, spaces, escapes and a
     # repeated key (its last value counts): each profile's text is found again, the same values.
     xml = dumps_xml({"trigger_id": 7, "matching": "email", "data": _profiles(6000)})
@@ -100,24 +107,24 @@ def test_two_processes_answer_as_one(make_api: Callable[..., Api], monkeypatch: 
         submit_profiles(self, task_id, seq, env)
 
     monkeypatch.setattr(Preparer, "submit_profiles", counted_text)
-    one = _session(make_api(seed=3))
+    one = _session(make_api(seed=3, allow_undocumented_matching=True))
     assert not prepared
     # The engine waits for each chunk: every task's whole chunks come from the second process,
     # but the stepped one's, from its split chunk on.
     monkeypatch.setattr(Engine, "wait_for_preparer", True)
-    two = _session(make_api(seed=3, two_processes=True))
+    two = _session(make_api(seed=3, two_processes=True, allow_undocumented_matching=True))
     assert any(p.name == "sandbox-preparer" for p in multiprocessing.active_children())
     assert len(prepared) >= 6 * (ROWS // 1000)
-    assert len(as_text) == 8  # every JSON task's (the XML one is read whole)
+    assert len(as_text) == 10  # every JSON task's (the XML one is read whole)
     # Shared (the default): each chunk from whichever process had it first; the same answers.
     monkeypatch.setattr(Engine, "wait_for_preparer", False)
-    shared = _session(make_api(seed=3, two_processes=True))
-    assert len(as_text) == 16
+    shared = _session(make_api(seed=3, two_processes=True, allow_undocumented_matching=True))
+    assert len(as_text) == 20
     assert one == two
     assert one == shared
     results = one[0]
     flat = [r for task in results for r in task]
-    assert {r.get("error") for r in flat} >= {None, 400, 409}
+    assert {r.get("error") for r in flat} >= {None, 400, 404, 409}
     assert any("invalid email 'broken@'" in r.get("error_text", "") for r in flat)
 
 
