@@ -41,9 +41,10 @@ def _positive(text: str) -> float:
 def _cores_to_share() -> bool:
     """Whether ``toolkit sandbox`` shares large tasks with a second process by default (prepare.py).
 
-    The second process needs a core of its own: on two cores it measured ~1.3x the profiles a
+    The second process needs a core of its own: on two cores it measured ~1.7x the profiles a
     second of one process for bare posts, but a launch from the toolkit on the same machine, whose
-    client then competes for the cores, went no faster (bench/README.md). So three cores or more.
+    client then competes for the cores, only ~1.05x (bench/README.md). So three cores or more;
+    ``--two-processes`` for a fast rehearsal with bare posts on two.
     """
     return (os.cpu_count() or 1) >= 3
 

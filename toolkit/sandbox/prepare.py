@@ -4,11 +4,14 @@ One process runs everything under one GIL: receiving and parsing a body (~10 us 
 checking each profile (email, phones, dates, subscriptions, its match keys) and serializing
 what is stored (~10-15 us), then matching and storing it (~8 us). The checks depend on the
 profile and the envelope only, never on the store, so they can run anywhere: here a second
-process (:class:`Preparer`) reads the task's request body itself, checks its profiles chunk by
+process (:class:`Preparer`) gets a task's chunks as JSON text (:meth:`Preparer.submit_profiles`:
+the sandbox's process keeps a checked body's profiles as text, envelope.with_raw_profiles) or,
+for an XML body, the request's bytes (:meth:`Preparer.submit`); it checks the profiles chunk by
 chunk with the very functions the sandbox uses (:func:`~toolkit.sandbox.profiles.checked_profiles`,
-:func:`~toolkit.sandbox.profiles.chunk_checks`) and sends back, per profile, its error or what
-the store needs: its lookups, its fields and subscriptions as the stored ``orjson`` blobs, and
-its match keys. The sandbox's own process then only matches and stores those profiles.
+:func:`~toolkit.sandbox.profiles.chunk_checks`) and sends back, per chunk, each profile's error
+or what the store needs: its lookups, its fields and subscriptions as the stored ``orjson``
+blobs, and its match keys, packed (:class:`PreparedChunk`). The sandbox's own process then only
+matches and stores those profiles.
 
 The two share each task. The preparer takes its chunks in order and says which one it is
 preparing in a shared word (:meth:`Preparer.reached`); the engine imports the chunks in order,
@@ -28,9 +31,9 @@ store keeps anyway), and when a custom-field index exists the keys are computed 
 Only large tasks of the in-memory store without a processing rate go to the preparer (a paced
 or stepped task imports a few profiles at a time: the engine checks those itself). The process
 starts with the engine (``Engine(two_processes=True)``: ``toolkit sandbox --two-processes``, the
-default on three cores or more) and ends with it. The split costs CPU (a body is parsed in both
-processes, a chunk's results serialized and read back), which a free second core more than pays
-for; a core the client needs too, it does not (bench/README.md).
+default on three cores or more) and ends with it. The split costs CPU (each profile's text found
+by a skim, each chunk's results serialized and read back): a free second core pays it 1.7 times
+over (bench/README.md); a core the client of a launch needs too, much less.
 
 Example (not run as a doctest: it starts a process)::
 
