@@ -156,6 +156,14 @@ def _bare(url: str, token: str, bodies: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
+def _print_inspection(url: str, auth: dict[str, str], *paths: str) -> None:
+    """How long each ``/_sandbox/...`` listing takes to answer after a million profiles."""
+    for path in paths:
+        params = {"trigger_id": TRIGGER_ID} if path == "/_sandbox/sends" else None
+        took, items = _timed_get(url + path, auth, params)
+        print(f"    GET {path:<18} {took:6.2f} s  ({items:,} items)")
+
+
 def main() -> int:
     args = argparse.ArgumentParser()
     args.add_argument("--rows", type=int, default=200_000, help="profiles for (a) and (b); 0 skips them")
@@ -224,13 +232,7 @@ def main() -> int:
                 f"  ({m:,} profiles, {imported:,} imported; {cpu / m * 1e6:.1f} us CPU a profile; {_load()})"
             )
             print(f"    sandbox RSS after: {rss:,.0f} MB (peak {hwm:,.0f} MB)")
-            for path, params in (
-                ("/_sandbox/sends", {"trigger_id": TRIGGER_ID}),
-                ("/_sandbox/tasks", None),
-                ("/_sandbox/profiles", None),
-            ):
-                took, items = _timed_get(url + path, auth, params)
-                print(f"    GET {path:<18} {took:6.2f} s  ({items:,} items)")
+            _print_inspection(url, auth, "/_sandbox/sends", "/_sandbox/tasks", "/_sandbox/profiles")
             sandbox_ok = verdict == "PASS"
     finally:
         server.terminate()
@@ -255,9 +257,7 @@ def main() -> int:
                 f" + {(kids1 - kids0) / m * 1e6:.1f} in its preparer; `toolkit sandbox --two-processes`; {_load()})"
             )
             print(f"    RSS after: {rss:,.0f} MB (peak {hwm:,.0f} MB) + its preparer {kids_rss:,.0f} MB")
-            for path, params in (("/_sandbox/sends", {"trigger_id": TRIGGER_ID}), ("/_sandbox/profiles", None)):
-                took, items = _timed_get(url + path, auth, params)
-                print(f"    GET {path:<18} {took:6.2f} s  ({items:,} items)")
+            _print_inspection(url, auth, "/_sandbox/sends", "/_sandbox/profiles")
         finally:
             server.terminate()
             server.wait(30)
