@@ -132,18 +132,23 @@ _PROFILES = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_PROFILES, min_size=1, max_size=8), st.sampled_from(list(MatchingMode)), st.booleans())
-def test_the_keys_found_on_the_check_are_those_indexed(
-    profiles: list[dict[str, Any]], matching: MatchingMode, skip_invalid: bool
-) -> None:
-    env = ImportEnvelope(
+def _envelope(profiles: list[dict[str, Any]], matching: MatchingMode, skip_invalid: bool) -> ImportEnvelope:
+    """A batch of ``profiles``; custom matching on the field ``CRM``."""
+    return ImportEnvelope(
         trigger_id=1,
         matching=matching,
         profiles=profiles,
         field_name="CRM",
         skip_invalid_subscriptions=skip_invalid,
     )
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PROFILES, min_size=1, max_size=8), st.sampled_from(list(MatchingMode)), st.booleans())
+def test_the_keys_found_on_the_check_are_those_indexed(
+    profiles: list[dict[str, Any]], matching: MatchingMode, skip_invalid: bool
+) -> None:
+    env = _envelope(profiles, matching, skip_invalid)
     for checks in (chunk_checks(profiles), None):
         for fields in profiles:
             try:
@@ -228,13 +233,7 @@ _NEAR_MISSES = [
 def test_the_chunk_check_answers_as_check_profile(
     profiles: list[dict[str, Any]], matching: MatchingMode, skip_invalid: bool, tables: bool
 ) -> None:
-    env = ImportEnvelope(
-        trigger_id=1,
-        matching=matching,
-        profiles=profiles,
-        field_name="CRM",
-        skip_invalid_subscriptions=skip_invalid,
-    )
+    env = _envelope(profiles, matching, skip_invalid)
     before = orjson.dumps(profiles)
     checks = chunk_checks(profiles) if tables else None
     for fields, answer in zip(profiles, check_profiles(profiles, env, checks), strict=True):

@@ -557,7 +557,7 @@ def checked_profiles(
     sub_kind = _SUBSCRIPTION_INDEX["email" if by_email else "phone"]
     kinds = (_EMAIL_KIND if by_email else _PHONE_KIND, *((sub_kind,) if rule.subscription_fallback else ()))
     from_subscriptions = rule.from_subscriptions
-    ip_ok, date_ok = _memo(_IP_OK), _memo(_DATE_OK)
+    memoized = ((_IP_NAMES, _memo(_IP_OK), is_ipv4), (_DATE_NAMES, _memo(_DATE_OK), is_date))
     channels = CHANNELS
     for fields in profiles:
         usual = True
@@ -576,22 +576,15 @@ def checked_profiles(
                 usual = False
             else:
                 phones.append(phone)
-        for name in _IP_NAMES:
-            value = fields.get(name)
-            if value is not None and value != "":
-                ok = ip_ok.get(value) if type(value) is str else False
-                if ok is None:
-                    ok = ip_ok[value] = is_ipv4(value)
-                if not ok:
-                    usual = False
-        for name in _DATE_NAMES:
-            value = fields.get(name)
-            if value is not None and value != "":
-                ok = date_ok.get(value) if type(value) is str else False
-                if ok is None:
-                    ok = date_ok[value] = is_date(value)
-                if not ok:
-                    usual = False
+        for names, memo, valid in memoized:
+            for name in names:
+                value = fields.get(name)
+                if value is not None and value != "":
+                    ok = memo.get(value) if type(value) is str else False
+                    if ok is None:
+                        ok = memo[value] = valid(value)
+                    if not ok:
+                        usual = False
         raw_subs = fields.get("subscriptions")
         sub_keys: list[tuple[str, str]] = []
         if raw_subs is None or raw_subs == "":
