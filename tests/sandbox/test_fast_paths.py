@@ -533,3 +533,32 @@ def test_a_bulk_task_freezes_its_body_and_the_idle_worker_collects() -> None:
         engine.stop()
         gc.enable()
         gc.unfreeze()  # the idle collection froze what was alive, as the sandbox's process keeps it
+
+
+def test_a_bulk_task_stopped_half_way_resumes_where_it_stopped() -> None:
+    """A worker stopped half-way through a bulk task (in memory) and a new one on the same store
+    imports the rest: each profile once, the results of the whole task in order."""
+    store = MemoryStore()
+    profiles = [{"email": f"p{i}@example.com"} for i in range(PREPARE_FROM + 600)]
+    profiles[2100] = {"email": "broken@"}
+    env = ImportEnvelope(trigger_id=1, matching="email", profiles=profiles)
+    engine = Engine(store, IdSource(1), paused=True)
+    engine.start()
+    task_id = engine.submit(env)
+    assert engine.step(1000) == 1000
+    engine.stop()
+    assert store.task(task_id)["done"] == 1000  # type: ignore[index]
+    engine = Engine(store, IdSource(2))  # a new worker on the same store resumes it
+    engine.start()
+    try:
+        deadline = time.monotonic() + 60  # only stops a hung test
+        while (task := store.task(task_id)) is None or task["status"] not in ("completed", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        engine.stop()
+    assert task["status"] == "completed", task["error_text"]
+    results = task["results"]
+    assert len(results) == len(profiles) and len(store.list_profiles()) == len(profiles) - 1
+    assert results[2100]["error_text"] == "invalid email 'broken@'"
+    assert sum("profile_id" in r for r in results) == len(profiles) - 1
