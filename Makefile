@@ -32,13 +32,15 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 demo: $(STAMP_DEMO)
 	$(BIN)/python -m toolkit demo
 
-## test: every test (unit, sandbox over HTTP, doctests, browser), then the notebooks with nbval
-## (a second pytest session, so the notebooks get a fresh sandbox and journal of their own)
+## test: every test (unit, sandbox over HTTP, doctests, browser), the sandbox's tests again with
+## its second process (toolkit sandbox --two-processes), then the notebooks with nbval (another
+## pytest session, so the notebooks get a fresh sandbox and journal of their own)
 test: $(STAMP_DEV) browser-deps java-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check toolkit tests bench notebooks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --sandbox-two-processes tests/sandbox tests/test_variants_launch.py tests/test_reliability.py
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 ## lint: ruff (rules and format), then mypy on toolkit/ ([tool.mypy] in pyproject.toml)

@@ -20,12 +20,20 @@ import pytest
 _ENV_NAMES = ("TOOLKIT_API_URL", "TOOLKIT_API_TOKEN", "TOOLKIT_JOURNAL")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--sandbox-two-processes",
+        action="store_true",
+        help="run every test sandbox with its second process (toolkit sandbox --two-processes)",
+    )
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     from toolkit.sandbox import serve
 
     config = session.config
     stack = contextlib.ExitStack()
-    sandbox = stack.enter_context(serve())
+    sandbox = stack.enter_context(serve(two_processes=config.getoption("--sandbox-two-processes")))
     journal_dir = Path(tempfile.mkdtemp(prefix="toolkit-test-journal-"))
     stack.callback(shutil.rmtree, journal_dir, ignore_errors=True)
     saved = {name: os.environ.get(name) for name in _ENV_NAMES}

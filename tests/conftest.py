@@ -48,12 +48,14 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
-    """A factory: ``make_sandbox(processing_rate=5, seed=1)`` -> a running, dedicated sandbox."""
+def make_sandbox(request: pytest.FixtureRequest) -> Iterator[Callable[..., SandboxServer]]:
+    """A factory: ``make_sandbox(processing_rate=5, seed=1)`` -> a running, dedicated sandbox
+    (with its second process under ``pytest --sandbox-two-processes``, unless told)."""
+    two_processes = bool(request.config.getoption("--sandbox-two-processes", default=False))
     with contextlib.ExitStack() as stack:
 
         def make(**knobs: Any) -> SandboxServer:
-            return stack.enter_context(serve(**knobs))
+            return stack.enter_context(serve(**{"two_processes": two_processes, **knobs}))
 
         yield make
 

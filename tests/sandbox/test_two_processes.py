@@ -107,7 +107,7 @@ def test_two_processes_answer_as_one(make_api: Callable[..., Api], monkeypatch: 
         submit_profiles(self, task_id, seq, env)
 
     monkeypatch.setattr(Preparer, "submit_profiles", counted_text)
-    one = _session(make_api(seed=3, allow_undocumented_matching=True))
+    one = _session(make_api(seed=3, two_processes=False, allow_undocumented_matching=True))
     assert not prepared
     # The engine waits for each chunk: every task's whole chunks come from the second process,
     # but the stepped one's, from its split chunk on.
