@@ -129,32 +129,40 @@ def test_two_processes_answer_as_one(make_api: Callable[..., Api], monkeypatch: 
 
 
 def test_the_preparer_leaves_the_chunks_the_engine_took() -> None:
-    """The second process prepares a task from its last chunk backwards and stops at the chunks the
-    engine said it checks itself (``take``): none of those is prepared twice."""
+    """The second process prepares a task's chunks in order, skipping those the engine said it
+    checks itself (``take``): none is prepared twice. It says how far it got (``reached``), and a
+    body whose profiles are kept as text (``submit_profiles``) is prepared as its bytes are."""
     import orjson
 
+    from toolkit.sandbox.envelope import parse_import, with_raw_profiles
     from toolkit.sandbox.prepare import CHUNK, Preparer, RequestSource
 
-    def source(offset: int) -> RequestSource:
-        body = {"trigger_id": 1, "data": [{"data": p} for p in _profiles(offset)]}
-        return RequestSource(
-            orjson.dumps(body), xml=False, max_file_bytes=1 << 20, undocumented_matching=False
-        )
-
+    body = orjson.dumps({"trigger_id": 1, "data": [{"data": p} for p in _profiles(0)]})
+    source = RequestSource(body, xml=False, max_file_bytes=1 << 20, undocumented_matching=False)
+    as_text = with_raw_profiles(parse_import(orjson.loads(body), xml=False, single=False), body)
     preparer = Preparer()
     try:
         preparer.take(1, CHUNK)  # the engine checks task 1's first chunk itself
-        preparer.submit("t1", 1, source(0))
-        preparer.submit("t2", 2, source(0))  # untouched by the engine: every chunk prepared
+        preparer.submit("t1", 1, source)
+        preparer.submit("t2", 2, source)  # untouched by the engine: every chunk prepared
+        preparer.submit_profiles("t3", 3, as_text)
         last = ROWS // CHUNK * CHUNK
-        assert [len(preparer.chunk("t2", start) or ()) for start in (0, CHUNK, last)] == [
-            CHUNK,
-            CHUNK,
-            ROWS - last,
-        ]
+        t2 = [preparer.chunk("t2", start) for start in (0, CHUNK, last)]
+        assert [len(chunk or ()) for chunk in t2] == [CHUNK, CHUNK, ROWS - last]
+        assert preparer.reached(2, last) and not preparer.reached(4, 0)
         # t2's chunks came after all of t1's: t1's first chunk was never prepared.
         assert preparer.chunk("t1", 0, timeout=0) is None
         assert len(preparer.chunk("t1", CHUNK, timeout=0) or ()) == CHUNK
         assert len(preparer.chunk("t1", last, timeout=0) or ()) == ROWS - last
+        t3 = [preparer.chunk("t3", start) for start in (0, CHUNK, last)]
+        for from_bytes, from_text in zip(t2, t3, strict=True):
+            assert from_bytes is not None and from_text is not None
+            assert [
+                (from_text.error(i), from_text.blobs(i), sorted(from_text.keys(i)), from_text.lookups(i))
+                for i in range(len(from_text))
+            ] == [
+                (from_bytes.error(i), from_bytes.blobs(i), sorted(from_bytes.keys(i)), from_bytes.lookups(i))
+                for i in range(len(from_bytes))
+            ]
     finally:
         preparer.close()
