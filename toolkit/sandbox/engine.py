@@ -27,7 +27,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -287,12 +287,7 @@ class Engine:
         else:
             checks = EXACT
             answers = (_checked_or_error(fields, env) for fields in profiles)
-        return self._place_each(
-            env,
-            (item if isinstance(item, ProfileError) else (item, None) for item in answers),
-            checks,
-            task_id,
-        )
+        return self._place_each(env, answers, checks, task_id)
 
     def import_prepared(self, env: ImportEnvelope, chunk: PreparedChunk, task_id: str) -> list[Result]:
         """:meth:`import_chunk` of a chunk whose profiles the second process checked
@@ -312,9 +307,9 @@ class Engine:
             and not kinds[0].startswith(FIELD_KIND_PREFIXES)
             and self._in_memory()
         )
-        values, errors = chunk.lookup_values, chunk.errors
+        values = chunk.lookup_values
         for i in range(len(chunk)):
-            error = errors.get(i)
+            error = chunk.error(i)
             if error is not None:  # the profile's own error
                 results.append(error)
                 continue
@@ -338,11 +333,7 @@ class Engine:
         return results
 
     def _place_each(
-        self,
-        env: ImportEnvelope,
-        checked: Iterator[tuple[Checked, Blobs | None] | ProfileError],
-        checks: Checks,
-        task_id: str,
+        self, env: ImportEnvelope, checked: Iterable[Checked | ProfileError], checks: Checks, task_id: str
     ) -> list[Result]:
         """Store a chunk's profiles in order as they are checked (each placed before the next is
         checked: one pass over the chunk); each one's result, its trigger sends logged at once."""
@@ -353,9 +344,8 @@ class Engine:
             if isinstance(item, ProfileError):  # the profile's own error
                 results.append((item.code, item.text))
                 continue
-            profile, blobs = item
             try:
-                profile_id = self._place(env, profile, now, checks, blobs)
+                profile_id = self._place(env, item, now, checks)
             except ProfileError as exc:
                 results.append((exc.code, exc.text))
                 continue

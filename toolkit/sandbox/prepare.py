@@ -230,14 +230,15 @@ def prepare_chunk(
                 key_values.append(value)
         key_ends.append(len(key_values))
     # One lookup a profile, all of the same kinds (the usual case): the kinds once, the values.
-    kinds = {tuple(found[0][0]) for i, found in enumerate(lookups) if i not in errors and len(found) == 1}
-    one_each = len(kinds) == 1 and all(len(found) == 1 for i, found in enumerate(lookups) if i not in errors)
+    found = [lookup for i, lookup in enumerate(lookups) if i not in errors]
+    kinds = {lookup[0][0] for lookup in found if len(lookup) == 1}
+    one_each = len(kinds) == 1 and all(len(lookup) == 1 for lookup in found)
     return (
         len(fields),
         errors,
         None if all(pid is None for pid in profile_ids) else profile_ids,
         kinds.pop() if one_each else None,
-        [found[0][1] if found else "" for found in lookups] if one_each else None,
+        [lookup[0][1] if lookup else "" for lookup in lookups] if one_each else None,
         None if one_each else lookups,
         b"".join(fields),
         array(_OFFSETS, itertools.accumulate(map(len, fields))).tobytes(),
